@@ -1,0 +1,36 @@
+"""mqlib: the engine behind the Messaging & Events course.
+
+A deterministic discrete-event model of brokers, queues, logs and consumers. Layers, in the one
+direction data flows:
+
+- :mod:`mqlib.core` - simulated clock and event loop (SimPy), seeded randomness, the trace;
+- :mod:`mqlib.models` - one messaging concept per module (work queue, consumer, service chain, ...);
+- :mod:`mqlib.scenarios` - one scripted, parameterised run per chapter simulation;
+- :mod:`mqlib.widgets` - ipywidgets + bqplot views over the scenarios (imported on demand, so the
+  engine works without a notebook);
+- :mod:`mqlib.quiz` - the chapters' question banks.
+"""
+
+from .core import Simulation, Trace, TraceEvent
+from .models.consumer import Consumer
+from .models.service_chain import FlowResult, OrderFlow, Step
+from .models.work_queue import Delivery, Message, WorkQueue
+from .scenarios.order_flow import compare_modes
+from .scenarios.point_to_point import PointToPointRun
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Consumer",
+    "Delivery",
+    "FlowResult",
+    "Message",
+    "OrderFlow",
+    "PointToPointRun",
+    "Simulation",
+    "Step",
+    "Trace",
+    "TraceEvent",
+    "WorkQueue",
+    "compare_modes",
+]

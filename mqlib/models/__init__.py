@@ -1,0 +1,1 @@
+"""Messaging models: each module is one concept (a work queue, a service chain, ...)."""

@@ -1,0 +1,113 @@
+"""A simulated worker that pulls from a :class:`~mqlib.models.work_queue.WorkQueue`.
+
+Its :meth:`Consumer.run` loop is the loop of a real SQS or RabbitMQ worker: receive, process, ack.
+It can be crashed mid-message (the process is interrupted before it acks, exactly like a worker
+killed by the OOM killer) and restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from .. import _validate as check
+from ..core import Simulation
+from .work_queue import Delivery, WorkQueue
+
+
+class Consumer:
+    """A competing consumer with a fixed ``processing_time`` (seconds per message).
+
+    Attributes
+    ----------
+    processed:
+        Messages this consumer finished processing (whether or not its ack was accepted).
+    acked:
+        Messages whose ack the queue accepted.
+    current:
+        The delivery being processed right now, or ``None`` when idle or crashed.
+    """
+
+    def __init__(self, sim: Simulation, queue: WorkQueue, name: str, *,
+                 processing_time: float = 1.0, start: bool = True) -> None:
+        if not isinstance(sim, Simulation):
+            raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
+        if not isinstance(queue, WorkQueue):
+            raise TypeError(f"queue must be a WorkQueue, got {type(queue).__name__}")
+        self.sim = sim
+        self.queue = queue
+        self.name = check.text("name", name)
+        self.processing_time = check.positive("processing_time", processing_time)
+        check.boolean("start", start)
+        self.processed = 0
+        self.acked = 0
+        self.crashes = 0
+        self.current: Delivery | None = None
+        self._process: simpy.Process | None = None
+        self._running = False
+        self._started = False  # has the current process begun executing its loop?
+        if start:
+            self.start()
+
+    @property
+    def alive(self) -> bool:
+        """True from :meth:`start` until :meth:`crash`."""
+        return self._running
+
+    def start(self) -> None:
+        """Start (or restart after a crash) the consumer loop."""
+        if self._running:
+            raise ValueError(f"consumer {self.name!r} is already running")
+        self._running = True
+        self._started = False
+        self._process = self.sim.process(self.run())
+        self.sim.record("consumer_start", consumer=self.name)
+
+    def crash(self) -> Delivery | None:
+        """Kill the consumer now. A message it was processing stays in flight, un-acked.
+
+        Returns the delivery it dropped, if any.
+        """
+        if not self.alive:
+            raise ValueError(f"consumer {self.name!r} is not running, so it cannot crash")
+        dropped = self.current
+        self._running = False
+        if self._started:
+            assert self._process is not None
+            self._process.interrupt("crash")
+        else:  # crashed before its loop ever ran: the loop will see _running is False and exit
+            self.crashes += 1
+            self.sim.record("crash", consumer=self.name, message=None)
+        return dropped
+
+    def set_processing_time(self, seconds: float) -> None:
+        """Change how long each message takes, from the next message on."""
+        self.processing_time = check.positive("processing_time", seconds)
+
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        """The consumer loop: receive, process, ack; forever, until crashed."""
+        if not self._running:
+            return
+        self._started = True
+        request = None
+        try:
+            while True:
+                request = self.queue.receive(self.name)
+                delivery = yield request
+                request = None
+                self.current = delivery
+                yield self.sim.timeout(self.processing_time)
+                self.processed += 1
+                self.sim.record("processed", consumer=self.name, message=delivery.message.id)
+                if self.queue.ack(delivery):
+                    self.acked += 1
+                self.current = None
+        except simpy.Interrupt:
+            if request is not None:
+                self.queue.cancel_receive(request)
+            self.crashes += 1
+            self.sim.record("crash", consumer=self.name,
+                            message=self.current.message.id if self.current else None)
+            self.current = None

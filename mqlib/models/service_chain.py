@@ -1,0 +1,252 @@
+"""Chapter 0's order flow: the same five downstream services called synchronously or fed by events.
+
+*Synchronous*: the order service does its own work, then calls payment, inventory, email,
+warehouse and analytics one after another, waiting for each answer. A call to a service that is down
+(or slower than the timeout) waits the whole timeout and fails, the chain stops there, and the user
+gets an error. Whatever ran before the failure has already happened - the card is charged - while
+the services after it never heard of the order: a partial failure.
+
+*Asynchronous*: the order service does its own work, publishes one "order created" event and
+answers the user. Each service has its own queue and consumes the event at its own pace; a service
+that is down leaves the event waiting in its queue and processes it when it comes back.
+
+All times are in milliseconds here, because that is how the lesson speaks about latencies; the
+simulation clock of this model counts milliseconds too, so the numbers come out exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import _validate as check
+from ..core import Simulation
+from .work_queue import WorkQueue
+
+#: The lesson's services, in call order, with their latency in milliseconds.
+DEFAULT_LATENCIES_MS: dict[str, float] = {
+    "payment": 200.0,
+    "inventory": 30.0,
+    "email": 3000.0,
+    "warehouse": 100.0,
+    "analytics": 20.0,
+}
+
+#: What a successful call means, for the one-line explanations.
+EFFECTS: dict[str, str] = {
+    "payment": "payment charged",
+    "inventory": "inventory decremented",
+    "email": "confirmation email sent",
+    "warehouse": "warehouse notified",
+    "analytics": "analytics recorded",
+}
+
+MODES = ("sync", "async")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened to one service for one order.
+
+    ``status`` is ``"ok"``, ``"timeout"`` (the call failed after waiting the timeout),
+    ``"not_reached"`` (sync: the chain stopped before it) or ``"queued"`` (async: the event is still
+    waiting in the service's queue because the service is down). ``start_ms``/``end_ms`` are
+    ``None`` for a step that never ran; for a queued step ``start_ms`` is when the event arrived.
+    """
+
+    service: str
+    status: str
+    start_ms: float | None
+    end_ms: float | None
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """The outcome of one order through the chain."""
+
+    mode: str
+    user_wait_ms: float
+    outcome: str  # "confirmed" or "error"
+    steps: tuple[Step, ...]
+    inconsistent: bool
+    explanation: str
+    trace: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def step(self, service: str) -> Step:
+        """The step of ``service``."""
+        for s in self.steps:
+            if s.service == service:
+                return s
+        raise ValueError(f"service must be one of {[s.service for s in self.steps]}; "
+                         f"got {service!r}")
+
+    def summary(self) -> str:
+        """One line: mode, what the user saw and after how long, and any inconsistency."""
+        label = "Synchronous" if self.mode == "sync" else "Asynchronous"
+        line = f"{label}: the user waited {self.user_wait_ms:,.0f} ms and saw "
+        line += "'Order confirmed'" if self.outcome == "confirmed" else "an error"
+        return f"{line}. {self.explanation}"
+
+
+class OrderFlow:
+    """One order through the order service and its five downstream services.
+
+    Parameters
+    ----------
+    mode:
+        ``"sync"`` (call each service in turn) or ``"async"`` (publish an event and return).
+    latencies_ms:
+        Latency of each service; services not given keep :data:`DEFAULT_LATENCIES_MS`.
+    down:
+        Names of services that are down.
+    timeout_ms:
+        How long a synchronous call waits before giving up (the lesson's example: 5,000 ms).
+    order_ms:
+        The order service's own work (50 ms).
+    publish_ms:
+        Async mode: the time to publish the event to the broker.
+    recovers_at_ms:
+        Async mode: when each down service comes back (absent: it stays down for the whole run).
+    horizon_ms:
+        How long the async run is simulated.
+    """
+
+    def __init__(self, mode: str = "sync", *, latencies_ms: Mapping[str, float] | None = None,
+                 down: tuple[str, ...] | list[str] | set[str] = ("warehouse",),
+                 timeout_ms: float = 5000.0, order_ms: float = 50.0, publish_ms: float = 5.0,
+                 recovers_at_ms: Mapping[str, float] | None = None,
+                 horizon_ms: float = 20000.0) -> None:
+        self.services = list(DEFAULT_LATENCIES_MS)
+        self.mode = check.choice("mode", mode, MODES)
+        self.latencies_ms = dict(DEFAULT_LATENCIES_MS)
+        for name, value in (latencies_ms or {}).items():
+            self.set_latency(name, value)
+        if isinstance(down, str):
+            raise TypeError(f"down must be a collection of service names, got the string {down!r}")
+        self.down: set[str] = set()
+        for name in down:
+            self.set_down(name, True)
+        self.timeout_ms = check.positive("timeout_ms", timeout_ms)
+        self.order_ms = check.non_negative("order_ms", order_ms)
+        self.publish_ms = check.non_negative("publish_ms", publish_ms)
+        self.recovers_at_ms: dict[str, float] = {}
+        for name, value in (recovers_at_ms or {}).items():
+            self._check_service(name)
+            self.recovers_at_ms[name] = check.non_negative(f"recovers_at_ms[{name!r}]", value)
+        self.horizon_ms = check.positive("horizon_ms", horizon_ms)
+
+    # -- settings ------------------------------------------------------------------------------
+    def _check_service(self, name: str) -> str:
+        return check.choice("service", name, self.services)
+
+    def set_latency(self, service: str, ms: float) -> None:
+        """Set a service's latency in milliseconds (>= 0)."""
+        self._check_service(service)
+        self.latencies_ms[service] = check.non_negative(f"latency of {service!r} (ms)", ms)
+
+    def set_down(self, service: str, down: bool = True) -> None:
+        """Mark a service down (``True``) or up (``False``)."""
+        self._check_service(service)
+        check.boolean("down", down)
+        if down:
+            self.down.add(service)
+        else:
+            self.down.discard(service)
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self) -> FlowResult:
+        """Simulate one order in the current mode and return what happened."""
+        return self._run_sync() if self.mode == "sync" else self._run_async()
+
+    def _run_sync(self) -> FlowResult:
+        sim = Simulation(seed=0)
+        steps: list[Step] = []
+        state: dict[str, Any] = {}
+
+        def order_service() -> Generator[Any, Any, None]:
+            yield sim.timeout(self.order_ms)
+            sim.record("order_created")
+            for i, name in enumerate(self.services):
+                start = sim.now
+                latency = self.latencies_ms[name]
+                if name in self.down or latency > self.timeout_ms:
+                    yield sim.timeout(self.timeout_ms)
+                    sim.record("call_timeout", service=name)
+                    steps.append(Step(name, "timeout", start, sim.now))
+                    steps.extend(Step(n, "not_reached", None, None)
+                                 for n in self.services[i + 1:])
+                    state["failed"] = name
+                    break
+                yield sim.timeout(latency)
+                sim.record("call_ok", service=name)
+                steps.append(Step(name, "ok", start, sim.now))
+            state["wait"] = sim.now
+
+        sim.process(order_service())
+        sim.run()
+        failed = state.get("failed")
+        done = [s.service for s in steps if s.status == "ok"]
+        if failed is None:
+            explanation = "Every service answered in time."
+            inconsistent = False
+        else:
+            missed = [s.service for s in steps if s.status != "ok"]
+            inconsistent = bool(done)
+            if inconsistent:
+                explanation = (f"Inconsistent: {', '.join(EFFECTS[d] for d in done)}, but "
+                               f"{', '.join(missed)} never told about the order.")
+            else:
+                explanation = f"{failed} failed first, so nothing else happened."
+        return FlowResult("sync", state["wait"], "error" if failed else "confirmed", tuple(steps),
+                          inconsistent, explanation, sim.trace.as_dicts())
+
+    def _run_async(self) -> FlowResult:
+        sim = Simulation(seed=0)
+        queues = {name: WorkQueue(sim, visibility_timeout=3_600_000.0, name=name)
+                  for name in self.services}
+        starts: dict[str, float] = {}
+        ends: dict[str, float] = {}
+        state: dict[str, float] = {}
+
+        def order_service() -> Generator[Any, Any, None]:
+            yield sim.timeout(self.order_ms)
+            sim.record("order_created")
+            yield sim.timeout(self.publish_ms)
+            for queue in queues.values():  # one copy of the event per service's queue
+                queue.send("order created", message_id="order-1")
+            state["wait"] = sim.now
+            sim.record("user_confirmed")
+
+        def service(name: str) -> Generator[Any, Any, None]:
+            if name in self.down:
+                if name not in self.recovers_at_ms:
+                    return  # stays down: the event keeps waiting in its queue
+                yield sim.timeout(self.recovers_at_ms[name])
+                sim.record("service_recovered", service=name)
+            delivery = yield queues[name].receive(name)
+            starts[name] = sim.now
+            yield sim.timeout(self.latencies_ms[name])
+            queues[name].ack(delivery)
+            ends[name] = sim.now
+
+        sim.process(order_service())
+        for name in self.services:
+            sim.process(service(name))
+        sim.run(until=self.horizon_ms)
+        steps = []
+        for name in self.services:
+            if name in ends:
+                steps.append(Step(name, "ok", starts[name], ends[name]))
+            else:
+                steps.append(Step(name, "queued", state["wait"], None))
+        queued = [s.service for s in steps if s.status == "queued"]
+        late = [n for n in self.services if n in self.down and n in ends]
+        parts = ["The order is confirmed; each service works at its own pace."]
+        if late:
+            parts.append(" ".join(f"{n} was down; its event waited and was processed at "
+                                  f"{ends[n]:,.0f} ms after it recovered." for n in late))
+        if queued:
+            parts.append(f"Still waiting in a queue: {', '.join(queued)}.")
+        return FlowResult("async", state["wait"], "confirmed", tuple(steps), False,
+                          " ".join(parts), sim.trace.as_dicts())

@@ -1,0 +1,204 @@
+"""A point-to-point work queue with competing consumers, acknowledgements and a visibility timeout.
+
+This is the SQS model of a queue:
+
+1. A consumer *receives* a message. The queue hides it from everyone else (it is *in flight*) and
+   hands the consumer a :class:`Delivery` whose ``receipt`` identifies this one receive.
+2. The consumer processes the message.
+3. The consumer *acks* it with that delivery; the queue deletes the message for good.
+4. If no ack arrives within ``visibility_timeout`` seconds, the queue assumes the consumer died and
+   makes the message visible again, so another consumer receives it. The message's
+   ``receive_count`` goes up by one on every receive; an ack that arrives with an old receipt (after
+   the message was handed to someone else) is rejected, so the message may be processed twice:
+   that is at-least-once delivery.
+
+A simulated consumer reads like a real consumer loop::
+
+    while True:
+        delivery = yield queue.receive("A")        # long-poll until a message is visible
+        yield sim.timeout(processing_time)          # do the work
+        queue.ack(delivery)                         # delete it from the queue
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from .. import _validate as check
+from ..core import Simulation
+
+
+@dataclass
+class Message:
+    """A message in a queue. ``seq`` is its position in send order (1, 2, 3, ...)."""
+
+    id: str
+    body: Any
+    seq: int
+    sent_at: float
+    receive_count: int = 0
+    acked: bool = False
+    receipt: int | None = None  # the receipt of the current in-flight delivery, if any
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One receive of a message by one consumer; ``receipt`` is unique per receive."""
+
+    message: Message
+    consumer: str
+    receipt: int
+    received_at: float
+    receive_count: int = field(default=1)
+
+
+class WorkQueue:
+    """A queue from which each message is processed by one of several competing consumers.
+
+    Parameters
+    ----------
+    sim:
+        The simulation this queue lives in.
+    visibility_timeout:
+        Seconds a received message stays invisible before it is handed out again if not acked
+        (SQS's ``VisibilityTimeout``; JetStream calls it ``ack_wait``).
+    name:
+        Used in the trace.
+    """
+
+    def __init__(self, sim: Simulation, *, visibility_timeout: float = 30.0,
+                 name: str = "queue") -> None:
+        if not isinstance(sim, Simulation):
+            raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
+        self.sim = sim
+        self.visibility_timeout = check.positive("visibility_timeout", visibility_timeout)
+        self.name = check.text("name", name)
+        self.messages: dict[str, Message] = {}
+        self._visible: list[tuple[int, str]] = []  # heap of (seq, id): oldest first
+        self._waiting: deque[tuple[str, simpy.Event]] = deque()  # consumers long-polling
+        self._in_flight: dict[str, Delivery] = {}
+        self._next_seq = 1
+        self._next_receipt = 1
+        self.acked_count = 0
+
+    # -- producer side -------------------------------------------------------------------------
+    def send(self, body: Any = None, *, message_id: str | None = None) -> Message:
+        """Put a message at the back of the queue and return it.
+
+        ``message_id`` defaults to ``"m<seq>"`` (``m1``, ``m2``, ...).
+        """
+        seq = self._next_seq
+        if message_id is None:
+            message_id = f"m{seq}"
+        check.text("message_id", message_id)
+        if message_id in self.messages:
+            raise ValueError(f"message_id {message_id!r} is already in queue {self.name!r}")
+        self._next_seq += 1
+        message = Message(id=message_id, body=body, seq=seq, sent_at=self.sim.now)
+        self.messages[message_id] = message
+        self.sim.record("send", queue=self.name, message=message_id)
+        self._make_visible(message)
+        return message
+
+    # -- consumer side -------------------------------------------------------------------------
+    def receive(self, consumer: str) -> simpy.Event:
+        """An event that fires with a :class:`Delivery` as soon as a message is visible.
+
+        ``yield`` it from a consumer process. If a message is visible now, it fires at once.
+        """
+        check.text("consumer", consumer)
+        request = self.sim.event()
+        self._waiting.append((consumer, request))
+        self._dispatch()
+        return request
+
+    def cancel_receive(self, request: simpy.Event) -> None:
+        """Withdraw a pending :meth:`receive` (a consumer that stops while long-polling)."""
+        self._waiting = deque((c, r) for c, r in self._waiting if r is not request)
+
+    def ack(self, delivery: Delivery) -> bool:
+        """Acknowledge a delivery: the message is deleted and never handed out again.
+
+        Returns ``False`` (and deletes nothing) when the receipt is stale: the visibility timeout
+        expired and the message was made visible again, so this consumer no longer owns it.
+        """
+        if not isinstance(delivery, Delivery):
+            raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        message = delivery.message
+        if message.acked or message.receipt != delivery.receipt:
+            self.sim.record("ack_rejected", queue=self.name, message=message.id,
+                            consumer=delivery.consumer, receipt=delivery.receipt)
+            return False
+        message.acked = True
+        message.receipt = None
+        del self._in_flight[message.id]
+        self.acked_count += 1
+        self.sim.record("ack", queue=self.name, message=message.id, consumer=delivery.consumer)
+        return True
+
+    # -- settings and state --------------------------------------------------------------------
+    def set_visibility_timeout(self, seconds: float) -> None:
+        """Change the visibility timeout for messages received from now on."""
+        self.visibility_timeout = check.positive("visibility_timeout", seconds)
+
+    @property
+    def sent_count(self) -> int:
+        """Messages ever sent to this queue."""
+        return self._next_seq - 1
+
+    @property
+    def visible_count(self) -> int:
+        """Messages waiting to be received."""
+        return len(self._visible)
+
+    @property
+    def in_flight_count(self) -> int:
+        """Messages received but neither acked nor timed out."""
+        return len(self._in_flight)
+
+    @property
+    def depth(self) -> int:
+        """Messages not yet acked: visible plus in flight (SQS's "approximate number")."""
+        return self.visible_count + self.in_flight_count
+
+    def in_flight(self) -> list[Delivery]:
+        """The current in-flight deliveries, oldest message first."""
+        return sorted(self._in_flight.values(), key=lambda d: d.message.seq)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _make_visible(self, message: Message) -> None:
+        heapq.heappush(self._visible, (message.seq, message.id))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        # Hand visible messages to long-polling consumers, oldest message to longest waiter.
+        while self._visible and self._waiting:
+            consumer, request = self._waiting.popleft()
+            _, message_id = heapq.heappop(self._visible)
+            message = self.messages[message_id]
+            message.receive_count += 1
+            receipt = self._next_receipt
+            self._next_receipt += 1
+            message.receipt = receipt
+            delivery = Delivery(message, consumer, receipt, self.sim.now, message.receive_count)
+            self._in_flight[message_id] = delivery
+            self.sim.record("receive", queue=self.name, message=message_id, consumer=consumer,
+                            receive_count=message.receive_count)
+            timer = self.sim.timeout(self.visibility_timeout)
+            timer.callbacks.append(lambda _event, d=delivery: self._expire(d))
+            request.succeed(delivery)
+
+    def _expire(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if message.acked or message.receipt != delivery.receipt:
+            return  # acked in time (or already handed out again): nothing to do
+        message.receipt = None
+        del self._in_flight[message.id]
+        self.sim.record("visibility_timeout", queue=self.name, message=message.id,
+                        consumer=delivery.consumer)
+        self._make_visible(message)

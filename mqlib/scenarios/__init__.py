@@ -1,0 +1,2 @@
+"""Scripted, parameterised runs, one per chapter simulation. They return plain results that the
+widgets draw and the tests assert."""

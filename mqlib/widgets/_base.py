@@ -1,0 +1,55 @@
+"""What every simulation view shares: the palette, the summary line and how it displays."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+#: Okabe-Ito colours: distinguishable with the common forms of colour blindness.
+PALETTE = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "grey": "#999999",
+    "black": "#000000",
+}
+
+
+class SimulationView:
+    """Base for the chapter simulations.
+
+    Subclasses build ``self.view`` (the whole widget) and implement :meth:`summary`; calling
+    :meth:`refresh` redraws from the scenario. In a notebook the object displays as its widget, and
+    its plain-text form is the one-line summary, which is what nbval compares.
+    """
+
+    view: w.Widget
+
+    def __init__(self) -> None:
+        self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
+
+    def summary(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Redraw the charts and the summary line from the scenario's state."""
+        self._draw()
+        self.summary_label.value = f"<b>State:</b> {html.escape(self.summary())}"
+
+    def _draw(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = self.view._repr_mimebundle_(include=include, exclude=exclude)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/plain"] = self.summary()
+        return data
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.summary()}>"

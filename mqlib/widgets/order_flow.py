@@ -1,0 +1,182 @@
+"""Chapter 0's view: one order through five services, synchronously or with events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from .. import _validate as check
+from ..models.service_chain import DEFAULT_LATENCIES_MS, MODES, FlowResult, OrderFlow
+from ._base import PALETTE, SimulationView
+
+STATUS_COLOURS = {"ok": PALETTE["blue"], "timeout": PALETTE["vermillion"]}
+ROWS = ["order service", *DEFAULT_LATENCIES_MS]
+
+
+class SyncVsAsync(SimulationView):
+    """Timeline of one order: which service worked when, and when the user got an answer.
+
+    Every control is also a method: :meth:`set_mode`, :meth:`set_latency`, :meth:`set_down`,
+    :meth:`set_timeout`, :meth:`set_recovery`. :attr:`result` is the latest
+    :class:`~mqlib.models.service_chain.FlowResult`.
+
+    The default is the lesson's example in synchronous mode: email takes 3 s, the warehouse is down
+    and the call to it times out after 5 s.
+    """
+
+    def __init__(self, mode: str = "sync", *, down: tuple[str, ...] = ("warehouse",),
+                 timeout_ms: float = 5000.0, recovers_at_ms: float = 6000.0) -> None:
+        super().__init__()
+        self.flow = OrderFlow(mode, down=down, timeout_ms=timeout_ms)
+        self.recovers_at_ms = check.non_negative("recovers_at_ms", recovers_at_ms)
+        self._apply_recovery()
+        self.result: FlowResult = self.flow.run()
+        self._syncing = False
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions --------------------------------------------------------------------
+    def set_mode(self, mode: str) -> FlowResult:
+        """``"sync"`` or ``"async"``."""
+        self.flow.mode = check.choice("mode", mode, MODES)
+        self._set_control(self.mode_control, mode)
+        return self._rerun()
+
+    def set_latency(self, service: str, ms: float) -> FlowResult:
+        """Latency of ``service`` in milliseconds."""
+        self.flow.set_latency(service, ms)
+        slider = self.latency_controls[service]
+        slider.max = max(slider.max, int(ms) + 1)
+        self._set_control(slider, ms)
+        return self._rerun()
+
+    def set_down(self, service: str, down: bool = True) -> FlowResult:
+        """Take ``service`` down (``True``) or bring it up (``False``)."""
+        self.flow.set_down(service, down)
+        self._set_control(self.down_controls[service], down)
+        return self._rerun()
+
+    def set_timeout(self, ms: float) -> FlowResult:
+        """How long a synchronous call waits before failing."""
+        self.flow.timeout_ms = check.positive("timeout_ms", ms)
+        self.timeout_control.max = max(self.timeout_control.max, int(ms) + 1)
+        self._set_control(self.timeout_control, ms)
+        return self._rerun()
+
+    def set_recovery(self, ms: float) -> FlowResult:
+        """Async mode: when the services that are down come back."""
+        self.recovers_at_ms = check.non_negative("recovers_at_ms", ms)
+        self._set_control(self.recovery_control, ms)
+        return self._rerun()
+
+    def summary(self) -> str:
+        return self.result.summary()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _apply_recovery(self) -> None:
+        self.flow.recovers_at_ms = {name: self.recovers_at_ms for name in self.flow.services}
+        self.flow.horizon_ms = max(20000.0, self.recovers_at_ms + max(self.flow.latencies_ms.values())
+                                   + 1000.0)
+
+    def _rerun(self) -> FlowResult:
+        self._apply_recovery()
+        self.result = self.flow.run()
+        self.refresh()
+        return self.result
+
+    def _set_control(self, control: w.ValueWidget, value: Any) -> None:
+        self._syncing = True
+        try:
+            control.value = value
+        finally:
+            self._syncing = False
+
+    def _on_control(self, action: Any) -> Any:
+        def handler(change: dict[str, Any]) -> None:
+            if not self._syncing:
+                action(change["new"])
+        return handler
+
+    def _build(self) -> None:
+        self.x_scale = bq.LinearScale(min=0.0)
+        self.y_scale = bq.LinearScale(min=-0.6, max=len(ROWS) - 0.4, reverse=True)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self.waiting_mark = bq.Lines(scales=scales, colors=[PALETTE["grey"]], stroke_width=3,
+                                     line_style="dashed", labels=["waiting in queue"])
+        self.work_mark = bq.Lines(scales=scales, stroke_width=14, labels=["working"])
+        self.user_mark = bq.Lines(scales=scales, colors=[PALETTE["black"]], stroke_width=2,
+                                  line_style="dash_dotted", labels=["user gets an answer"])
+        self.user_label = bq.Label(scales=scales, colors=[PALETTE["black"]], font_weight="bold",
+                                   default_size=13, x_offset=6, y_offset=-4, align="start")
+        x_axis = bq.Axis(scale=self.x_scale, label="time since the user clicked 'Buy' (ms)",
+                         tick_format=",d")
+        y_axis = bq.Axis(scale=self.y_scale, side="left",
+                         tick_values=list(range(len(ROWS))),
+                         tick_labels={str(i): name for i, name in enumerate(ROWS)},
+                         grid_lines="none")
+        self.figure = bq.Figure(marks=[self.waiting_mark, self.work_mark, self.user_mark,
+                                       self.user_label], axes=[x_axis, y_axis],
+                                title="One order, service by service",
+                                fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
+                                layout=w.Layout(width="100%", height="320px"))
+
+        self.mode_control = w.ToggleButtons(options=[("Synchronous", "sync"),
+                                                     ("Asynchronous", "async")],
+                                            value=self.flow.mode, description="Mode")
+        self.mode_control.observe(self._on_control(self.set_mode), "value")
+        self.latency_controls: dict[str, w.IntSlider] = {}
+        self.down_controls: dict[str, w.Checkbox] = {}
+        rows = []
+        for name in self.flow.services:
+            slider = w.IntSlider(value=int(self.flow.latencies_ms[name]), min=0, max=6000,
+                                 step=10, description=f"{name} (ms)",
+                                 style={"description_width": "110px"},
+                                 layout=w.Layout(width="380px"))
+            slider.observe(self._on_control(lambda v, n=name: self.set_latency(n, v)), "value")
+            box = w.Checkbox(value=name in self.flow.down, description="down", indent=False,
+                             layout=w.Layout(width="80px"))
+            box.observe(self._on_control(lambda v, n=name: self.set_down(n, v)), "value")
+            self.latency_controls[name] = slider
+            self.down_controls[name] = box
+            rows.append(w.HBox([slider, box]))
+        self.timeout_control = w.IntSlider(value=int(self.flow.timeout_ms), min=100, max=10000,
+                                           step=100, description="call timeout (ms)",
+                                           style={"description_width": "130px"})
+        self.timeout_control.observe(self._on_control(self.set_timeout), "value")
+        self.recovery_control = w.IntSlider(value=int(self.recovers_at_ms), min=0, max=15000,
+                                            step=500, description="down → up at (ms)",
+                                            style={"description_width": "130px"})
+        self.recovery_control.observe(self._on_control(self.set_recovery), "value")
+        controls = w.VBox([self.mode_control, *rows,
+                           w.HBox([self.timeout_control, self.recovery_control])])
+        self.view = w.VBox([self.figure, self.summary_label, controls])
+
+    def _draw(self) -> None:
+        r = self.result
+        work_x, work_y, colours = [[0.0, self.flow.order_ms]], [[0, 0]], [PALETTE["green"]]
+        wait_x, wait_y = [], []
+        for row, step in enumerate(r.steps, start=1):
+            if step.status in STATUS_COLOURS:
+                work_x.append([step.start_ms, step.end_ms])
+                work_y.append([row, row])
+                colours.append(STATUS_COLOURS[step.status])
+            if r.mode == "async" and step.start_ms is not None and step.start_ms > r.user_wait_ms:
+                wait_x.append([r.user_wait_ms, step.start_ms])  # event queued while it was down
+                wait_y.append([row, row])
+            if step.status == "queued":
+                wait_x.append([r.user_wait_ms, self.flow.horizon_ms])
+                wait_y.append([row, row])
+        end = max([x for pair in work_x + wait_x for x in pair] + [r.user_wait_ms])
+        self.x_scale.max = float(end) * 1.05
+        with self.figure.hold_sync():
+            self.work_mark.x, self.work_mark.y, self.work_mark.colors = work_x, work_y, colours
+            self.waiting_mark.x = wait_x or [[0.0, 0.0]]
+            self.waiting_mark.y = wait_y or [[-5, -5]]  # off-chart when nothing waits
+            self.user_mark.x = [r.user_wait_ms, r.user_wait_ms]
+            self.user_mark.y = [-0.5, len(ROWS) - 0.5]
+            self.user_label.x = [r.user_wait_ms]
+            self.user_label.y = [-0.35]
+            verdict = "confirmed" if r.outcome == "confirmed" else "error"
+            self.user_label.text = [f"user sees '{verdict}' at {r.user_wait_ms:,.0f} ms"]

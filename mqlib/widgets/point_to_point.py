@@ -1,0 +1,159 @@
+"""Chapter 1's view: a work queue with three competing consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.point_to_point import PointToPointRun, default_run
+from ._base import PALETTE, SimulationView
+
+CONSUMER_COLOURS = [PALETTE["blue"], PALETTE["orange"], PALETTE["green"], PALETTE["purple"],
+                    PALETTE["sky"], PALETTE["vermillion"]]
+
+
+class PointToPoint(SimulationView):
+    """Queue depth over time and messages per consumer, with buttons for every action.
+
+    The buttons call the same methods you can call from code: :meth:`send`, :meth:`crash_consumer`,
+    :meth:`restart_consumer`, :meth:`set_processing_time`, :meth:`set_visibility_timeout` and
+    :meth:`advance`. Pass ``run`` to view a run you scripted; the default is
+    :func:`~mqlib.scenarios.point_to_point.default_run`.
+    """
+
+    def __init__(self, run: PointToPointRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, PointToPointRun):
+            raise TypeError(f"run must be a PointToPointRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each button calls one of these) ------------------------------------
+    def send(self, count: int = 1) -> None:
+        """The producer sends ``count`` messages."""
+        self.run.send(count)
+        self.refresh()
+
+    def crash_consumer(self, name: str) -> str | None:
+        """Kill consumer ``name`` mid-message; returns the message it dropped, if any."""
+        dropped = self.run.crash_consumer(name)
+        self.refresh()
+        return dropped
+
+    def restart_consumer(self, name: str) -> None:
+        """Bring consumer ``name`` back."""
+        self.run.restart_consumer(name)
+        self.refresh()
+
+    def set_processing_time(self, name: str, seconds: float) -> None:
+        """Seconds consumer ``name`` needs per message."""
+        self.run.set_processing_time(name, seconds)
+        self._sync(self.speed_controls[name], seconds)
+        self.refresh()
+
+    def set_visibility_timeout(self, seconds: float) -> None:
+        """The queue's visibility timeout in seconds."""
+        self.run.set_visibility_timeout(seconds)
+        self._sync(self.visibility_control, seconds)
+        self.refresh()
+
+    def advance(self, seconds: float = 1.0) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _sync(self, control: w.ValueWidget, value: Any) -> None:
+        self._syncing = True
+        try:
+            control.max = max(control.max, value)
+            control.value = value
+        finally:
+            self._syncing = False
+
+    def _button(self, label: str, action: Any, tooltip: str) -> w.Button:
+        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width="auto"))
+        button.on_click(lambda _b: action())
+        return button
+
+    def _build(self) -> None:
+        self._syncing = False
+        names = list(self.run.consumers)
+        x = bq.LinearScale(min=0.0)
+        y = bq.LinearScale(min=0.0)
+        self.depth_mark = bq.Lines(scales={"x": x, "y": y},
+                                   colors=[PALETTE["blue"], PALETTE["vermillion"]],
+                                   stroke_width=2.5, labels=["waiting (visible)", "in flight"],
+                                   display_legend=True, interpolation="step-after")
+        self.depth_figure = bq.Figure(
+            marks=[self.depth_mark], title="Messages in the queue",
+            axes=[bq.Axis(scale=x, label="simulated time (s)"),
+                  bq.Axis(scale=y, side="left", label="messages", tick_format="d")],
+            legend_location="top-right",
+            fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 20},
+            layout=w.Layout(width="62%", height="300px"))
+        cx = bq.OrdinalScale()
+        cy = bq.LinearScale(min=0.0)
+        self.count_mark = bq.Bars(x=names, y=[0] * len(names), scales={"x": cx, "y": cy},
+                                  colors=CONSUMER_COLOURS[: len(names)], padding=0.3)
+        self.count_figure = bq.Figure(
+            marks=[self.count_mark], title="Processed per consumer",
+            axes=[bq.Axis(scale=cx, label="consumer"),
+                  bq.Axis(scale=cy, side="left", label="messages", tick_format="d")],
+            fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 10},
+            layout=w.Layout(width="36%", height="300px"))
+
+        producer = w.HBox([
+            self._button("Send 1", lambda: self.send(1), "the producer sends one message"),
+            self._button("Burst of 10", lambda: self.send(10), "the producer sends ten messages"),
+            self._button("Advance 1 s", lambda: self.advance(1.0), "let one second pass"),
+            self._button("Advance 5 s", lambda: self.advance(5.0), "let five seconds pass"),
+        ])
+        self.speed_controls: dict[str, w.FloatSlider] = {}
+        consumer_rows = []
+        for name in names:
+            slider = w.FloatSlider(value=self.run.consumers[name].processing_time, min=0.2,
+                                   max=5.0, step=0.1, description=f"{name}: s/message",
+                                   style={"description_width": "110px"}, readout_format=".1f",
+                                   layout=w.Layout(width="340px"))
+            slider.observe(lambda c, n=name: None if self._syncing
+                           else self.set_processing_time(n, c["new"]), "value")
+            self.speed_controls[name] = slider
+            consumer_rows.append(w.HBox([
+                slider,
+                self._button(f"Crash {name}", lambda n=name: self._toggle_crash(n),
+                             "kill this consumer now, before it acks (click again to restart)"),
+            ]))
+        self.visibility_control = w.FloatSlider(
+            value=self.run.queue.visibility_timeout, min=0.5, max=30.0, step=0.5,
+            description="visibility timeout (s)", style={"description_width": "150px"},
+            readout_format=".1f", layout=w.Layout(width="420px"))
+        self.visibility_control.observe(
+            lambda c: None if self._syncing else self.set_visibility_timeout(c["new"]), "value")
+        self.crash_buttons = {name: row.children[1] for name, row in zip(names, consumer_rows,
+                                                                          strict=True)}
+        self.view = w.VBox([w.HBox([self.depth_figure, self.count_figure]), self.summary_label,
+                            producer, *consumer_rows, self.visibility_control])
+
+    def _toggle_crash(self, name: str) -> None:
+        if self.run.consumers[name].alive:
+            self.crash_consumer(name)
+        else:
+            self.restart_consumer(name)
+
+    def _draw(self) -> None:
+        series = self.run.series
+        with self.depth_figure.hold_sync():
+            self.depth_mark.x = series["time"]
+            self.depth_mark.y = [series["visible"], series["in_flight"]]
+        self.count_mark.y = list(self.run.processed_by().values())
+        for name, button in self.crash_buttons.items():
+            alive = self.run.consumers[name].alive
+            button.description = f"Crash {name}" if alive else f"Restart {name}"
+            button.button_style = "" if alive else "danger"

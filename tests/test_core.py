@@ -1,0 +1,68 @@
+"""The simulation core: clock, determinism, trace, argument checks."""
+
+import pytest
+
+from mqlib import Simulation
+
+
+def ticker(sim, period, count):
+    for i in range(count):
+        yield sim.timeout(period)
+        sim.record("tick", n=i, draw=sim.rng.random())
+
+
+def run_ticks(seed):
+    sim = Simulation(seed=seed)
+    sim.process(ticker(sim, 0.5, 4))
+    sim.run(until=10)
+    return sim.trace.as_dicts()
+
+
+def test_clock_advances_in_simulated_time():
+    sim = Simulation()
+    sim.process(ticker(sim, 0.5, 4))
+    sim.advance(1.2)
+    assert sim.now == pytest.approx(1.2)
+    assert [e.data["n"] for e in sim.trace] == [0, 1]
+
+
+def test_same_seed_same_trace_other_seed_other_trace():
+    assert run_ticks(3) == run_ticks(3)
+    assert run_ticks(3) != run_ticks(4)
+
+
+def test_recording_can_be_switched_off():
+    sim = Simulation(record=False)
+    sim.process(ticker(sim, 1, 3))
+    sim.run()
+    assert len(sim.trace) == 0
+
+
+def test_trace_filters_by_kind():
+    sim = Simulation()
+    sim.record("a", x=1)
+    sim.record("b")
+    sim.record("a", x=2)
+    assert [e.data["x"] for e in sim.trace.of_kind("a")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Simulation(seed=1.5), "seed must be an integer"),
+        (lambda: Simulation(seed=True), "seed must be an integer"),
+        (lambda: Simulation().timeout(-1), "delay must be >= 0"),
+        (lambda: Simulation().advance(float("nan")), "seconds must be a finite number"),
+        (lambda: Simulation().run(until=-2), "until must be >= 0"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_cannot_run_backwards():
+    sim = Simulation()
+    sim.advance(5)
+    with pytest.raises(ValueError, match="until must be >= the current time"):
+        sim.run(until=1)

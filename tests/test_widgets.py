@@ -1,0 +1,104 @@
+"""Drive each simulation headless, as its buttons would, and check what its chart and summary show."""
+
+import numpy as np
+import pytest
+
+from mqlib.scenarios.point_to_point import PointToPointRun
+from mqlib.widgets import PointToPoint, SyncVsAsync
+
+
+def segments(mark):
+    x = np.atleast_2d(np.asarray(mark.x, dtype=float))
+    y = np.atleast_2d(np.asarray(mark.y, dtype=float))
+    return [(tuple(a), tuple(b)) for a, b in zip(x, y, strict=True)]
+
+
+def test_sync_vs_async_opens_on_the_lessons_synchronous_failure():
+    view = SyncVsAsync()
+    work = segments(view.work_mark)
+    # order service, payment, inventory, email, then the warehouse timeout in red
+    assert [x for x, _ in work] == [(0, 50), (50, 250), (250, 280), (280, 3280), (3280, 8280)]
+    assert view.work_mark.colors[-1] == "#D55E00"
+    assert list(view.user_mark.x) == [8280, 8280]
+    assert view.summary().startswith("Synchronous: the user waited 8,280 ms and saw an error.")
+    assert "Inconsistent" in view.summary_label.value
+    assert "text/plain" in view._repr_mimebundle_()
+
+
+def test_switching_to_async_moves_the_users_answer_and_queues_the_warehouse_event():
+    view = SyncVsAsync()
+    view.mode_control.value = "async"  # as a click on the toggle would
+    assert view.result.user_wait_ms == 55
+    assert list(view.user_mark.x) == [55, 55]
+    waiting = segments(view.waiting_mark)
+    assert waiting == [((55.0, 6000.0), (4.0, 4.0))]  # warehouse row waits until it recovers
+    view.set_latency("email", 6000)
+    assert view.result.user_wait_ms == 55
+    assert view.latency_controls["email"].value == 6000
+    assert "processed at 6,100 ms" in view.summary()
+
+
+def test_controls_and_methods_stay_in_step():
+    view = SyncVsAsync()
+    view.down_controls["warehouse"].value = False
+    assert view.result.outcome == "confirmed"
+    view.set_down("analytics", True)
+    assert view.down_controls["analytics"].value is True
+    assert view.result.step("analytics").status == "timeout"
+    view.timeout_control.value = 2000
+    assert view.result.user_wait_ms == 50 + 200 + 30 + 2000  # email now times out
+    view.set_timeout(20000)  # beyond the slider: the slider grows instead of clamping
+    assert view.timeout_control.value == 20000
+    with pytest.raises(ValueError, match="service must be one of"):
+        view.set_down("sms", True)
+    with pytest.raises(ValueError, match="timeout_ms must be > 0"):
+        view.set_timeout(0)
+
+
+def test_point_to_point_opens_on_a_populated_default_run():
+    view = PointToPoint()
+    assert len(view.depth_mark.x) > 50
+    visible, in_flight = (list(series) for series in view.depth_mark.y)
+    assert max(visible) == 9  # 12 sent, 3 taken at once
+    assert max(in_flight) == 3
+    assert list(view.count_mark.y) == [8, 1, 3]
+    assert view.crash_buttons["B"].description == "Restart B"
+    assert view.summary() == ("t=20s: sent 12, waiting 0, in flight 0, acked 12; processed by "
+                              "A 8, B 1 (crashed), C 3; redelivered 1")
+
+
+def test_point_to_point_buttons_drive_the_engine():
+    view = PointToPoint(PointToPointRun())
+    buttons = {b.description: b for row in view.view.children for b in getattr(row, "children", ())
+               if hasattr(b, "click")}
+    buttons["Burst of 10"].click()
+    assert view.run.queue.sent_count == 10
+    assert (view.run.series["visible"][-1], view.run.series["in_flight"][-1]) == (7, 3)
+    view.crash_buttons["A"].click()
+    assert "A 0 (crashed)" in view.summary()
+    assert view.run.queue.in_flight_count == 3  # A's message is still in flight
+    buttons["Advance 5 s"].click()
+    assert view.run.now == 5
+    visible, in_flight = np.asarray(view.depth_mark.y)
+    assert len(visible) == len(view.depth_mark.x) == 21  # a sample every 0.25 s
+    assert view.run.queue.in_flight_count == 3  # B and C, plus A's message until its timeout
+    view.crash_buttons["A"].click()  # now labelled Restart A
+    assert view.run.consumers["A"].alive
+    view.speed_controls["C"].value = 0.5
+    assert view.run.consumers["C"].processing_time == 0.5
+    view.visibility_control.value = 2.0
+    assert view.run.queue.visibility_timeout == 2.0
+    view.advance(30)
+    assert view.run.queue.depth == 0
+    assert len(view.run.redeliveries()) == 1
+    assert sum(view.count_mark.y) == 10  # A never finished the one it dropped; B or C did
+
+
+def test_point_to_point_methods_validate_before_touching_controls():
+    view = PointToPoint()
+    with pytest.raises(ValueError, match="processing_time must be > 0"):
+        view.set_processing_time("A", -1)
+    with pytest.raises(ValueError, match="consumer must be one of"):
+        view.crash_consumer("Q")
+    view.set_visibility_timeout(45)
+    assert view.visibility_control.value == 45  # slider grew to fit

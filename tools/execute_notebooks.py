@@ -1,0 +1,42 @@
+"""Execute the chapter notebooks in place, saving their outputs and widget state.
+
+The notebooks are committed executed: nbval compares a fresh run against the saved outputs, and a
+learner who opens one in JupyterLab sees the simulations' pictures before running anything.
+
+    python tools/execute_notebooks.py                 # every chapter
+    python tools/execute_notebooks.py chapters/01-*.ipynb
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute(path: Path) -> float:
+    """Run every cell of ``path`` from a fresh kernel and write the result back; returns seconds."""
+    nb = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)  # timestamps would change every run
+    nbformat.write(nb, path)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or sorted((ROOT / "chapters").glob("*.ipynb"))
+    for path in paths:
+        print(f"{path.name}: {execute(path):.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
