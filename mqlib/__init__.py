@@ -12,7 +12,9 @@ direction data flows:
 """
 
 from .core import Simulation, Trace, TraceEvent
+from .models.assignors import assign
 from .models.consumer import Consumer
+from .models.partitioner import Partitioner, kafka_partition, murmur2
 from .models.service_chain import FlowResult, OrderFlow, Step
 from .models.work_queue import Delivery, Message, WorkQueue
 from .scenarios.order_flow import compare_modes
@@ -31,6 +33,10 @@ __all__ = [
     "Step",
     "Trace",
     "TraceEvent",
+    "Partitioner",
     "WorkQueue",
+    "assign",
     "compare_modes",
+    "kafka_partition",
+    "murmur2",
 ]

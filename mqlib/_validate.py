@@ -15,8 +15,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-           allow_min: bool = True) -> float:
+def number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_min: bool = True,
+) -> float:
     """Check that ``value`` is a finite real number within ``[minimum, maximum]``.
 
     ``allow_min=False`` makes the lower bound exclusive (for "must be positive").
@@ -45,8 +51,9 @@ def positive(name: str, value: Any) -> float:
     return number(name, value, minimum=0, allow_min=False)
 
 
-def integer(name: str, value: Any, *, minimum: int | None = None,
-            maximum: int | None = None) -> int:
+def integer(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """An ``int`` (not a bool, not a float) within ``[minimum, maximum]``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")

@@ -1,8 +1,8 @@
 """The simulation core: simulated clock, seeded randomness and a trace of what happened.
 
 Every model in :mod:`mqlib` runs inside a :class:`Simulation`. It wraps a SimPy environment (the
-event loop and the clock), a :class:`random.Random` seeded from the ``seed`` argument (the only source
-of randomness a model may use), and a :class:`Trace` that records each meaningful event - who
+event loop and the clock), a :class:`random.Random` seeded from the ``seed`` argument (the only
+source of randomness a model may use), and a :class:`Trace` that records each meaningful event - who
 received which message when, acks, timeouts - as plain data.
 
 Time is simulated seconds, never wall-clock: a run of one simulated hour takes as long as its events
@@ -79,7 +79,8 @@ class Simulation:
     seed:
         Seeds :attr:`rng`. The same seed gives the same trace.
     record:
-        When ``False`` nothing is appended to :attr:`trace` (for large runs where only counts matter).
+        When ``False`` nothing is appended to :attr:`trace` (large runs where only counts
+        matter).
     """
 
     def __init__(self, seed: int = 0, *, record: bool = True) -> None:
@@ -110,7 +111,8 @@ class Simulation:
         return self.env.process(generator)
 
     def run(self, until: float | None = None) -> None:
-        """Advance the clock, processing events, until simulated time ``until`` (or no events left)."""
+        """Advance the clock, processing events, until simulated time ``until`` (or no events
+        are left)."""
         if until is not None:
             check.non_negative("until", until)
             if until < self.now:

@@ -44,8 +44,10 @@ def test_sync_call_slower_than_the_timeout_times_out():
 
 
 @settings(max_examples=40, deadline=None)
-@given(email=st.floats(0, 60_000), down=st.sets(st.sampled_from(
-    ["payment", "inventory", "email", "warehouse", "analytics"])))
+@given(
+    email=st.floats(0, 60_000),
+    down=st.sets(st.sampled_from(["payment", "inventory", "email", "warehouse", "analytics"])),
+)
 def test_async_wait_is_order_plus_publish_whatever_the_services_do(email, down):
     result = OrderFlow("async", latencies_ms={"email": email}, down=down).run()
     assert result.user_wait_ms == 50 + 5

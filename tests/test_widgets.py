@@ -1,4 +1,4 @@
-"""Drive each simulation headless, as its buttons would, and check what its chart and summary show."""
+"""Drive each simulation headless, as its buttons would; check what its chart and summary show."""
 
 import numpy as np
 import pytest
@@ -63,14 +63,20 @@ def test_point_to_point_opens_on_a_populated_default_run():
     assert max(in_flight) == 3
     assert list(view.count_mark.y) == [8, 1, 3]
     assert view.crash_buttons["B"].description == "Restart B"
-    assert view.summary() == ("t=20s: sent 12, waiting 0, in flight 0, acked 12; processed by "
-                              "A 8, B 1 (crashed), C 3; redelivered 1")
+    assert view.summary() == (
+        "t=20s: sent 12, waiting 0, in flight 0, acked 12; processed by "
+        "A 8, B 1 (crashed), C 3; redelivered 1"
+    )
 
 
 def test_point_to_point_buttons_drive_the_engine():
     view = PointToPoint(PointToPointRun())
-    buttons = {b.description: b for row in view.view.children for b in getattr(row, "children", ())
-               if hasattr(b, "click")}
+    buttons = {
+        b.description: b
+        for row in view.view.children
+        for b in getattr(row, "children", ())
+        if hasattr(b, "click")
+    }
     buttons["Burst of 10"].click()
     assert view.run.queue.sent_count == 10
     assert (view.run.series["visible"][-1], view.run.series["in_flight"][-1]) == (7, 3)

@@ -12,14 +12,18 @@ from mqlib import Consumer, PointToPointRun, Simulation, WorkQueue
 def make(times=(1.0, 1.5, 2.5), visibility_timeout=5.0):
     sim = Simulation(seed=0)
     queue = WorkQueue(sim, visibility_timeout=visibility_timeout)
-    consumers = {n: Consumer(sim, queue, n, processing_time=t)
-                 for n, t in zip("ABCDEFG", times, strict=False)}
+    consumers = {
+        n: Consumer(sim, queue, n, processing_time=t)
+        for n, t in zip("ABCDEFG", times, strict=False)
+    }
     return sim, queue, consumers
 
 
 @settings(max_examples=60, deadline=None)
-@given(messages=st.integers(1, 40),
-       times=st.lists(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0]), min_size=1, max_size=5))
+@given(
+    messages=st.integers(1, 40),
+    times=st.lists(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0]), min_size=1, max_size=5),
+)
 def test_without_crashes_each_message_is_processed_by_exactly_one_consumer(messages, times):
     sim, queue, consumers = make(times, visibility_timeout=10.0)  # longer than any processing
     for _ in range(messages):
@@ -50,8 +54,9 @@ def test_crash_before_ack_makes_the_message_visible_after_the_timeout_for_anothe
     assert second.time == 5.0
     assert second.data["receive_count"] == 2
     assert second.data["consumer"] in {"A", "C"}
-    assert [e.data["consumer"] for e in sim.trace.of_kind("ack") if e.data["message"] == "m2"] \
-        == [second.data["consumer"]]
+    assert [e.data["consumer"] for e in sim.trace.of_kind("ack") if e.data["message"] == "m2"] == [
+        second.data["consumer"]
+    ]
     assert queue.messages["m2"].receive_count == 2
     assert queue.acked_count == 3
 
@@ -101,7 +106,10 @@ def test_run_until_empty_reports_a_queue_nobody_reads():
         (lambda s, q: WorkQueue(s, visibility_timeout=-1), "visibility_timeout must be > 0"),
         (lambda s, q: WorkQueue(s, visibility_timeout=0), "visibility_timeout must be > 0"),
         (lambda s, q: WorkQueue("sim"), "sim must be an mqlib Simulation"),
-        (lambda s, q: q.set_visibility_timeout(float("inf")), "visibility_timeout must be a finite"),
+        (
+            lambda s, q: q.set_visibility_timeout(float("inf")),
+            "visibility_timeout must be a finite",
+        ),
         (lambda s, q: q.send(message_id=""), "message_id must be a non-empty string"),
         (lambda s, q: q.receive(7), "consumer must be a string"),
         (lambda s, q: q.ack("m1"), "delivery must be a Delivery"),

@@ -23,8 +23,13 @@ def execute(path: Path) -> float:
     """Run every cell of ``path`` from a fresh kernel and write the result back; returns seconds."""
     nb = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)  # timestamps would change every run
     nbformat.write(nb, path)

@@ -30,8 +30,15 @@ class Consumer:
         The delivery being processed right now, or ``None`` when idle or crashed.
     """
 
-    def __init__(self, sim: Simulation, queue: WorkQueue, name: str, *,
-                 processing_time: float = 1.0, start: bool = True) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        queue: WorkQueue,
+        name: str,
+        *,
+        processing_time: float = 1.0,
+        start: bool = True,
+    ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         if not isinstance(queue, WorkQueue):
@@ -108,6 +115,9 @@ class Consumer:
             if request is not None:
                 self.queue.cancel_receive(request)
             self.crashes += 1
-            self.sim.record("crash", consumer=self.name,
-                            message=self.current.message.id if self.current else None)
+            self.sim.record(
+                "crash",
+                consumer=self.name,
+                message=self.current.message.id if self.current else None,
+            )
             self.current = None

@@ -78,8 +78,9 @@ class FlowResult:
         for s in self.steps:
             if s.service == service:
                 return s
-        raise ValueError(f"service must be one of {[s.service for s in self.steps]}; "
-                         f"got {service!r}")
+        raise ValueError(
+            f"service must be one of {[s.service for s in self.steps]}; got {service!r}"
+        )
 
     def summary(self) -> str:
         """One line: mode, what the user saw and after how long, and any inconsistency."""
@@ -112,11 +113,18 @@ class OrderFlow:
         How long the async run is simulated.
     """
 
-    def __init__(self, mode: str = "sync", *, latencies_ms: Mapping[str, float] | None = None,
-                 down: tuple[str, ...] | list[str] | set[str] = ("warehouse",),
-                 timeout_ms: float = 5000.0, order_ms: float = 50.0, publish_ms: float = 5.0,
-                 recovers_at_ms: Mapping[str, float] | None = None,
-                 horizon_ms: float = 20000.0) -> None:
+    def __init__(
+        self,
+        mode: str = "sync",
+        *,
+        latencies_ms: Mapping[str, float] | None = None,
+        down: tuple[str, ...] | list[str] | set[str] = ("warehouse",),
+        timeout_ms: float = 5000.0,
+        order_ms: float = 50.0,
+        publish_ms: float = 5.0,
+        recovers_at_ms: Mapping[str, float] | None = None,
+        horizon_ms: float = 20000.0,
+    ) -> None:
         self.services = list(DEFAULT_LATENCIES_MS)
         self.mode = check.choice("mode", mode, MODES)
         self.latencies_ms = dict(DEFAULT_LATENCIES_MS)
@@ -174,8 +182,7 @@ class OrderFlow:
                     yield sim.timeout(self.timeout_ms)
                     sim.record("call_timeout", service=name)
                     steps.append(Step(name, "timeout", start, sim.now))
-                    steps.extend(Step(n, "not_reached", None, None)
-                                 for n in self.services[i + 1:])
+                    steps.extend(Step(n, "not_reached", None, None) for n in self.services[i + 1 :])
                     state["failed"] = name
                     break
                 yield sim.timeout(latency)
@@ -194,17 +201,28 @@ class OrderFlow:
             missed = [s.service for s in steps if s.status != "ok"]
             inconsistent = bool(done)
             if inconsistent:
-                explanation = (f"Inconsistent: {', '.join(EFFECTS[d] for d in done)}, but "
-                               f"{', '.join(missed)} never told about the order.")
+                explanation = (
+                    f"Inconsistent: {', '.join(EFFECTS[d] for d in done)}, but "
+                    f"{', '.join(missed)} never told about the order."
+                )
             else:
                 explanation = f"{failed} failed first, so nothing else happened."
-        return FlowResult("sync", state["wait"], "error" if failed else "confirmed", tuple(steps),
-                          inconsistent, explanation, sim.trace.as_dicts())
+        return FlowResult(
+            "sync",
+            state["wait"],
+            "error" if failed else "confirmed",
+            tuple(steps),
+            inconsistent,
+            explanation,
+            sim.trace.as_dicts(),
+        )
 
     def _run_async(self) -> FlowResult:
         sim = Simulation(seed=0)
-        queues = {name: WorkQueue(sim, visibility_timeout=3_600_000.0, name=name)
-                  for name in self.services}
+        queues = {
+            name: WorkQueue(sim, visibility_timeout=3_600_000.0, name=name)
+            for name in self.services
+        }
         starts: dict[str, float] = {}
         ends: dict[str, float] = {}
         state: dict[str, float] = {}
@@ -244,9 +262,21 @@ class OrderFlow:
         late = [n for n in self.services if n in self.down and n in ends]
         parts = ["The order is confirmed; each service works at its own pace."]
         if late:
-            parts.append(" ".join(f"{n} was down; its event waited and was processed at "
-                                  f"{ends[n]:,.0f} ms after it recovered." for n in late))
+            parts.append(
+                " ".join(
+                    f"{n} was down; its event waited and was processed at "
+                    f"{ends[n]:,.0f} ms after it recovered."
+                    for n in late
+                )
+            )
         if queued:
             parts.append(f"Still waiting in a queue: {', '.join(queued)}.")
-        return FlowResult("async", state["wait"], "confirmed", tuple(steps), False,
-                          " ".join(parts), sim.trace.as_dicts())
+        return FlowResult(
+            "async",
+            state["wait"],
+            "confirmed",
+            tuple(steps),
+            False,
+            " ".join(parts),
+            sim.trace.as_dicts(),
+        )

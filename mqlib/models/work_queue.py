@@ -71,8 +71,9 @@ class WorkQueue:
         Used in the trace.
     """
 
-    def __init__(self, sim: Simulation, *, visibility_timeout: float = 30.0,
-                 name: str = "queue") -> None:
+    def __init__(
+        self, sim: Simulation, *, visibility_timeout: float = 30.0, name: str = "queue"
+    ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
@@ -131,8 +132,13 @@ class WorkQueue:
             raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
         message = delivery.message
         if message.acked or message.receipt != delivery.receipt:
-            self.sim.record("ack_rejected", queue=self.name, message=message.id,
-                            consumer=delivery.consumer, receipt=delivery.receipt)
+            self.sim.record(
+                "ack_rejected",
+                queue=self.name,
+                message=message.id,
+                consumer=delivery.consumer,
+                receipt=delivery.receipt,
+            )
             return False
         message.acked = True
         message.receipt = None
@@ -187,8 +193,13 @@ class WorkQueue:
             message.receipt = receipt
             delivery = Delivery(message, consumer, receipt, self.sim.now, message.receive_count)
             self._in_flight[message_id] = delivery
-            self.sim.record("receive", queue=self.name, message=message_id, consumer=consumer,
-                            receive_count=message.receive_count)
+            self.sim.record(
+                "receive",
+                queue=self.name,
+                message=message_id,
+                consumer=consumer,
+                receive_count=message.receive_count,
+            )
             timer = self.sim.timeout(self.visibility_timeout)
             timer.callbacks.append(lambda _event, d=delivery: self._expire(d))
             request.succeed(delivery)
@@ -199,6 +210,7 @@ class WorkQueue:
             return  # acked in time (or already handed out again): nothing to do
         message.receipt = None
         del self._in_flight[message.id]
-        self.sim.record("visibility_timeout", queue=self.name, message=message.id,
-                        consumer=delivery.consumer)
+        self.sim.record(
+            "visibility_timeout", queue=self.name, message=message.id, consumer=delivery.consumer
+        )
         self._make_visible(message)

@@ -5,8 +5,8 @@ each with ``question``, ``type`` (``"multiple_choice"`` or ``"numeric"``) and ``
 answer carries a ``feedback`` that explains why it is right or wrong. The rendered quiz is HTML and
 JavaScript only, so it works in JupyterLab and in the static book without a kernel.
 
-Unlike ``jupyterquiz.display_quiz``, :func:`show` gives the quiz's container a stable id derived from
-the bank name, so an executed notebook saves the same output every time (nbval compares it).
+Unlike ``jupyterquiz.display_quiz``, :func:`show` gives the quiz's container a stable id derived
+from the bank name, so an executed notebook saves the same output every time (nbval compares it).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ TYPES = ("multiple_choice", "many_choice", "numeric")
 def bank_names() -> list[str]:
     """The names of the stored banks (``"ch00"``, ``"ch01"``, ...)."""
     folder = resources.files(__package__).joinpath("banks")
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir()
-                  if p.name.endswith(".json"))
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
 
 
 def load(bank: str) -> list[dict[str, Any]]:
@@ -54,8 +55,9 @@ def validate(questions: Any, bank: str = "bank") -> None:
             raise ValueError(f"{where}: no answer is marked correct")
         for j, a in enumerate(answers):
             if not a.get("feedback"):
-                raise ValueError(f"{where} answer {j + 1}: every option needs a 'feedback' "
-                                 "explaining it")
+                raise ValueError(
+                    f"{where} answer {j + 1}: every option needs a 'feedback' explaining it"
+                )
 
 
 def show(bank: str, *, shuffle_answers: bool = True) -> None:

@@ -378,7 +378,9 @@ async def _pubsub(url: str, events: int, groups: dict[str, int]) -> dict[str, An
                 await sub.unsubscribe()
         kept = (await js.stream_info(stream)).state.messages
 
-    seen = {g: sorted(s for seqs in members.values() for s in seqs) for g, members in received.items()}
+    seen = {
+        g: sorted(s for seqs in members.values() for s in seqs) for g, members in received.items()
+    }
     everyone = all(s == list(range(1, events + 1)) for s in seen.values())
     split = "; ".join(
         f"{g}: " + ", ".join(f"{m} {len(seqs)}" for m, seqs in members.items())
@@ -483,9 +485,7 @@ async def _dedup(
         for n in range(1, orders + 1):
             msg_id = f"order-{n}"
             for attempt in range(1, retries + 2):
-                ack = await js.publish(
-                    subject, msg_id.encode(), headers={"Nats-Msg-Id": msg_id}
-                )
+                ack = await js.publish(subject, msg_id.encode(), headers={"Nats-Msg-Id": msg_id})
                 publishes.append(
                     {
                         "msg_id": msg_id,
@@ -690,9 +690,7 @@ async def _dlq(url: str, orders: int, poison: int, max_deliver: int) -> dict[str
         for dlq_seq in range(1, (await js.stream_info(dlq_stream)).state.messages + 1):
             raw = await js.get_msg(dlq_stream, dlq_seq)
             headers = {k: v for k, v in (raw.headers or {}).items() if k.startswith("Dlq-")}
-            dlq.append(
-                {"dlq_seq": dlq_seq, "data": (raw.data or b"").decode(), "headers": headers}
-            )
+            dlq.append({"dlq_seq": dlq_seq, "data": (raw.data or b"").decode(), "headers": headers})
         info = await js.consumer_info(stream, durable)
 
     event = advisories[0]
@@ -787,9 +785,7 @@ async def _log(
             stream,
             "reader-b",
             b_reads,
-            ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=b_start
-            ),
+            ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=b_start),
         )
         a_next = (await js.consumer_info(stream, "reader-a")).delivered.stream_seq + 1
         b_next = (await js.consumer_info(stream, "reader-b")).delivered.stream_seq + 1

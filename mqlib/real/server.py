@@ -541,4 +541,3 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mqlib-run") as pool:
         return pool.submit(asyncio.run, coro).result()
-

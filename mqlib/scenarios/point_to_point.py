@@ -35,16 +35,23 @@ class PointToPointRun:
         that traces are comparable).
     """
 
-    def __init__(self, processing_times: Mapping[str, float] | None = None, *,
-                 visibility_timeout: float = 5.0, sample_every: float = 0.25,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        processing_times: Mapping[str, float] | None = None,
+        *,
+        visibility_timeout: float = 5.0,
+        sample_every: float = 0.25,
+        seed: int = 0,
+    ) -> None:
         times = dict(DEFAULT_PROCESSING_TIMES if processing_times is None else processing_times)
         if not times:
             raise ValueError("processing_times must name at least one consumer, got {}")
         self.sim = Simulation(seed=seed)
         self.queue = WorkQueue(self.sim, visibility_timeout=visibility_timeout, name="work")
-        self.consumers = {name: Consumer(self.sim, self.queue, name, processing_time=t)
-                          for name, t in times.items()}
+        self.consumers = {
+            name: Consumer(self.sim, self.queue, name, processing_time=t)
+            for name, t in times.items()
+        }
         self.sample_every = check.positive("sample_every", sample_every)
         self.series: dict[str, list[float]] = {"time": [], "visible": [], "in_flight": []}
         self._sample()
@@ -96,8 +103,10 @@ class PointToPointRun:
         deadline = self.now + limit
         while self.queue.depth:
             if self.now >= deadline:
-                raise RuntimeError(f"queue still holds {self.queue.depth} messages after "
-                                   f"{limit:g} s; are all consumers crashed?")
+                raise RuntimeError(
+                    f"queue still holds {self.queue.depth} messages after "
+                    f"{limit:g} s; are all consumers crashed?"
+                )
             self.advance(min(self.sample_every, deadline - self.now))
         acks = self.sim.trace.of_kind("ack")
         return acks[-1].time if acks else self.now
@@ -113,23 +122,29 @@ class PointToPointRun:
 
     def redeliveries(self) -> list[dict[str, Any]]:
         """Each message that was received more than once: who dropped it and who got it next."""
-        return [e.as_dict() for e in self.sim.trace.of_kind("receive")
-                if e.data["receive_count"] > 1]
+        return [
+            e.as_dict() for e in self.sim.trace.of_kind("receive") if e.data["receive_count"] > 1
+        ]
 
     def processing_log(self) -> list[tuple[str, str]]:
         """``(message, consumer)`` for every finished processing, in time order."""
-        return [(e.data["message"], e.data["consumer"])
-                for e in self.sim.trace.of_kind("processed")]
+        return [
+            (e.data["message"], e.data["consumer"]) for e in self.sim.trace.of_kind("processed")
+        ]
 
     def summary(self) -> str:
         """One line describing the state of the run."""
-        per = ", ".join(f"{n} {c}" + ("" if self.consumers[n].alive else " (crashed)")
-                        for n, c in self.processed_by().items())
+        per = ", ".join(
+            f"{n} {c}" + ("" if self.consumers[n].alive else " (crashed)")
+            for n, c in self.processed_by().items()
+        )
         sent = self.queue.sent_count
         redelivered = len(self.redeliveries())
-        return (f"t={self.now:g}s: sent {sent}, waiting {self.queue.visible_count}, "
-                f"in flight {self.queue.in_flight_count}, acked {self.queue.acked_count}; "
-                f"processed by {per}; redelivered {redelivered}")
+        return (
+            f"t={self.now:g}s: sent {sent}, waiting {self.queue.visible_count}, "
+            f"in flight {self.queue.in_flight_count}, acked {self.queue.acked_count}; "
+            f"processed by {per}; redelivered {redelivered}"
+        )
 
     # -- internals -----------------------------------------------------------------------------
     def _consumer(self, name: str) -> Consumer:

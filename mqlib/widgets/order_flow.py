@@ -26,8 +26,14 @@ class SyncVsAsync(SimulationView):
     and the call to it times out after 5 s.
     """
 
-    def __init__(self, mode: str = "sync", *, down: tuple[str, ...] = ("warehouse",),
-                 timeout_ms: float = 5000.0, recovers_at_ms: float = 6000.0) -> None:
+    def __init__(
+        self,
+        mode: str = "sync",
+        *,
+        down: tuple[str, ...] = ("warehouse",),
+        timeout_ms: float = 5000.0,
+        recovers_at_ms: float = 6000.0,
+    ) -> None:
         super().__init__()
         self.flow = OrderFlow(mode, down=down, timeout_ms=timeout_ms)
         self.recovers_at_ms = check.non_negative("recovers_at_ms", recovers_at_ms)
@@ -77,8 +83,9 @@ class SyncVsAsync(SimulationView):
     # -- internals -----------------------------------------------------------------------------
     def _apply_recovery(self) -> None:
         self.flow.recovers_at_ms = {name: self.recovers_at_ms for name in self.flow.services}
-        self.flow.horizon_ms = max(20000.0, self.recovers_at_ms + max(self.flow.latencies_ms.values())
-                                   + 1000.0)
+        self.flow.horizon_ms = max(
+            20000.0, self.recovers_at_ms + max(self.flow.latencies_ms.values()) + 1000.0
+        )
 
     def _rerun(self) -> FlowResult:
         self._apply_recovery()
@@ -97,60 +104,106 @@ class SyncVsAsync(SimulationView):
         def handler(change: dict[str, Any]) -> None:
             if not self._syncing:
                 action(change["new"])
+
         return handler
 
     def _build(self) -> None:
         self.x_scale = bq.LinearScale(min=0.0)
         self.y_scale = bq.LinearScale(min=-0.6, max=len(ROWS) - 0.4, reverse=True)
         scales = {"x": self.x_scale, "y": self.y_scale}
-        self.waiting_mark = bq.Lines(scales=scales, colors=[PALETTE["grey"]], stroke_width=3,
-                                     line_style="dashed", labels=["waiting in queue"])
+        self.waiting_mark = bq.Lines(
+            scales=scales,
+            colors=[PALETTE["grey"]],
+            stroke_width=3,
+            line_style="dashed",
+            labels=["waiting in queue"],
+        )
         self.work_mark = bq.Lines(scales=scales, stroke_width=14, labels=["working"])
-        self.user_mark = bq.Lines(scales=scales, colors=[PALETTE["black"]], stroke_width=2,
-                                  line_style="dash_dotted", labels=["user gets an answer"])
-        self.user_label = bq.Label(scales=scales, colors=[PALETTE["black"]], font_weight="bold",
-                                   default_size=13, x_offset=6, y_offset=-4, align="start")
-        x_axis = bq.Axis(scale=self.x_scale, label="time since the user clicked 'Buy' (ms)",
-                         tick_format=",d")
-        y_axis = bq.Axis(scale=self.y_scale, side="left",
-                         tick_values=list(range(len(ROWS))),
-                         tick_labels={str(i): name for i, name in enumerate(ROWS)},
-                         grid_lines="none")
-        self.figure = bq.Figure(marks=[self.waiting_mark, self.work_mark, self.user_mark,
-                                       self.user_label], axes=[x_axis, y_axis],
-                                title="One order, service by service",
-                                fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
-                                layout=w.Layout(width="100%", height="320px"))
+        self.user_mark = bq.Lines(
+            scales=scales,
+            colors=[PALETTE["black"]],
+            stroke_width=2,
+            line_style="dash_dotted",
+            labels=["user gets an answer"],
+        )
+        self.user_label = bq.Label(
+            scales=scales,
+            colors=[PALETTE["black"]],
+            font_weight="bold",
+            default_size=13,
+            x_offset=6,
+            y_offset=-4,
+            align="start",
+        )
+        x_axis = bq.Axis(
+            scale=self.x_scale, label="time since the user clicked 'Buy' (ms)", tick_format=",d"
+        )
+        y_axis = bq.Axis(
+            scale=self.y_scale,
+            side="left",
+            tick_values=list(range(len(ROWS))),
+            tick_labels={str(i): name for i, name in enumerate(ROWS)},
+            grid_lines="none",
+        )
+        self.figure = bq.Figure(
+            marks=[self.waiting_mark, self.work_mark, self.user_mark, self.user_label],
+            axes=[x_axis, y_axis],
+            title="One order, service by service",
+            fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
+            layout=w.Layout(width="100%", height="320px"),
+        )
 
-        self.mode_control = w.ToggleButtons(options=[("Synchronous", "sync"),
-                                                     ("Asynchronous", "async")],
-                                            value=self.flow.mode, description="Mode")
+        self.mode_control = w.ToggleButtons(
+            options=[("Synchronous", "sync"), ("Asynchronous", "async")],
+            value=self.flow.mode,
+            description="Mode",
+        )
         self.mode_control.observe(self._on_control(self.set_mode), "value")
         self.latency_controls: dict[str, w.IntSlider] = {}
         self.down_controls: dict[str, w.Checkbox] = {}
         rows = []
         for name in self.flow.services:
-            slider = w.IntSlider(value=int(self.flow.latencies_ms[name]), min=0, max=6000,
-                                 step=10, description=f"{name} (ms)",
-                                 style={"description_width": "110px"},
-                                 layout=w.Layout(width="380px"))
+            slider = w.IntSlider(
+                value=int(self.flow.latencies_ms[name]),
+                min=0,
+                max=6000,
+                step=10,
+                description=f"{name} (ms)",
+                style={"description_width": "110px"},
+                layout=w.Layout(width="380px"),
+            )
             slider.observe(self._on_control(lambda v, n=name: self.set_latency(n, v)), "value")
-            box = w.Checkbox(value=name in self.flow.down, description="down", indent=False,
-                             layout=w.Layout(width="80px"))
+            box = w.Checkbox(
+                value=name in self.flow.down,
+                description="down",
+                indent=False,
+                layout=w.Layout(width="80px"),
+            )
             box.observe(self._on_control(lambda v, n=name: self.set_down(n, v)), "value")
             self.latency_controls[name] = slider
             self.down_controls[name] = box
             rows.append(w.HBox([slider, box]))
-        self.timeout_control = w.IntSlider(value=int(self.flow.timeout_ms), min=100, max=10000,
-                                           step=100, description="call timeout (ms)",
-                                           style={"description_width": "130px"})
+        self.timeout_control = w.IntSlider(
+            value=int(self.flow.timeout_ms),
+            min=100,
+            max=10000,
+            step=100,
+            description="call timeout (ms)",
+            style={"description_width": "130px"},
+        )
         self.timeout_control.observe(self._on_control(self.set_timeout), "value")
-        self.recovery_control = w.IntSlider(value=int(self.recovers_at_ms), min=0, max=15000,
-                                            step=500, description="down → up at (ms)",
-                                            style={"description_width": "130px"})
+        self.recovery_control = w.IntSlider(
+            value=int(self.recovers_at_ms),
+            min=0,
+            max=15000,
+            step=500,
+            description="down → up at (ms)",
+            style={"description_width": "130px"},
+        )
         self.recovery_control.observe(self._on_control(self.set_recovery), "value")
-        controls = w.VBox([self.mode_control, *rows,
-                           w.HBox([self.timeout_control, self.recovery_control])])
+        controls = w.VBox(
+            [self.mode_control, *rows, w.HBox([self.timeout_control, self.recovery_control])]
+        )
         self.view = w.VBox([self.figure, self.summary_label, controls])
 
     def _draw(self) -> None:

@@ -10,8 +10,14 @@ import ipywidgets as w
 from ..scenarios.point_to_point import PointToPointRun, default_run
 from ._base import PALETTE, SimulationView
 
-CONSUMER_COLOURS = [PALETTE["blue"], PALETTE["orange"], PALETTE["green"], PALETTE["purple"],
-                    PALETTE["sky"], PALETTE["vermillion"]]
+CONSUMER_COLOURS = [
+    PALETTE["blue"],
+    PALETTE["orange"],
+    PALETTE["green"],
+    PALETTE["purple"],
+    PALETTE["sky"],
+    PALETTE["vermillion"],
+]
 
 
 class PointToPoint(SimulationView):
@@ -87,59 +93,110 @@ class PointToPoint(SimulationView):
         names = list(self.run.consumers)
         x = bq.LinearScale(min=0.0)
         y = bq.LinearScale(min=0.0)
-        self.depth_mark = bq.Lines(scales={"x": x, "y": y},
-                                   colors=[PALETTE["blue"], PALETTE["vermillion"]],
-                                   stroke_width=2.5, labels=["waiting (visible)", "in flight"],
-                                   display_legend=True, interpolation="step-after")
+        self.depth_mark = bq.Lines(
+            scales={"x": x, "y": y},
+            colors=[PALETTE["blue"], PALETTE["vermillion"]],
+            stroke_width=2.5,
+            labels=["waiting (visible)", "in flight"],
+            display_legend=True,
+            interpolation="step-after",
+        )
         self.depth_figure = bq.Figure(
-            marks=[self.depth_mark], title="Messages in the queue",
-            axes=[bq.Axis(scale=x, label="simulated time (s)"),
-                  bq.Axis(scale=y, side="left", label="messages", tick_format="d")],
+            marks=[self.depth_mark],
+            title="Messages in the queue",
+            axes=[
+                bq.Axis(scale=x, label="simulated time (s)"),
+                bq.Axis(scale=y, side="left", label="messages", tick_format="d"),
+            ],
             legend_location="top-right",
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 20},
-            layout=w.Layout(width="62%", height="300px"))
+            layout=w.Layout(width="62%", height="300px"),
+        )
         cx = bq.OrdinalScale()
         cy = bq.LinearScale(min=0.0)
-        self.count_mark = bq.Bars(x=names, y=[0] * len(names), scales={"x": cx, "y": cy},
-                                  colors=CONSUMER_COLOURS[: len(names)], padding=0.3)
+        self.count_mark = bq.Bars(
+            x=names,
+            y=[0] * len(names),
+            scales={"x": cx, "y": cy},
+            colors=CONSUMER_COLOURS[: len(names)],
+            padding=0.3,
+        )
         self.count_figure = bq.Figure(
-            marks=[self.count_mark], title="Processed per consumer",
-            axes=[bq.Axis(scale=cx, label="consumer"),
-                  bq.Axis(scale=cy, side="left", label="messages", tick_format="d")],
+            marks=[self.count_mark],
+            title="Processed per consumer",
+            axes=[
+                bq.Axis(scale=cx, label="consumer"),
+                bq.Axis(scale=cy, side="left", label="messages", tick_format="d"),
+            ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 10},
-            layout=w.Layout(width="36%", height="300px"))
+            layout=w.Layout(width="36%", height="300px"),
+        )
 
-        producer = w.HBox([
-            self._button("Send 1", lambda: self.send(1), "the producer sends one message"),
-            self._button("Burst of 10", lambda: self.send(10), "the producer sends ten messages"),
-            self._button("Advance 1 s", lambda: self.advance(1.0), "let one second pass"),
-            self._button("Advance 5 s", lambda: self.advance(5.0), "let five seconds pass"),
-        ])
+        producer = w.HBox(
+            [
+                self._button("Send 1", lambda: self.send(1), "the producer sends one message"),
+                self._button(
+                    "Burst of 10", lambda: self.send(10), "the producer sends ten messages"
+                ),
+                self._button("Advance 1 s", lambda: self.advance(1.0), "let one second pass"),
+                self._button("Advance 5 s", lambda: self.advance(5.0), "let five seconds pass"),
+            ]
+        )
         self.speed_controls: dict[str, w.FloatSlider] = {}
         consumer_rows = []
         for name in names:
-            slider = w.FloatSlider(value=self.run.consumers[name].processing_time, min=0.2,
-                                   max=5.0, step=0.1, description=f"{name}: s/message",
-                                   style={"description_width": "110px"}, readout_format=".1f",
-                                   layout=w.Layout(width="340px"))
-            slider.observe(lambda c, n=name: None if self._syncing
-                           else self.set_processing_time(n, c["new"]), "value")
+            slider = w.FloatSlider(
+                value=self.run.consumers[name].processing_time,
+                min=0.2,
+                max=5.0,
+                step=0.1,
+                description=f"{name}: s/message",
+                style={"description_width": "110px"},
+                readout_format=".1f",
+                layout=w.Layout(width="340px"),
+            )
+            slider.observe(
+                lambda c, n=name: None if self._syncing else self.set_processing_time(n, c["new"]),
+                "value",
+            )
             self.speed_controls[name] = slider
-            consumer_rows.append(w.HBox([
-                slider,
-                self._button(f"Crash {name}", lambda n=name: self._toggle_crash(n),
-                             "kill this consumer now, before it acks (click again to restart)"),
-            ]))
+            consumer_rows.append(
+                w.HBox(
+                    [
+                        slider,
+                        self._button(
+                            f"Crash {name}",
+                            lambda n=name: self._toggle_crash(n),
+                            "kill this consumer now, before it acks (click again to restart)",
+                        ),
+                    ]
+                )
+            )
         self.visibility_control = w.FloatSlider(
-            value=self.run.queue.visibility_timeout, min=0.5, max=30.0, step=0.5,
-            description="visibility timeout (s)", style={"description_width": "150px"},
-            readout_format=".1f", layout=w.Layout(width="420px"))
+            value=self.run.queue.visibility_timeout,
+            min=0.5,
+            max=30.0,
+            step=0.5,
+            description="visibility timeout (s)",
+            style={"description_width": "150px"},
+            readout_format=".1f",
+            layout=w.Layout(width="420px"),
+        )
         self.visibility_control.observe(
-            lambda c: None if self._syncing else self.set_visibility_timeout(c["new"]), "value")
-        self.crash_buttons = {name: row.children[1] for name, row in zip(names, consumer_rows,
-                                                                          strict=True)}
-        self.view = w.VBox([w.HBox([self.depth_figure, self.count_figure]), self.summary_label,
-                            producer, *consumer_rows, self.visibility_control])
+            lambda c: None if self._syncing else self.set_visibility_timeout(c["new"]), "value"
+        )
+        self.crash_buttons = {
+            name: row.children[1] for name, row in zip(names, consumer_rows, strict=True)
+        }
+        self.view = w.VBox(
+            [
+                w.HBox([self.depth_figure, self.count_figure]),
+                self.summary_label,
+                producer,
+                *consumer_rows,
+                self.visibility_control,
+            ]
+        )
 
     def _toggle_crash(self, name: str) -> None:
         if self.run.consumers[name].alive:

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what the tests need (./.venv, the book's browser assets) and run the whole test suite:
+# engine, scenarios, widgets, notebooks (nbval), the book build and the browser tests.
+# Extra arguments go to pytest, e.g. `bash test.sh -k work_queue`.
+set -euo pipefail
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements-dev.txt
+command -v npm >/dev/null || { echo "npm is needed for the book's offline assets: apt-get install -y npm"; exit 1; }
+npm ci --no-audit --no-fund --loglevel=error
+[ -x /usr/bin/chromium ] || { echo "The browser tests need Debian's chromium: apt-get install -y chromium"; exit 1; }
+exec .venv/bin/python -m pytest "$@"

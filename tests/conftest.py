@@ -1,0 +1,97 @@
+"""Shared fixtures: the built book (built once per test session) and a headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """Build the whole book the way the README says, into a temporary folder; return its html dir.
+
+    Warnings are errors (-W), references are checked (-n), and every notebook is executed.
+    """
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(jupyter_book), "build", "--all", "-W", "-n", "--keep-going",
+         "--path-output", str(out), str(ROOT)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )
+    elapsed = time.perf_counter() - started
+    log = result.stdout + result.stderr
+    (out / "build.log").write_text(log)
+    assert result.returncode == 0, f"book build failed after {elapsed:.0f} s:\n{log[-6000:]}"
+    print(f"book built in {elapsed:.1f} s")
+    return out / "_build" / "html"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """Serve ``directory`` over HTTP on 127.0.0.1 and a free port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def book_url(built_book):
+    with serve(built_book) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Debian's Chromium driven by Playwright (Playwright's own browser download is not used)."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    home = tmp_path_factory.mktemp("chromium-home")
+    os.environ.setdefault("XDG_CONFIG_HOME", str(home / "config"))
+    os.environ.setdefault("XDG_CACHE_HOME", str(home / "cache"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS

