@@ -167,8 +167,8 @@ def _plan(app: Sphinx) -> list[tuple[Path, str]]:
                 f"offline_widgets: cannot find the {module} AMD bundle "
                 f"(share/jupyter/nbextensions/{module}/index.js) in this Python environment "
                 f"({sys.prefix}). Install the book's Python dependencies "
-                f"(`pip install -e '.[widgets]'`, which brings {dist_name}) into the environment "
-                "that runs jupyter-book."
+                f"(`pip install -r requirements-dev.txt`, which brings {dist_name}) into the "
+                "environment that runs jupyter-book."
             )
         plan.append((src, f"{module}/index.js"))
     return plan
@@ -243,8 +243,9 @@ def _check_widget_modules(app: Sphinx, env: Any) -> None:
         if unknown:
             logger.warning(
                 f"offline_widgets: saved widgets need module(s) {unknown}, which the book does "
-                "not serve, so they would be fetched from a CDN (or stay blank offline). Add "
-                "their AMD bundle to PYTHON_WIDGET_BUNDLES in book/offline/offline_widgets.py.",
+                "not serve, so they would stay blank (the pages never fetch widget code from a "
+                "CDN). Add their AMD bundle to PYTHON_WIDGET_BUNDLES in "
+                "book/offline/offline_widgets.py.",
                 location=docname,
                 type="offline_widgets",
                 subtype="module",

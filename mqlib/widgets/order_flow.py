@@ -231,5 +231,9 @@ class SyncVsAsync(SimulationView):
             self.user_mark.y = [-0.5, len(ROWS) - 0.5]
             self.user_label.x = [r.user_wait_ms]
             self.user_label.y = [-0.35]
+            # Write the label on whichever side of the line has room for it.
+            right_half = r.user_wait_ms > 0.5 * self.x_scale.max
+            self.user_label.align = "end" if right_half else "start"
+            self.user_label.x_offset = -6 if right_half else 6
             verdict = "confirmed" if r.outcome == "confirmed" else "error"
             self.user_label.text = [f"user sees '{verdict}' at {r.user_wait_ms:,.0f} ms"]

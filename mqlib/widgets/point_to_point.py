@@ -98,7 +98,6 @@ class PointToPoint(SimulationView):
             colors=[PALETTE["blue"], PALETTE["vermillion"]],
             stroke_width=2.5,
             labels=["waiting (visible)", "in flight"],
-            display_legend=True,
             interpolation="step-after",
         )
         self.depth_figure = bq.Figure(
@@ -108,7 +107,6 @@ class PointToPoint(SimulationView):
                 bq.Axis(scale=x, label="simulated time (s)"),
                 bq.Axis(scale=y, side="left", label="messages", tick_format="d"),
             ],
-            legend_location="top-right",
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 20},
             layout=w.Layout(width="62%", height="300px"),
         )
@@ -123,10 +121,10 @@ class PointToPoint(SimulationView):
         )
         self.count_figure = bq.Figure(
             marks=[self.count_mark],
-            title="Processed per consumer",
+            title="Processed",
             axes=[
                 bq.Axis(scale=cx, label="consumer"),
-                bq.Axis(scale=cy, side="left", label="messages", tick_format="d"),
+                bq.Axis(scale=cy, side="left", label="messages processed", tick_format="d"),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 10},
             layout=w.Layout(width="36%", height="300px"),
@@ -188,9 +186,16 @@ class PointToPoint(SimulationView):
         self.crash_buttons = {
             name: row.children[1] for name, row in zip(names, consumer_rows, strict=True)
         }
+        # A legend in HTML: bqplot's own legend box sits on top of the lines it explains.
+        legend = w.HTML(
+            f'<span style="color:{PALETTE["blue"]}">&#9632; waiting (visible)</span> &nbsp; '
+            f'<span style="color:{PALETTE["vermillion"]}">&#9632; in flight</span>'
+            " &nbsp; (messages in the queue over time; bars: messages each consumer finished)"
+        )
         self.view = w.VBox(
             [
                 w.HBox([self.depth_figure, self.count_figure]),
+                legend,
                 self.summary_label,
                 producer,
                 *consumer_rows,

@@ -1,0 +1,530 @@
+"""Message ordering: why parallel consumers break order, and how partitioning by key restores it.
+
+Every order goes through ``created -> paid -> shipped``. Processing ``shipped`` before ``paid``
+means shipping goods nobody has paid for, so the events *of one order* must be processed in the
+order they were sent. Events of different orders are independent.
+
+Two ways to share the events among several consumers:
+
+**Competing consumers on one queue** (:class:`CompetingOrdering`)
+    Every consumer takes the next message from a single :class:`~mqlib.models.work_queue.WorkQueue`.
+    The queue hands messages out in order, but a slow consumer still works on ``42 created`` while
+    a fast one has already taken and finished ``42 paid``: the *processing* order is broken.
+**A partitioned topic keyed by order id** (:class:`PartitionedOrdering`)
+    The producer sends each event with ``key=str(order_id)``; Kafka's partitioner
+    (:func:`~mqlib.models.partitioner.kafka_partition`) puts every event of one order into the
+    same partition; each partition is read by exactly one consumer of the group (the assignor
+    decides which), one record after the other. So the events of order 42 are processed in order,
+    however slow or fast the consumers are, while different orders proceed in parallel. Without a
+    key, the partitioner spreads the events over the partitions, the events of one order land on
+    different consumers, and order is lost again.
+
+A *violation* is an event processed while an earlier event of the same order (sent before it) has
+not been processed yet: :func:`find_violations` lists them.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from .. import _validate as check
+from ..core import Simulation
+from .assignors import assign
+from .partitioner import KEYLESS_STRATEGIES, Partitioner, kafka_partition
+from .work_queue import WorkQueue
+
+__all__ = [
+    "DEFAULT_ORDERS",
+    "DEFAULT_PROCESSING_TIMES",
+    "MODES",
+    "ORDER_STEPS",
+    "TOPIC",
+    "CompetingOrdering",
+    "OrderEvent",
+    "OrderingResult",
+    "PartitionedOrdering",
+    "Processed",
+    "consumer_names",
+    "find_violations",
+    "order_events",
+    "partition_mapping",
+    "processing_sequences",
+    "simulate_ordering",
+]
+
+ORDER_STEPS = ("created", "paid", "shipped")
+"""The life of an order, in the order its events are sent."""
+
+DEFAULT_ORDERS = (42, 43, 44)
+"""The lesson's three orders."""
+
+TOPIC = "order-events"
+
+MODES = ("partitions", "queue")
+"""``"partitions"``: a partitioned topic, one owner per partition; ``"queue"``: competing consumers
+on one queue."""
+
+DEFAULT_PROCESSING_TIMES = (0.5, 0.05, 0.2, 0.1, 0.3, 0.15, 0.4, 0.25)
+"""Seconds per event for consumers A, B, C, ... (repeating after H). A is the lesson's slow
+consumer (500 ms), B its fast one (50 ms)."""
+
+MAX_CONSUMERS = len(string.ascii_uppercase)
+MAX_PARTITIONS = 64
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """Event ``step`` of order ``order_id``; ``seq`` is its position in send order (1, 2, ...)."""
+
+    order_id: int
+    step: str
+    seq: int
+
+    @property
+    def id(self) -> str:
+        """A unique message id, ``"e<seq>"``."""
+        return f"e{self.seq}"
+
+    @property
+    def key(self) -> str:
+        """The record key a producer uses: the order id as text."""
+        return str(self.order_id)
+
+    @property
+    def label(self) -> str:
+        """``"42 created"``."""
+        return f"{self.order_id} {self.step}"
+
+
+@dataclass(frozen=True)
+class Processed:
+    """``consumer`` finished processing ``event`` at ``time`` (it came from ``partition``, or
+    from the queue when ``partition`` is ``None``)."""
+
+    time: float
+    consumer: str
+    event: OrderEvent
+    partition: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": round(self.time, 9),
+            "consumer": self.consumer,
+            "order": self.event.order_id,
+            "step": self.event.step,
+            "seq": self.event.seq,
+            "partition": self.partition,
+        }
+
+
+def _check_orders(orders: Any) -> tuple[int, ...]:
+    if isinstance(orders, str | bytes) or not isinstance(orders, Iterable):
+        raise TypeError(
+            f"orders must be a list of integer order ids, got {orders!r} ({type(orders).__name__})"
+        )
+    orders = tuple(orders)
+    if not orders:
+        raise ValueError("orders must name at least one order id, got an empty list")
+    for order in orders:
+        check.integer("order id in orders", order, minimum=0)
+    if len(set(orders)) != len(orders):
+        raise ValueError(f"orders must not repeat an order id, got {orders!r}")
+    return orders
+
+
+def order_events(orders: Iterable[int] = DEFAULT_ORDERS, *, first_seq: int = 1) -> list[OrderEvent]:
+    """The events of ``orders`` in send order: all orders are created, then paid, then shipped.
+
+    >>> [e.label for e in order_events((42, 43))]
+    ['42 created', '43 created', '42 paid', '43 paid', '42 shipped', '43 shipped']
+    """
+    orders = _check_orders(orders)
+    check.integer("first_seq", first_seq, minimum=1)
+    events = []
+    for step in ORDER_STEPS:
+        for order in orders:
+            events.append(OrderEvent(order, step, first_seq + len(events)))
+    return events
+
+
+def partition_mapping(
+    orders: Iterable[int] = DEFAULT_ORDERS, partition_counts: Iterable[int] = range(1, 9)
+) -> dict[int, dict[int, int]]:
+    """Where each order's events go, for each partition count: ``{order: {count: partition}}``.
+
+    The partition is ``murmur2(key) mod count``, so changing the count moves keys: an order that
+    was on partition 0 of 4 is not on partition 0 of 5. Events already written stay where they
+    were, so right after adding partitions the old and new events of one order sit in different
+    partitions, and their relative order is no longer guaranteed.
+
+    >>> partition_mapping((42, 43, 44), (4, 5))
+    {42: {4: 0, 5: 2}, 43: {4: 2, 5: 4}, 44: {4: 3, 5: 4}}
+    """
+    orders = _check_orders(orders)
+    if isinstance(partition_counts, str | bytes) or not isinstance(partition_counts, Iterable):
+        raise TypeError(f"partition_counts must be a list of integers, got {partition_counts!r}")
+    counts = list(partition_counts)
+    if not counts:
+        raise ValueError("partition_counts must not be empty")
+    for count in counts:
+        check.integer(
+            "partition count in partition_counts", count, minimum=1, maximum=MAX_PARTITIONS
+        )
+    return {order: {n: kafka_partition(str(order), n) for n in counts} for order in orders}
+
+
+def processing_sequences(processed: Iterable[Processed]) -> dict[int, list[str]]:
+    """Each order's steps in the order they were processed (orders sorted by id)."""
+    sequences: dict[int, list[str]] = {}
+    for p in processed:
+        sequences.setdefault(p.event.order_id, []).append(p.event.step)
+    return dict(sorted(sequences.items()))
+
+
+def find_violations(
+    processed: Sequence[Processed], sent: Iterable[OrderEvent] | None = None
+) -> list[dict[str, Any]]:
+    """Every event processed while an earlier event of the same order was still unprocessed.
+
+    ``processed`` must be in processing order. ``sent`` is every event sent so far (by default
+    only the processed ones are known); an earlier event that was sent but is still waiting or
+    in progress counts too.
+
+    Each violation is ``{"time", "consumer", "order", "event", "before"}``: at ``time``
+    ``consumer`` finished ``event`` of ``order`` although ``before`` (sent earlier) was not done.
+    """
+    known = {p.event for p in processed}
+    if sent is not None:
+        known.update(sent)
+    done: set[OrderEvent] = set()
+    violations = []
+    for p in processed:
+        earlier = sorted(
+            (
+                e
+                for e in known
+                if e.order_id == p.event.order_id and e.seq < p.event.seq and e not in done
+            ),
+            key=lambda e: e.seq,
+        )
+        for e in earlier:
+            violations.append(
+                {
+                    "time": round(p.time, 9),
+                    "consumer": p.consumer,
+                    "order": p.event.order_id,
+                    "event": p.event.step,
+                    "before": e.step,
+                }
+            )
+        done.add(p.event)
+    return violations
+
+
+def consumer_names(count: int) -> list[str]:
+    """``["A", "B", ...]``: ``count`` consumer names."""
+    check.integer("consumers", count, minimum=1, maximum=MAX_CONSUMERS)
+    return list(string.ascii_uppercase[:count])
+
+
+def _processing_times(count: int, processing_times: Sequence[float] | None) -> dict[str, float]:
+    names = consumer_names(count)
+    if processing_times is None:
+        return {
+            n: DEFAULT_PROCESSING_TIMES[i % len(DEFAULT_PROCESSING_TIMES)]
+            for i, n in enumerate(names)
+        }
+    if isinstance(processing_times, str) or not isinstance(processing_times, Sequence):
+        raise TypeError(
+            f"processing_times must be a list of seconds, one per consumer, "
+            f"got {processing_times!r} ({type(processing_times).__name__})"
+        )
+    if len(processing_times) != count:
+        raise ValueError(
+            f"processing_times must have one entry per consumer ({count}), "
+            f"got {len(processing_times)}: {list(processing_times)!r}"
+        )
+    return {
+        n: check.positive(f"processing_times[{i}]", t)
+        for i, (n, t) in enumerate(zip(names, processing_times, strict=True))
+    }
+
+
+class _OrderingSystem:
+    """What both set-ups share: consumers with speeds and jitter, and the processed log."""
+
+    def __init__(
+        self,
+        sim: Simulation,
+        consumers: int,
+        processing_times: Sequence[float] | None,
+        jitter: float,
+    ) -> None:
+        if not isinstance(sim, Simulation):
+            raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
+        self.sim = sim
+        self.processing_times = _processing_times(consumers, processing_times)
+        self.jitter = check.non_negative("jitter", jitter)
+        self.sent: list[OrderEvent] = []
+        self.processed: list[Processed] = []
+
+    def _work_time(self, consumer: str) -> float:
+        # A consumer's base time plus up to `jitter` seconds more, drawn from the seeded rng:
+        # a GC pause, a slow database call, a noisy neighbour.
+        extra = self.sim.rng.uniform(0, self.jitter) if self.jitter else 0.0
+        return self.processing_times[consumer] + extra
+
+    def _done(self, consumer: str, event: OrderEvent, partition: int | None) -> None:
+        self.processed.append(Processed(self.sim.now, consumer, event, partition))
+        self.sim.record(
+            "processed",
+            consumer=consumer,
+            order=event.order_id,
+            step=event.step,
+            seq=event.seq,
+            partition=partition,
+        )
+
+    @property
+    def pending(self) -> int:
+        """Events sent but not processed yet."""
+        return len(self.sent) - len(self.processed)
+
+    def sequences(self) -> dict[int, list[str]]:
+        """Each order's steps in processing order."""
+        return processing_sequences(self.processed)
+
+    def violations(self) -> list[dict[str, Any]]:
+        """See :func:`find_violations`."""
+        return find_violations(self.processed, self.sent)
+
+
+class CompetingOrdering(_OrderingSystem):
+    """Competing consumers on ONE work queue: each takes the next message when it is free.
+
+    Parameters
+    ----------
+    sim:
+        The simulation.
+    consumers:
+        How many consumers (named A, B, ...).
+    processing_times:
+        Seconds per event for each consumer; default :data:`DEFAULT_PROCESSING_TIMES`.
+    jitter:
+        Up to this many extra seconds per event, drawn at random from the seed.
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        consumers: int = 2,
+        *,
+        processing_times: Sequence[float] | None = None,
+        jitter: float = 0.0,
+    ) -> None:
+        super().__init__(sim, consumers, processing_times, jitter)
+        # A visibility timeout far longer than any processing: no redelivery muddles the picture.
+        self.queue = WorkQueue(sim, visibility_timeout=3600.0, name=TOPIC)
+        for name in self.processing_times:
+            sim.process(self.run(name))
+
+    def publish(self, event: OrderEvent) -> None:
+        """Put ``event`` at the back of the queue."""
+        if not isinstance(event, OrderEvent):
+            raise TypeError(f"event must be an OrderEvent, got {event!r}")
+        self.sent.append(event)
+        self.queue.send(event, message_id=event.id)
+
+    def run(self, name: str) -> Generator[simpy.Event, Any, None]:
+        """One consumer's loop: receive the next message, process it, ack it."""
+        while True:
+            delivery = yield self.queue.receive(name)
+            event = delivery.message.body
+            yield self.sim.timeout(self._work_time(name))
+            self._done(name, event, None)
+            self.queue.ack(delivery)
+
+
+class PartitionedOrdering(_OrderingSystem):
+    """A topic with ``partitions`` partitions read by a consumer group of ``consumers`` members.
+
+    Parameters
+    ----------
+    sim:
+        The simulation.
+    partitions:
+        The topic's partition count.
+    consumers:
+        Members of the consumer group (named A, B, ...); by default one per partition. Members
+        beyond the partition count get no partition and sit idle.
+    keyed:
+        Send each event with its order id as key (Kafka's partitioner hashes it) or without a key
+        (the partitioner spreads them by ``keyless``).
+    keyless:
+        How keyless events are spread, ``"roundrobin"`` or ``"sticky"`` (see
+        :class:`~mqlib.models.partitioner.Partitioner`).
+    strategy:
+        The group's assignor, ``"range"`` or ``"roundrobin"``.
+    processing_times, jitter:
+        As for :class:`CompetingOrdering`.
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        partitions: int = 4,
+        consumers: int | None = None,
+        *,
+        keyed: bool = True,
+        keyless: str = "roundrobin",
+        strategy: str = "range",
+        processing_times: Sequence[float] | None = None,
+        jitter: float = 0.0,
+    ) -> None:
+        check.integer("partitions", partitions, minimum=1, maximum=MAX_PARTITIONS)
+        if consumers is None:
+            consumers = min(partitions, MAX_CONSUMERS)
+        super().__init__(sim, consumers, processing_times, jitter)
+        self.keyed = check.boolean("keyed", keyed)
+        check.choice("keyless", keyless, KEYLESS_STRATEGIES)
+        self.partitioner = Partitioner(partitions, keyless=keyless)  # type: ignore[arg-type]
+        self.logs: list[list[OrderEvent]] = [[] for _ in range(partitions)]
+        self.placement: dict[str, int] = {}  # event id -> partition
+        members = {name: [TOPIC] for name in self.processing_times}
+        owned = assign(strategy, members, {TOPIC: partitions})  # type: ignore[arg-type]
+        self.assignment: dict[str, list[int]] = {m: [p for _, p in tps] for m, tps in owned.items()}
+        self.positions = [0] * partitions  # next offset to read, per partition
+        self._arrivals: list[simpy.Event] = []
+        for name, owned_partitions in self.assignment.items():
+            sim.process(self.run(name, owned_partitions))
+
+    @property
+    def partitions(self) -> int:
+        return len(self.logs)
+
+    def publish(self, event: OrderEvent) -> int:
+        """Append ``event`` to the partition the partitioner picks; return that partition."""
+        if not isinstance(event, OrderEvent):
+            raise TypeError(f"event must be an OrderEvent, got {event!r}")
+        partition = self.partitioner.partition(event.key if self.keyed else None)
+        self.sent.append(event)
+        self.logs[partition].append(event)
+        self.placement[event.id] = partition
+        self.sim.record(
+            "append",
+            order=event.order_id,
+            step=event.step,
+            seq=event.seq,
+            partition=partition,
+            offset=len(self.logs[partition]) - 1,
+        )
+        arrivals, self._arrivals = self._arrivals, []
+        for arrival in arrivals:
+            arrival.succeed()
+        return partition
+
+    def run(self, name: str, owned: list[int]) -> Generator[simpy.Event, Any, None]:
+        """One member's poll loop: take the oldest unread record of its partitions, process it.
+
+        Within a partition it never skips ahead: offset ``n + 1`` only after offset ``n``.
+        """
+        while True:
+            ready = [p for p in owned if self.positions[p] < len(self.logs[p])]
+            if not ready:
+                arrival = self.sim.event()
+                self._arrivals.append(arrival)
+                yield arrival
+                continue
+            partition = min(ready, key=lambda p: self.logs[p][self.positions[p]].seq)
+            event = self.logs[partition][self.positions[partition]]
+            yield self.sim.timeout(self._work_time(name))
+            self._done(name, event, partition)
+            self.positions[partition] += 1
+
+
+@dataclass(frozen=True)
+class OrderingResult:
+    """The outcome of one ordering run, as plain data."""
+
+    mode: str
+    keyed: bool
+    partitions: int | None
+    processing_times: dict[str, float]
+    assignment: dict[str, list[int]]
+    placement: dict[str, int]
+    processed: list[dict[str, Any]]
+    sequences: dict[int, list[str]]
+    violations: list[dict[str, Any]]
+
+
+def simulate_ordering(
+    *,
+    mode: str = "partitions",
+    partitions: int = 4,
+    keyed: bool = True,
+    consumers: int | None = None,
+    processing_times: Sequence[float] | None = None,
+    jitter: float = 0.0,
+    orders: Iterable[int] = DEFAULT_ORDERS,
+    send_interval: float = 0.01,
+    keyless: str = "roundrobin",
+    seed: int = 0,
+) -> OrderingResult:
+    """Send the events of ``orders`` one every ``send_interval`` seconds and process them all.
+
+    ``mode="partitions"`` uses :class:`PartitionedOrdering` (``consumers`` defaults to
+    ``partitions``), ``mode="queue"`` uses :class:`CompetingOrdering` (``consumers`` defaults to
+    2, the lesson's A at 500 ms and B at 50 ms; ``partitions`` and ``keyed`` are ignored).
+    """
+    check.choice("mode", mode, MODES)
+    check.non_negative("send_interval", send_interval)
+    events = order_events(orders)
+    sim = Simulation(seed=seed)
+    system: PartitionedOrdering | CompetingOrdering
+    if mode == "queue":
+        system = CompetingOrdering(
+            sim,
+            2 if consumers is None else consumers,
+            processing_times=processing_times,
+            jitter=jitter,
+        )
+    else:
+        system = PartitionedOrdering(
+            sim,
+            partitions,
+            consumers,
+            keyed=keyed,
+            keyless=keyless,
+            processing_times=processing_times,
+            jitter=jitter,
+        )
+
+    def producer() -> Generator[simpy.Event, Any, None]:
+        for event in events:
+            system.publish(event)
+            yield sim.timeout(send_interval)
+
+    sim.process(producer())
+    sim.run()
+    return ordering_result(system)
+
+
+def ordering_result(system: PartitionedOrdering | CompetingOrdering) -> OrderingResult:
+    """Read a running system's state as an :class:`OrderingResult`."""
+    partitioned = isinstance(system, PartitionedOrdering)
+    return OrderingResult(
+        mode="partitions" if partitioned else "queue",
+        keyed=system.keyed if partitioned else False,
+        partitions=system.partitions if partitioned else None,
+        processing_times=dict(system.processing_times),
+        assignment={k: list(v) for k, v in system.assignment.items()} if partitioned else {},
+        placement=dict(system.placement) if partitioned else {},
+        processed=[p.as_dict() for p in system.processed],
+        sequences=system.sequences(),
+        violations=system.violations(),
+    )

@@ -1,0 +1,236 @@
+"""Chapter 5's scenarios: a fast producer, slow consumers and the ways to push back.
+
+:class:`BackpressureRun` follows each message (the live picture: depth, lag, effective producer
+rate, dropped and rejected over time). :class:`LargeScaleRun` works in counts per second and
+reproduces the lesson's numbers - 10,000 msg/s in, 1,000 msg/s out - for an hour at once
+(:func:`lesson_backlog`). Every button of the chapter's widget is a method of one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .. import _validate as check
+from ..core import Simulation
+from ..models.backpressure import (
+    Backlog,
+    BackpressureBroker,
+    PartitionConsumer,
+    RateProducer,
+)
+
+__all__ = ["BackpressureRun", "LargeScaleRun", "default_large_scale_run", "default_run",
+           "lesson_backlog"]
+
+CONSUMER_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SERIES_KEYS = ("time", "depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
+
+
+class BackpressureRun:
+    """A producer, a partitioned queue with a backpressure ``mode`` and a consumer group.
+
+    Parameters
+    ----------
+    rate:
+        Messages per second the producer tries to send.
+    consumer_rate:
+        Messages per second each consumer processes.
+    consumers, partitions:
+        Size of the consumer group and of the topic (consumers beyond ``partitions`` sit idle).
+    mode, capacity, lag_threshold, throttled_rate, low_priority_share, shed_threshold:
+        The policy; see :mod:`mqlib.models.backpressure`.
+    sample_every:
+        Seconds between the points of :attr:`series`.
+    seed:
+        Seeds the priorities of the messages.
+    """
+
+    def __init__(self, *, rate: float = 10.0, consumer_rate: float = 2.0, consumers: int = 1,
+                 partitions: int = 1, mode: str = "block", capacity: int = 20,
+                 lag_threshold: int = 10, throttled_rate: float = 1.0,
+                 low_priority_share: float = 0.5, shed_threshold: int = 10,
+                 sample_every: float = 1.0, seed: int = 0) -> None:
+        check.integer("consumers", consumers, minimum=0, maximum=len(CONSUMER_NAMES))
+        check.positive("consumer_rate", consumer_rate)
+        self.sample_every = check.positive("sample_every", sample_every)
+        self.sim = Simulation(seed=seed)
+        self.broker = BackpressureBroker(self.sim, partitions=partitions, mode=mode,
+                                         capacity=capacity, shed_threshold=shed_threshold)
+        self.producer = RateProducer(self.sim, self.broker, rate=rate,
+                                     low_priority_share=low_priority_share,
+                                     lag_threshold=lag_threshold, throttled_rate=throttled_rate)
+        self.consumer_rate = consumer_rate
+        self.consumers: dict[str, PartitionConsumer] = {}
+        for _ in range(consumers):
+            self._add()
+        self.broker.rebalance(list(self.consumers))
+        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
+        self._marks: list[tuple[float, int, int]] = []  # (time, produced, consumed) per sample
+        self._sample()
+        self.sim.process(self._sampler())
+
+    # -- actions (the widget's buttons) ---------------------------------------------------------
+    def set_rate(self, rate: float) -> None:
+        """Messages per second the producer tries to send (0 pauses it)."""
+        self.producer.set_rate(rate)
+        self.sim.settle()
+
+    def set_consumer_rate(self, rate: float) -> None:
+        """Messages per second each consumer processes, from its next message on."""
+        check.positive("rate", rate)
+        self.consumer_rate = rate
+        for consumer in self.consumers.values():
+            consumer.set_rate(rate)
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the backpressure policy (one of ``MODES``)."""
+        self.broker.set_mode(mode)
+        self.sim.record("mode", mode=mode)
+        self.sim.settle()
+
+    def set_capacity(self, capacity: int) -> None:
+        """The bound of the ``"block"``/``"reject"`` queue."""
+        self.broker.set_capacity(capacity)
+        self.sim.settle()
+
+    def set_shed_threshold(self, threshold: int) -> None:
+        """Depth from which ``"shed"`` drops low-priority messages."""
+        self.broker.set_shed_threshold(threshold)
+
+    def set_lag_threshold(self, threshold: int) -> None:
+        """Lag above which a ``"rate_limit"`` producer slows down."""
+        self.producer.lag_threshold = check.integer("lag_threshold", threshold, minimum=0)
+
+    def add_consumer(self) -> str:
+        """A new member joins the group; the partitions are reassigned. Returns its name."""
+        if len(self.consumers) >= len(CONSUMER_NAMES):
+            raise ValueError(f"consumers must be <= {len(CONSUMER_NAMES)}; the group is full")
+        name = self._add()
+        self.broker.rebalance(list(self.consumers))
+        self.sim.settle()
+        return name
+
+    def remove_consumer(self) -> str:
+        """The newest member leaves (after finishing the message in hand). Returns its name."""
+        if not self.consumers:
+            raise ValueError("consumers must be >= 0; there is no consumer left to remove")
+        name = list(self.consumers)[-1]
+        self.consumers.pop(name).stop()
+        self.broker.rebalance(list(self.consumers))
+        self.sim.settle()
+        return name
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        check.positive("seconds", seconds)
+        self.sim.advance(seconds)
+        self._sample()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    def state(self) -> dict[str, Any]:
+        """Counters and settings as plain data."""
+        b, p = self.broker, self.producer
+        return {
+            "time": self.now, "mode": b.mode, "rate": p.rate, "current_rate": p.current_rate(),
+            "attempted": p.attempted, "produced": b.produced, "consumed": b.consumed,
+            "depth": b.depth, "in_process": b.in_process, "lag": b.lag,
+            "max_depth": b.max_depth, "capacity": b.capacity, "rejected": b.rejected,
+            "dropped": dict(b.dropped), "producer_blocked": p.blocked,
+            "blocked_seconds": p.blocked_seconds,
+            "assignment": {m: list(ps) for m, ps in b.assignment.items()},
+            "consumed_by": {n: c.consumed for n, c in self.consumers.items()},
+        }
+
+    def summary(self) -> str:
+        """One line describing the state of the run."""
+        s = self.state()
+        idle = sum(1 for ps in s["assignment"].values() if not ps)
+        rate = (f"{s['current_rate']:g}/s (throttled)" if self.producer.throttled
+                else f"{s['rate']:g}/s")
+        return (f"t={s['time']:g}s [{s['mode']}]: producer {rate}"
+                f"{' BLOCKED' if s['producer_blocked'] else ''}, produced {s['produced']}, "
+                f"consumed {s['consumed']}, depth {s['depth']}, lag {s['lag']}, "
+                f"rejected {s['rejected']}, dropped {s['dropped']['low']} low / "
+                f"{s['dropped']['high']} high; {len(self.consumers)} consumers "
+                f"({idle} idle) on {self.broker.partition_count} partitions")
+
+    # -- internals -----------------------------------------------------------------------------
+    def _add(self) -> str:
+        name = next(n for n in CONSUMER_NAMES if n not in self.consumers)
+        self.consumers[name] = PartitionConsumer(self.sim, self.broker, name,
+                                                 rate=self.consumer_rate)
+        return name
+
+    def _sample(self) -> None:
+        t, b = self.sim.now, self.broker
+        s = self.series
+        if s["time"] and s["time"][-1] == t:  # a second look at the same instant replaces the first
+            for key in SERIES_KEYS:
+                s[key].pop()
+            self._marks.pop()
+        t0, produced0, consumed0 = self._marks[-1] if self._marks else (t, 0, 0)
+        self._marks.append((t, b.produced, b.consumed))
+        dt = t - t0
+        s["time"].append(t)
+        s["depth"].append(b.depth)
+        s["lag"].append(b.lag)
+        s["producer_rate"].append((b.produced - produced0) / dt if dt > 0 else 0.0)
+        s["consumer_rate"].append((b.consumed - consumed0) / dt if dt > 0 else 0.0)
+        s["dropped"].append(b.dropped["low"] + b.dropped["high"])
+        s["rejected"].append(b.rejected)
+
+    def _sampler(self) -> Generator[Any, Any, None]:
+        while True:
+            yield self.sim.timeout(self.sample_every)
+            self._sample()
+
+
+class LargeScaleRun(Backlog):
+    """:class:`~mqlib.models.backpressure.Backlog` with a one-line :meth:`summary`: the large-scale
+    mode of the chapter's widget. Defaults are the lesson's: 10,000 msg/s in, 1,000 msg/s out."""
+
+    def summary(self) -> str:
+        s = self.state()
+        lost = s["rejected"] + s["dropped"]["low"] + s["dropped"]["high"]
+        return (f"t={s['time']:g}s [{s['mode']}]: produced {s['produced']:,}, consumed "
+                f"{s['consumed']:,}, lag {s['lag']:,} messages behind, lost {lost:,}; "
+                f"{s['active_consumers']} busy / {s['idle_consumers']} idle consumers")
+
+
+def lesson_backlog(rate: float = 10_000, consumer_rate: float = 1_000) -> dict[str, int]:
+    """The lesson's backlog arithmetic, computed by the engine: messages behind after 10 minutes
+    and after an hour with no backpressure at all.
+
+    >>> lesson_backlog()
+    {'growth_per_second': 9000, 'after_10_minutes': 5400000, 'after_1_hour': 32400000}
+    """
+    run = LargeScaleRun(rate=rate, consumer_rate=consumer_rate, mode="unbounded")
+    run.advance(1)
+    growth = run.lag
+    run.advance(599)
+    ten_minutes = run.lag
+    run.advance(3000)
+    return {"growth_per_second": growth, "after_10_minutes": ten_minutes,
+            "after_1_hour": run.lag}
+
+
+def default_run() -> BackpressureRun:
+    """The chapter's opening picture: 10 msg/s into one consumer doing 2 msg/s, on a queue bounded
+    at 20 that blocks the producer. Depth climbs to 20 and stays there; the producer's effective
+    rate falls to the consumer's 2 msg/s; nothing is lost."""
+    run = BackpressureRun()
+    run.advance(30)
+    return run
+
+
+def default_large_scale_run() -> LargeScaleRun:
+    """One hour at the lesson's numbers with no backpressure: 32,400,000 messages behind."""
+    run = LargeScaleRun()
+    run.advance(3600)
+    return run
+

@@ -1,0 +1,295 @@
+"""Chapter 6's scenario: a poison pill in a stream of good messages, with or without a DLQ.
+
+:class:`DeadLetterRun` is what the chapter's widget drives: start/stop the producer, inject a
+poison pill, change ``max_receives``, turn the DLQ on or off, fix the bug, replay, purge, set the
+alert threshold, advance time. Everything it shows - attempts per message, the DLQ's contents with
+error and receive count, alerts - is readable as plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from .. import _validate as check
+from ..core import Simulation
+from ..models.dlq import DeadLetterQueue, HandlerConsumer, PoisonHandler, RedriveQueue
+
+__all__ = ["DeadLetterRun", "SteadyProducer", "default_run"]
+
+CONSUMER_NAMES = "ABCDEFGHIJ"
+SERIES_KEYS = ("time", "depth", "dlq_depth", "processed", "failed", "throughput")
+
+
+class SteadyProducer:
+    """Sends ``rate`` messages per second to a :class:`~mqlib.models.dlq.RedriveQueue`.
+
+    With ``capacity`` set, the producer blocks while the queue holds that many messages (a bounded
+    queue: backpressure) and sends again as soon as one leaves. ``rate=0`` pauses it.
+    """
+
+    def __init__(self, sim: Simulation, queue: RedriveQueue, *, rate: float = 1.0,
+                 capacity: int | None = None) -> None:
+        if not isinstance(queue, RedriveQueue):
+            raise TypeError(f"queue must be a RedriveQueue, got {type(queue).__name__}")
+        self.sim = sim
+        self.queue = queue
+        self.rate = check.non_negative("rate", rate)
+        self.capacity: int | None = None
+        self.set_capacity(capacity)
+        self.sent = 0
+        self.blocked = False
+        self._last_send: float | None = None
+        self._anchor = 0.0
+        self._since_anchor = 0
+        self._anchor_rate = -1.0
+        self._process = sim.process(self.run())
+
+    def set_rate(self, rate: float) -> None:
+        """Messages per second, taking effect at once (0 pauses)."""
+        self.rate = check.non_negative("rate", rate)
+        self._process.interrupt("settings changed")
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """Bound the queue's depth at ``capacity`` (the producer blocks), or ``None``: unbounded."""
+        if capacity is not None:
+            check.integer("capacity", capacity, minimum=1)
+        self.capacity = capacity
+        if hasattr(self, "_process"):
+            self._process.interrupt("settings changed")
+
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        """Wait one interval, wait for room if the queue is bounded and full, send."""
+        due = 0.0
+        while True:
+            if self.rate == 0:
+                wait: simpy.Event = self.sim.event()  # paused: only a new setting wakes us
+            else:
+                if self.rate != self._anchor_rate and self._last_send is not None:
+                    self._anchor, self._since_anchor = self._last_send, 0
+                self._anchor_rate = self.rate
+                # due times count from an anchor (anchor + n / rate): no drift over long runs
+                due = (self.sim.now if self._last_send is None
+                       else self._anchor + (self._since_anchor + 1) / self.rate)
+                if due > self.sim.now:
+                    wait = self.sim.timeout(due - self.sim.now)
+                elif self.capacity is not None and self.queue.depth >= self.capacity:
+                    if not self.blocked:
+                        self.sim.record("producer_blocked", queue=self.queue.name,
+                                        depth=self.queue.depth)
+                    self.blocked = True
+                    wait = self.queue.space_freed()
+                else:
+                    self.blocked = False
+                    self.sent += 1
+                    self.queue.send({"poison": False})
+                    if self.sim.now > due or self._last_send is None:  # late: re-anchor
+                        self._anchor, self._since_anchor = self.sim.now, 0
+                    else:
+                        self._since_anchor += 1
+                    self._last_send = self.sim.now
+                    continue
+            try:
+                yield wait
+            except simpy.Interrupt:
+                pass
+
+
+class DeadLetterRun:
+    """A producer, a queue with a redrive policy, its DLQ and competing consumers whose handler
+    fails on poison pills until the bug is fixed.
+
+    Parameters
+    ----------
+    rate:
+        Good messages per second from the producer (0: only what you :meth:`send`).
+    consumers:
+        Number of competing consumers.
+    processing_time:
+        Seconds each consumer needs per message.
+    visibility_timeout:
+        Seconds before an un-acked (failed) message comes back.
+    max_receives:
+        Receives before a message goes to the DLQ.
+    dlq:
+        Whether the queue has a DLQ at all.
+    ordered:
+        FIFO queue: strictly one message at a time in send order.
+    alert_threshold:
+        Alert when the DLQ holds more than this many messages (``None``: no alerting).
+    sample_every:
+        Seconds between the points of :attr:`series`.
+    """
+
+    def __init__(self, *, rate: float = 2.0, consumers: int = 2, processing_time: float = 0.5,
+                 visibility_timeout: float = 2.0, max_receives: int = 3, dlq: bool = True,
+                 ordered: bool = False, alert_threshold: int | None = 0,
+                 sample_every: float = 0.5, seed: int = 0) -> None:
+        check.integer("consumers", consumers, minimum=1, maximum=len(CONSUMER_NAMES))
+        check.boolean("dlq", dlq)
+        self.sample_every = check.positive("sample_every", sample_every)
+        self.sim = Simulation(seed=seed)
+        self.dlq = DeadLetterQueue(self.sim, name="orders-dlq", alert_threshold=alert_threshold)
+        self.queue = RedriveQueue(self.sim, visibility_timeout=visibility_timeout,
+                                  name="orders", dead_letter_queue=self.dlq if dlq else None,
+                                  max_receives=max_receives, ordered=ordered)
+        self.handler = PoisonHandler()
+        self.consumers = {n: HandlerConsumer(self.sim, self.queue, n, handler=self.handler,
+                                             processing_time=processing_time)
+                          for n in CONSUMER_NAMES[:consumers]}
+        self.producer = SteadyProducer(self.sim, self.queue, rate=rate)
+        self.poison_ids: list[str] = []
+        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
+        self._sample()
+        self.sim.process(self._sampler())
+
+    # -- actions (the widget's buttons) ---------------------------------------------------------
+    def set_rate(self, rate: float) -> None:
+        """Good messages per second (0 stops the producer)."""
+        self.producer.set_rate(rate)
+        self._settle()
+
+    def start(self, rate: float = 2.0) -> None:
+        """Start the producer at ``rate`` messages per second."""
+        check.positive("rate", rate)
+        self.set_rate(rate)
+
+    def stop(self) -> None:
+        """Stop the producer."""
+        self.set_rate(0)
+
+    def send(self, count: int = 1) -> list[str]:
+        """Send ``count`` good messages now; returns their ids."""
+        check.integer("count", count, minimum=1, maximum=10_000)
+        ids = [self.queue.send({"poison": False}).id for _ in range(count)]
+        self._settle()
+        return ids
+
+    def inject_poison(self) -> str:
+        """Send one poison pill now; returns its id."""
+        message = self.queue.send({"poison": True})
+        self.poison_ids.append(message.id)
+        self.sim.record("inject_poison", message=message.id)
+        self._settle()
+        return message.id
+
+    def set_max_receives(self, max_receives: int) -> None:
+        """Receives before a message is dead-lettered."""
+        self.queue.set_redrive_policy(self.queue.dead_letter_queue, max_receives)
+
+    def set_dlq(self, enabled: bool) -> None:
+        """Attach or detach the DLQ (without it, failures are retried forever)."""
+        check.boolean("enabled", enabled)
+        self.queue.set_redrive_policy(self.dlq if enabled else None, self.queue.max_receives)
+
+    def set_alert_threshold(self, threshold: int | None) -> None:
+        """Alert when the DLQ holds more than ``threshold`` messages."""
+        self.dlq.set_alert_threshold(threshold)
+
+    def fix_bug(self) -> None:
+        """Deploy the fix: poison pills are processed normally from now on."""
+        self.handler.fix_bug()
+        self.sim.record("bug_fixed")
+
+    def replay(self) -> list[str]:
+        """Send every dead letter back to the queue; returns their ids."""
+        ids = self.dlq.replay()
+        self._settle()
+        return ids
+
+    def purge(self) -> int:
+        """Delete every dead letter; returns how many."""
+        count = self.dlq.purge()
+        self._settle()
+        return count
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        check.positive("seconds", seconds)
+        self.sim.advance(seconds)
+        self._sample()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    @property
+    def processed(self) -> int:
+        """Messages processed successfully (acked)."""
+        return self.queue.acked_count
+
+    def inspect_dlq(self) -> list[dict[str, Any]]:
+        """The DLQ's contents: id, body, receive count, last error, source, times."""
+        return self.dlq.inspect()
+
+    def attempts(self) -> dict[str, int]:
+        """Receives so far of every message still in the queue or processed (by id)."""
+        return {m.id: m.receive_count for m in self.queue.messages.values()}
+
+    def processed_ids(self) -> list[str]:
+        """Ids of successfully processed messages, in the order they were processed."""
+        return [e.data["message"] for e in self.sim.trace.of_kind("processed")]
+
+    def state(self) -> dict[str, Any]:
+        """Counters as plain data."""
+        return {
+            "time": self.now, "sent": self.queue.sent_count, "processed": self.processed,
+            "failed": self.queue.failed_count, "depth": self.queue.depth,
+            "in_flight": self.queue.in_flight_count, "dlq_depth": self.dlq.depth,
+            "dead_lettered": self.queue.dead_lettered_count, "alerts": len(self.dlq.alerts),
+            "alerting": self.dlq.alerting, "bug_fixed": self.handler.bug_fixed,
+            "dlq": self.queue.dead_letter_queue is not None,
+            "max_receives": self.queue.max_receives, "ordered": self.queue.ordered,
+        }
+
+    def summary(self) -> str:
+        """One line describing the state of the run."""
+        s = self.state()
+        dlq = (f"DLQ {s['dlq_depth']} (max receives {s['max_receives']})" if s["dlq"]
+               else "no DLQ")
+        return (f"t={s['time']:g}s{' [FIFO]' if s['ordered'] else ''}: sent {s['sent']}, "
+                f"processed {s['processed']}, failed attempts {s['failed']}, waiting "
+                f"{s['depth']}; {dlq}; alerts {s['alerts']}"
+                f"{' (ALERTING)' if s['alerting'] else ''}; "
+                f"bug {'fixed' if s['bug_fixed'] else 'present'}")
+
+    # -- internals -----------------------------------------------------------------------------
+    def _settle(self) -> None:
+        self.sim.settle()
+        self._sample()
+
+    def _sample(self) -> None:
+        t, s = self.sim.now, self.series
+        if s["time"] and s["time"][-1] == t:
+            for key in SERIES_KEYS:
+                s[key].pop()
+        previous = (s["time"][-1], s["processed"][-1]) if s["time"] else (t, 0)
+        s["time"].append(t)
+        s["depth"].append(self.queue.depth)
+        s["dlq_depth"].append(self.dlq.depth)
+        s["processed"].append(self.processed)
+        s["failed"].append(self.queue.failed_count)
+        dt = t - previous[0]
+        s["throughput"].append((self.processed - previous[1]) / dt if dt > 0 else 0.0)
+
+    def _sampler(self) -> Generator[Any, Any, None]:
+        while True:
+            yield self.sim.timeout(self.sample_every)
+            self._sample()
+
+
+def default_run() -> DeadLetterRun:
+    """The chapter's opening picture: good messages at 2/s into two consumers; a poison pill at
+    t=3 s fails three times, goes to the DLQ (and raises an alert) while the rest keep flowing; at
+    t=14 s the bug is fixed and the DLQ replayed, and the pill is processed."""
+    run = DeadLetterRun()
+    run.advance(3)
+    run.inject_poison()
+    run.advance(11)
+    run.fix_bug()
+    run.replay()
+    run.advance(6)
+    return run

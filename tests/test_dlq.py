@@ -1,0 +1,375 @@
+"""Chapter 6: dead letter queues - redrive after max receives, head-of-line blocking, replay, alerts.
+
+Regenerate the golden trace with ``python tests/test_dlq.py``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mqlib import Simulation, WorkQueue
+from mqlib.models.dlq import (
+    DeadLetterQueue,
+    HandlerConsumer,
+    PoisonHandler,
+    RedriveQueue,
+    is_poison,
+)
+from mqlib.scenarios.dead_letter import DeadLetterRun, SteadyProducer, default_run
+
+GOLDEN = Path(__file__).parent / "golden" / "dead_letter.json"
+
+
+def as_json(run):
+    return json.loads(json.dumps(run.sim.trace.as_dicts()))
+
+
+def receives_of(run, message_id):
+    return [e for e in run.sim.trace.of_kind("receive") if e.data["message"] == message_id]
+
+
+# -- redrive: exactly max_receives, the rest keeps flowing -----------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(max_receives=st.integers(1, 6), consumers=st.integers(1, 3),
+       visibility_timeout=st.sampled_from([0.75, 1.0, 2.0, 3.0]),
+       processing_time=st.sampled_from([0.25, 0.5]), inject_at=st.sampled_from([0.5, 2.0, 3.25]),
+       ordered=st.booleans())
+def test_a_poison_pill_reaches_the_dlq_after_exactly_max_receives(
+        max_receives, consumers, visibility_timeout, processing_time, inject_at, ordered):
+    run = DeadLetterRun(rate=1.0, consumers=consumers, processing_time=processing_time,
+                        visibility_timeout=visibility_timeout, max_receives=max_receives,
+                        ordered=ordered, alert_threshold=None)
+    run.advance(inject_at)
+    poison = run.inject_poison()
+    poison_seq = run.queue.messages[poison].seq
+    run.advance(max_receives * visibility_timeout + 5)
+    assert len(receives_of(run, poison)) == max_receives
+    failures = [e for e in run.sim.trace.of_kind("processing_failed")
+                if e.data["message"] == poison]
+    assert [e.data["receive_count"] for e in failures] == list(range(1, max_receives + 1))
+    [moved] = run.sim.trace.of_kind("dead_letter")
+    assert moved.data["message"] == poison and moved.data["receive_count"] == max_receives
+    assert moved.time == pytest.approx(receives_of(run, poison)[-1].time + visibility_timeout)
+    [entry] = run.inspect_dlq()
+    assert entry["receive_count"] == max_receives
+    assert entry["last_error"] == PoisonHandler.error
+    assert entry["source"] == "orders"
+    # messages sent after the pill: on a standard queue they kept flowing while it was retried;
+    # on a FIFO queue none overtakes it (they wait until it has moved to the DLQ)
+    overtook = [e for e in run.sim.trace.of_kind("ack")
+                if e.time < moved.time and int(e.data["message"][1:]) > poison_seq]
+    if ordered:
+        assert overtook == []
+    elif moved.time - inject_at >= 2:
+        assert overtook
+    run.stop()
+    run.advance(20)
+    assert run.queue.depth == 0
+    assert run.processed == run.queue.sent_count - 1
+
+
+def test_the_lesson_lifecycle_three_failures_then_the_dlq():
+    run = default_run()
+    trace = [(e.time, e.kind, e.data.get("receive_count"))
+             for e in run.sim.trace if e.data.get("message") == "m7"
+             and e.kind in ("receive", "processing_failed", "dead_letter")]
+    assert trace[:7] == [
+        (3, "receive", 1), (3.5, "processing_failed", 1),
+        (5.0, "receive", 2), (5.5, "processing_failed", 2),
+        (7.0, "receive", 3), (7.5, "processing_failed", 3),
+        (9.0, "dead_letter", 3),
+    ]
+    processed_meanwhile = [e for e in run.sim.trace.of_kind("ack") if 3 < e.time < 9]
+    assert len(processed_meanwhile) >= 10
+    assert run.sim.trace.of_kind("dlq_alert")[0].time == 9.0
+
+
+# -- no DLQ ---------------------------------------------------------------------------------------
+def test_without_a_dlq_an_ordered_queue_stalls_behind_the_poison_pill():
+    run = DeadLetterRun(rate=2.0, consumers=1, dlq=False, ordered=True)
+    run.advance(3)
+    poison = run.inject_poison()
+    poison_seq = run.queue.messages[poison].seq
+    run.advance(1)
+    processed = run.processed
+    run.advance(60)
+    assert run.processed == processed  # throughput zero: nothing behind the pill is processed
+    later = [m for m in run.processed_ids() if run.queue.messages[m].seq > poison_seq]
+    assert later == []
+    assert len(receives_of(run, poison)) > 20  # retried over and over
+    assert run.inspect_dlq() == []
+    tail = run.series["throughput"][-100:]
+    assert set(tail) == {0.0}
+    assert run.queue.depth > 100
+    # the fix unblocks it: the pill goes through and everything behind follows, in order
+    run.fix_bug()
+    run.advance(200)
+    ids = run.processed_ids()
+    assert poison in ids
+    seqs = [run.queue.messages[m].seq for m in ids]
+    assert seqs == sorted(seqs)
+
+
+def test_without_a_dlq_a_standard_queue_retries_forever_but_others_pass():
+    run = DeadLetterRun(rate=2.0, consumers=2, dlq=False)
+    poison = run.inject_poison()
+    run.advance(60)
+    assert len(receives_of(run, poison)) >= 25
+    assert run.dlq.depth == 0
+    assert run.processed >= 110
+
+
+def test_an_ordered_queue_with_a_dlq_resumes_after_the_move():
+    run = DeadLetterRun(rate=1.0, consumers=1, ordered=True, max_receives=2)
+    run.advance(2)
+    poison = run.inject_poison()
+    run.advance(30)
+    assert run.dlq.depth == 1
+    ids = run.processed_ids()
+    seqs = [run.queue.messages[m].seq for m in ids]
+    assert seqs == sorted(seqs)
+    assert poison not in ids
+    assert run.queue.depth <= 2
+
+
+# -- DLQ operations -------------------------------------------------------------------------------
+def test_replay_after_the_fix_processes_the_poison_pill():
+    run = DeadLetterRun(max_receives=2)
+    poison = run.inject_poison()
+    run.advance(10)
+    assert [e["message_id"] for e in run.inspect_dlq()] == [poison]
+    run.fix_bug()
+    assert run.replay() == [poison]
+    assert run.dlq.depth == 0
+    run.advance(5)
+    assert poison in run.processed_ids()
+    assert run.dlq.depth == 0
+    assert run.queue.messages[poison].receive_count == 1  # a fresh message: the count restarts
+
+
+def test_replay_before_the_fix_sends_it_back_to_the_dlq():
+    run = DeadLetterRun(max_receives=2)
+    poison = run.inject_poison()
+    run.advance(10)
+    run.replay()
+    run.advance(10)
+    assert [e["message_id"] for e in run.inspect_dlq()] == [poison]
+    assert len(receives_of(run, poison)) == 4
+    assert poison not in run.processed_ids()
+
+
+def test_purge_deletes_dead_letters_for_good():
+    run = DeadLetterRun(rate=0, max_receives=1, alert_threshold=None)
+    for _ in range(3):
+        run.inject_poison()
+    run.advance(10)
+    assert run.dlq.depth == 3
+    assert run.purge() == 3
+    assert run.dlq.depth == 0 and run.inspect_dlq() == []
+    assert run.sim.trace.of_kind("dlq_purge")[0].data["count"] == 3
+    run.advance(10)
+    assert run.queue.depth == 0  # nothing came back
+
+
+def test_alert_fires_when_the_dlq_passes_the_threshold():
+    run = DeadLetterRun(rate=0, max_receives=1, alert_threshold=2)
+    for _ in range(2):
+        run.inject_poison()
+    run.advance(5)
+    assert run.dlq.depth == 2
+    assert run.sim.trace.of_kind("dlq_alert") == [] and not run.dlq.alerting
+    run.inject_poison()
+    run.advance(5)
+    [alert] = run.sim.trace.of_kind("dlq_alert")
+    assert alert.data == {"dlq": "orders-dlq", "depth": 3, "threshold": 2}
+    assert run.dlq.alerting and "(ALERTING)" in run.summary()
+    run.inject_poison()
+    run.advance(5)
+    assert len(run.sim.trace.of_kind("dlq_alert")) == 1  # once per crossing, not per message
+    run.purge()
+    assert not run.dlq.alerting
+    for _ in range(3):
+        run.inject_poison()
+    run.advance(5)
+    assert len(run.sim.trace.of_kind("dlq_alert")) == 2  # re-armed after the purge
+
+
+def test_lowering_the_threshold_alerts_at_once():
+    run = DeadLetterRun(rate=0, max_receives=1, alert_threshold=None)
+    run.inject_poison()
+    run.advance(5)
+    run.set_alert_threshold(0)
+    assert run.dlq.alerts == [{"time": 5, "depth": 1, "threshold": 0}]
+
+
+def test_turning_the_dlq_off_and_on_at_runtime():
+    run = DeadLetterRun(rate=0, max_receives=2, dlq=False)
+    poison = run.inject_poison()
+    run.advance(20)
+    assert len(receives_of(run, poison)) >= 5 and run.dlq.depth == 0
+    run.set_dlq(True)
+    run.advance(5)
+    assert run.dlq.depth == 1  # it had used up its receives: moved the next time it came back
+    run.set_max_receives(5)
+    assert run.queue.max_receives == 5
+
+
+def test_replay_of_an_unknown_id_is_refused():
+    sim = Simulation()
+    dlq = DeadLetterQueue(sim)
+    with pytest.raises(ValueError, match="message_id 'm9' is not in DLQ 'dlq'"):
+        dlq.replay(["m9"])
+
+
+# -- the model on its own -------------------------------------------------------------------------
+def test_redrive_queue_with_a_handler_consumer():
+    sim = Simulation()
+    dlq = DeadLetterQueue(sim, name="jobs-dlq")
+    queue = RedriveQueue(sim, visibility_timeout=1.0, name="jobs", dead_letter_queue=dlq,
+                         max_receives=2)
+    consumer = HandlerConsumer(sim, queue, "W", processing_time=0.25)
+    queue.send({"poison": True}, message_id="bad")
+    queue.send({"poison": False}, message_id="good")
+    sim.run(until=5)
+    assert [e["message_id"] for e in dlq.inspect()] == ["bad"]
+    assert consumer.failed == 2 and consumer.processed == 1
+    assert queue.dead_lettered_count == 1 and queue.depth == 0
+    assert is_poison(queue.messages["good"]) is False
+
+
+def test_a_handler_consumer_on_a_plain_work_queue_just_does_not_ack():
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=1.0)
+    HandlerConsumer(sim, queue, "W", processing_time=0.25)
+    queue.send({"poison": True})
+    sim.run(until=3.5)
+    assert queue.messages["m1"].receive_count == 4
+    assert queue.acked_count == 0
+
+
+def test_a_crashed_handler_consumer_leaves_its_message_for_the_others():
+    run = DeadLetterRun(rate=0, consumers=2, processing_time=1.0)
+    run.send(2)
+    dropped = run.consumers["A"].crash()
+    run.advance(5)
+    assert dropped.message.id == "m1"
+    assert run.processed == 2
+    assert [e.data["consumer"] for e in run.sim.trace.of_kind("ack")] == ["B", "B"]
+
+
+def test_stop_start_and_send():
+    run = DeadLetterRun(rate=0)
+    run.advance(5)
+    assert run.queue.sent_count == 0
+    assert run.send(3) == ["m1", "m2", "m3"]
+    run.start(4.0)
+    run.advance(1)
+    assert run.producer.sent == 4
+    run.stop()
+    run.advance(5)
+    assert run.producer.sent == 4
+
+
+def test_producer_capacity_blocks():
+    sim = Simulation()
+    queue = RedriveQueue(sim, visibility_timeout=5)
+    producer = SteadyProducer(sim, queue, rate=10, capacity=3)
+    sim.run(until=5)
+    assert queue.depth == 3 and producer.blocked and producer.sent == 3
+    producer.set_capacity(None)
+    sim.run(until=6)
+    assert producer.sent > 3
+
+
+# -- scenario plumbing ----------------------------------------------------------------------------
+def test_summary_state_and_series():
+    run = default_run()
+    assert run.summary() == ("t=20s: sent 42, processed 40, failed attempts 3, waiting 1; "
+                             "DLQ 0 (max receives 3); alerts 1; bug fixed")
+    state = run.state()
+    assert json.loads(json.dumps(state)) == state
+    assert max(run.series["dlq_depth"]) == 1 and run.series["dlq_depth"][-1] == 0
+    assert run.attempts()["m7"] == 1
+    assert len({len(v) for v in run.series.values()}) == 1
+
+
+def test_same_seed_same_trace():
+    assert as_json(default_run()) == as_json(default_run())
+
+
+def test_default_run_matches_golden_trace():
+    assert as_json(default_run()) == json.loads(GOLDEN.read_text())
+
+
+# -- bad input ------------------------------------------------------------------------------------
+BAD_VALUES = st.one_of(st.just(-1), st.just(0), st.just(-0.5), st.just(float("nan")),
+                       st.just(float("inf")), st.just("many"), st.just(2.5), st.just([3]))
+
+CALLS = {
+    "rate": lambda v: DeadLetterRun(rate=v),
+    "consumers": lambda v: DeadLetterRun(consumers=v),
+    "processing_time": lambda v: DeadLetterRun(processing_time=v),
+    "visibility_timeout": lambda v: DeadLetterRun(visibility_timeout=v),
+    "max_receives": lambda v: DeadLetterRun(max_receives=v),
+    "alert_threshold": lambda v: DeadLetterRun(alert_threshold=v),
+    "sample_every": lambda v: DeadLetterRun(sample_every=v),
+    "seconds": lambda v: DeadLetterRun().advance(v),
+    "count": lambda v: DeadLetterRun().send(v),
+    "capacity": lambda v: SteadyProducer(Simulation(), RedriveQueue(Simulation()), capacity=v),
+}
+
+FLOATS_OK = {"rate", "processing_time", "visibility_timeout", "sample_every", "seconds"}
+
+
+def is_valid(name, value):
+    if type(value) not in (int, float) or value != value or value in (float("inf"),):
+        return False
+    if name == "rate":
+        return value >= 0
+    if name == "alert_threshold":
+        return value == 0 and type(value) is int
+    return name in FLOATS_OK and value > 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(sorted(CALLS)), value=BAD_VALUES)
+def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
+    if is_valid(name, value):
+        return
+    with pytest.raises((ValueError, TypeError), match=name):
+        CALLS[name](value)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.set_max_receives(0), "max_receives must be >= 1"),
+        (lambda r: r.set_dlq("yes"), "enabled must be True or False"),
+        (lambda r: r.set_alert_threshold(-1), "alert_threshold must be >= 0"),
+        (lambda r: r.start(0), "rate must be > 0"),
+        (lambda r: r.set_rate(-3), "rate must be >= 0"),
+        (lambda r: DeadLetterRun(dlq=1), "dlq must be True or False"),
+        (lambda r: DeadLetterRun(ordered="no"), "ordered must be True or False"),
+        (lambda r: r.queue.fail("m1", "boom"), "delivery must be a Delivery"),
+        (lambda r: RedriveQueue(Simulation(), dead_letter_queue="dlq"),
+         "dead_letter_queue must be a DeadLetterQueue"),
+        (lambda r: DeadLetterQueue("sim"), "sim must be an mqlib Simulation"),
+        (lambda r: DeadLetterQueue(Simulation(), name=""), "name must be a non-empty string"),
+        (lambda r: HandlerConsumer(Simulation(), r.queue, "X", handler=5), "handler must be"),
+        (lambda r: SteadyProducer(Simulation(), WorkQueue(Simulation())),
+         "queue must be a RedriveQueue"),
+        (lambda r: r.dlq.replay([7]), "message_id must be a string"),
+    ],
+)
+def test_bad_method_arguments_raise_clear_errors(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(DeadLetterRun())
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(default_run().sim.trace.as_dicts(), indent=1) + "\n")
+    print(f"wrote {GOLDEN}")

@@ -1,0 +1,409 @@
+"""The chapter simulations as a learner meets them: a real JupyterLab in Chromium, Run All, clicks.
+
+A ``jupyter lab`` server runs on 127.0.0.1 over a temporary copy of the chapters (autosave would
+otherwise write outputs into the originals), with its settings, config, runtime, data, workspaces
+and IPython directories all temporary. Each test opens a notebook, waits for the kernel, runs all
+cells, clicks the widget's buttons and checks the summary line and the bqplot charts against the
+same actions run on the engine in this process. Screenshots go to ``screenshots/jupyterlab-*.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from mqlib.scenarios.point_to_point import default_run
+from mqlib.widgets import SyncVsAsync
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+
+SERVER_START_TIMEOUT = 30.0  # s; ~2 s seen
+KERNEL_IDLE_TIMEOUT = 45_000  # ms; page load to "Idle" ~5 s seen
+RUN_ALL_TIMEOUT = 30_000  # ms; run-all to widget ~1 s seen
+CLICK_TIMEOUT = 10_000  # ms; a click's round trip to the kernel ~0.1 s seen
+
+# First-start prompts off; every cell in the DOM even when scrolled away; the kernel starts itself.
+OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/notebook-extension:tracker": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,
+    },
+}
+
+# Marks every output already on the page (for example widgets restored from the notebook's saved
+# widget state), so that only outputs created by this run of the kernel are looked at afterwards.
+MARK_STALE_OUTPUTS = """() => document.querySelectorAll('.jp-OutputArea-output')
+    .forEach(e => e.setAttribute('data-stale', '1'))"""
+LIVE_OUTPUT = ".jp-OutputArea-output:not([data-stale])"
+
+BAR_HEIGHTS = """fig => [...fig.querySelectorAll('rect.bar')]
+    .map(r => parseFloat(r.getAttribute('height') || '0'))"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, token: str, method: str = "GET", timeout: float = 2.0) -> bytes:
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1
+        return response.read()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (a path unique to this test run)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def jupyter_lab(base: Path, notebook: str):
+    """Run a JupyterLab server over a copy of ``notebook`` in ``base``; yields ``(url, token)``.
+
+    Everything the server and its kernels write goes under ``base``. On exit the server is shut
+    down through its API (which stops the kernels too) and no process of it may be left.
+    """
+    notebooks = base / "notebooks"
+    notebooks.mkdir()
+    shutil.copy2(CHAPTERS / notebook, notebooks / notebook)
+    dirs = {
+        name: base / name
+        for name in ("app_settings", "settings", "config", "data", "runtime", "workspaces", "ipy")
+    }
+    for d in dirs.values():
+        d.mkdir()
+    (dirs["app_settings"] / "overrides.json").write_text(json.dumps(OVERRIDES))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+        "IPYTHONDIR": str(dirs["ipy"]),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    port, token = _free_port(), secrets.token_hex(24)
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={notebooks}",
+        "--LabApp.extension_manager=readonly",
+        "--ServerApp.jpserver_extensions=jupyter_lsp=False",
+        f"--LabApp.app_settings_dir={dirs['app_settings']}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log_path = base / "server.log"
+    log = log_path.open("w")
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        command,
+        cwd=notebooks,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if server.poll() is not None:
+                pytest.fail(
+                    f"jupyter lab exited with {server.returncode}:\n{log_path.read_text()[-4000:]}"
+                )
+            with contextlib.suppress(OSError):
+                json.loads(_request(f"{url}/api/status", token))
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"jupyter lab did not answer /api/status within {SERVER_START_TIMEOUT:g} s:\n"
+                    f"{log_path.read_text()[-4000:]}"
+                )
+            time.sleep(0.1)
+        print(f"jupyter lab ready in {time.perf_counter() - started:.1f} s")
+        yield url, token
+    finally:
+        with contextlib.suppress(OSError):
+            _request(f"{url}/api/shutdown", token, method="POST", timeout=5.0)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGTERM)  # the server's own session, started above
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=5)
+        log.close()
+        # Kernels run in sessions of their own; their connection files live in our runtime dir.
+        leftovers = _processes_mentioning(str(dirs["runtime"]))
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 0)
+            os.killpg(server.pid, signal.SIGKILL)
+            pytest.fail("processes were left in the server's session after shutdown")
+        assert not leftovers, f"kernel processes outlived the server: {leftovers}"
+
+
+@pytest.fixture
+def lab(request, tmp_path_factory):
+    """A JupyterLab server of its own for each test, over a copy of the notebook in
+    ``request.param`` (parametrize ``lab`` indirectly)."""
+    with jupyter_lab(tmp_path_factory.mktemp("jupyterlab"), request.param) as server:
+        yield server
+
+
+# The quiz cell's script (jupyterquiz) finds no usable MathJax in JupyterLab, loads MathJax 3 from
+# this CDN and reads ``MathJax.version[0]`` 500 ms later. Here the request is blocked, so that read
+# throws; it is tolerated only together with the blocked request.
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+QUIZ_MATHJAX_ERROR = "Cannot read properties of undefined (reading '0')"
+
+
+@pytest.fixture
+def page(browser, lab):
+    """A fresh browser page that may only talk to 127.0.0.1; fails the test on a page error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(CLICK_TIMEOUT)
+    page = context.new_page()
+    outside, errors = [], []
+
+    def only_local(route):
+        if urlparse(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.on("pageerror", lambda e: errors.append(e))
+    try:
+        yield page
+    finally:
+        context.close()
+    quiz_blocked = bool(outside) and all(u.startswith(MATHJAX_CDN) for u in outside)
+    unexpected = [
+        f"{e.message}\n{e.stack}"
+        for e in errors
+        if not (quiz_blocked and e.message == QUIZ_MATHJAX_ERROR and "evalInContext" in e.stack)
+    ]
+    assert not unexpected, "uncaught errors in the page:\n" + "\n".join(unexpected)
+    assert not outside or quiz_blocked, f"the page tried to reach other hosts: {outside}"
+
+
+def open_and_run_all(page, lab, notebook: str):
+    """Open ``notebook`` as a learner would, wait for the kernel, Run All."""
+    from playwright.sync_api import expect
+
+    url, token = lab
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}", wait_until="domcontentloaded")
+    status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
+    expect(status, f"{notebook}: kernel never became idle").to_have_text(
+        "Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT
+    )
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
+    page.evaluate(MARK_STALE_OUTPUTS)
+    # Not awaited: the command's promise resolves only when every cell has run.
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+def live_widget(page, button: str):
+    """The freshly rendered output holding the widget with a button labelled ``button``."""
+    from playwright.sync_api import expect
+
+    widget = page.locator(LIVE_OUTPUT).filter(has=page.get_by_role("button", name=button))
+    expect(widget, f"no live widget with a '{button}' button after Run All").to_have_count(
+        1, timeout=RUN_ALL_TIMEOUT
+    )
+    return widget
+
+
+def bar_ratios(figure) -> list[float]:
+    heights = figure.evaluate(BAR_HEIGHTS)
+    assert heights and max(heights) > 0, f"the bar chart has no bars: {heights}"
+    return [h / max(heights) for h in heights]
+
+
+def expected_ratios(counts: dict[str, int]) -> list[float]:
+    return [c / max(counts.values()) for c in counts.values()]
+
+
+@pytest.mark.parametrize("lab", ["01-point-to-point.ipynb"], indirect=True)
+def test_point_to_point_widget_in_jupyterlab(page, lab, screenshot_dir):
+    from playwright.sync_api import expect
+
+    started = time.perf_counter()
+    engine = default_run()
+    engine.send(10)
+    engine.advance(5)  # the notebook does this to the same widget after displaying it
+
+    open_and_run_all(page, lab, "01-point-to-point.ipynb")
+    widget = live_widget(page, "Send 1")
+    summary = widget.locator(".widget-html", has_text="State:")
+    expect(summary, "after Run All the summary should be the engine's at t=25s").to_have_text(
+        f"State: {engine.summary()}", timeout=RUN_ALL_TIMEOUT
+    )
+    assert engine.summary().startswith("t=25s: sent 22")
+    # The notebook's printed summary (two cells later) agrees with the widget.
+    printed = page.locator(LIVE_OUTPUT, has_text="t=25s: sent 22").filter(
+        has_not=page.locator(".widget-html")
+    )
+    expect(printed).to_have_count(1, timeout=RUN_ALL_TIMEOUT)
+
+    figures = widget.locator(".bqplot")
+    expect(figures).to_have_count(2)
+    line_figure = figures.filter(has=page.locator("path.line")).first
+    bar_figure = figures.filter(has=page.locator("rect.bar")).first
+    line = line_figure.locator("path.line").first
+    page.wait_for_function(
+        "el => (el.getAttribute('d') || '').length > 20", arg=line.element_handle()
+    )
+    legend = line_figure.locator(".g_legend")
+    expect(legend).to_contain_text("waiting (visible)")
+    expect(legend).to_contain_text("in flight")
+    assert bar_ratios(bar_figure) == pytest.approx(
+        expected_ratios(engine.processed_by()), abs=0.01
+    )
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=screenshot_dir / "jupyterlab-01-window.png")
+    widget.screenshot(path=screenshot_dir / "jupyterlab-01-before.png")
+
+    def click_and_expect(label: str, screenshot: str | None = None) -> None:
+        before = line.get_attribute("d")
+        widget.get_by_role("button", name=label, exact=True).click()
+        expect(summary, f"after clicking '{label}'").to_have_text(f"State: {engine.summary()}")
+        page.wait_for_function(
+            "([el, before]) => el.getAttribute('d') !== before",
+            arg=[line.element_handle(), before],
+            timeout=CLICK_TIMEOUT,
+        )
+        ratios = engine.processed_by()
+        page.wait_for_function(
+            f"""([fig, want]) => {{
+                const h = ({BAR_HEIGHTS})(fig), m = Math.max(...h);
+                return m > 0 && h.length === want.length &&
+                       h.every((v, i) => Math.abs(v / m - want[i]) < 0.01);
+            }}""",
+            arg=[bar_figure.element_handle(), expected_ratios(ratios)],
+            timeout=CLICK_TIMEOUT,
+        )
+        if screenshot:
+            widget.screenshot(path=screenshot_dir / screenshot)
+
+    engine.send(10)
+    assert "sent 32" in engine.summary()
+    click_and_expect("Burst of 10", "jupyterlab-01-after-burst.png")
+
+    engine.advance(5)
+    assert engine.summary().startswith("t=30s")
+    click_and_expect("Advance 5 s", "jupyterlab-01-after-advance.png")
+
+    engine.crash_consumer("A")
+    assert "A 17 (crashed)" in engine.summary()
+    click_and_expect("Crash A", "jupyterlab-01-after-crash.png")
+    restart = widget.get_by_role("button", name="Restart A", exact=True)
+    expect(restart).to_be_visible()
+    expect(widget.get_by_role("button", name="Crash A", exact=True)).to_have_count(0)
+    expect(widget.get_by_role("button", name="Restart B", exact=True)).to_be_visible()
+
+    engine.advance(1)
+    click_and_expect("Advance 1 s")
+    engine.send(1)
+    click_and_expect("Send 1")
+
+    engine.restart_consumer("A")
+    restart.click()
+    expect(summary).to_have_text(f"State: {engine.summary()}")
+    expect(widget.get_by_role("button", name="Crash A", exact=True)).to_be_visible()
+    widget.screenshot(path=screenshot_dir / "jupyterlab-01-after-restart.png")
+    print(f"chapter 1 in JupyterLab: {time.perf_counter() - started:.1f} s")
+
+
+@pytest.mark.parametrize("lab", ["00-the-problem.ipynb"], indirect=True)
+def test_sync_vs_async_widget_in_jupyterlab(page, lab, screenshot_dir):
+    from playwright.sync_api import expect
+
+    started = time.perf_counter()
+    engine = SyncVsAsync()
+    sync_summary = engine.summary()
+    assert sync_summary.startswith("Synchronous: the user waited 8,280 ms and saw an error.")
+    engine.set_mode("async")
+    async_summary = engine.summary()
+    assert async_summary.startswith(
+        "Asynchronous: the user waited 55 ms and saw 'Order confirmed'."
+    )
+
+    open_and_run_all(page, lab, "00-the-problem.ipynb")
+    widget = live_widget(page, "Asynchronous")
+    summary = widget.locator(".widget-html", has_text="State:")
+    expect(summary).to_have_text(f"State: {sync_summary}", timeout=RUN_ALL_TIMEOUT)
+    figure = widget.locator(".bqplot")
+    expect(figure).to_have_count(1)
+    expect(figure).to_contain_text("user sees 'error' at 8,280 ms")
+    work = figure.locator("path.line").nth(1)  # marks: waiting, work, user
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=screenshot_dir / "jupyterlab-00-window.png")
+    widget.screenshot(path=screenshot_dir / "jupyterlab-00-sync.png")
+    before = figure.evaluate(
+        "fig => [...fig.querySelectorAll('path.line')].map(p => p.getAttribute('d')).join('|')"
+    )
+
+    toggle = widget.get_by_role("button", name="Asynchronous", exact=True)
+    toggle.click()
+    expect(summary, "after clicking 'Asynchronous'").to_have_text(f"State: {async_summary}")
+    expect(figure).to_contain_text("user sees 'confirmed' at 55 ms")
+    page.wait_for_function(
+        """([fig, before]) => [...fig.querySelectorAll('path.line')]
+            .map(p => p.getAttribute('d')).join('|') !== before""",
+        arg=[figure.element_handle(), before],
+        timeout=CLICK_TIMEOUT,
+    )
+    assert work.get_attribute("d")
+    widget.screenshot(path=screenshot_dir / "jupyterlab-00-async.png")
+
+    widget.get_by_role("button", name="Synchronous", exact=True).click()
+    expect(summary).to_have_text(f"State: {sync_summary}")
+    print(f"chapter 0 in JupyterLab: {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,390 @@
+"""Message ordering (chapter 4): keyed partitions keep per-order order, competing consumers don't.
+
+Regenerate the golden trace with ``python tests/test_ordering.py`` (only after checking that a
+change of the trace is intended).
+"""
+
+import doctest
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mqlib.models.ordering as ordering_module
+from mqlib import kafka_partition
+from mqlib.core import Simulation
+from mqlib.models.ordering import (
+    ORDER_STEPS,
+    CompetingOrdering,
+    OrderEvent,
+    PartitionedOrdering,
+    find_violations,
+    order_events,
+    partition_mapping,
+    simulate_ordering,
+)
+from mqlib.scenarios.ordering import OrderingRun, competing_run, default_run
+
+GOLDEN = Path(__file__).parent / "golden" / "ordering.json"
+
+
+def golden_data():
+    return {
+        "default_run": default_run().sim.trace.as_dicts(),
+        "competing_run": competing_run().sim.trace.as_dicts(),
+    }
+
+
+# -- keys and partitions -----------------------------------------------------------------------
+
+
+def test_the_lesson_orders_with_kafkas_partitioner():
+    # murmur2 of the key bytes "42", "43", "44", made positive, modulo the partition count.
+    assert partition_mapping() == {
+        42: {1: 0, 2: 0, 3: 1, 4: 0, 5: 2, 6: 4, 7: 3, 8: 4},
+        43: {1: 0, 2: 0, 3: 0, 4: 2, 5: 4, 6: 0, 7: 6, 8: 2},
+        44: {1: 0, 2: 1, 3: 0, 4: 3, 5: 4, 6: 3, 7: 5, 8: 3},
+    }
+
+
+def test_growing_the_topic_moves_keys():
+    mapping = partition_mapping(partition_counts=[4, 5])
+    moved = [order for order, where in mapping.items() if where[4] != where[5]]
+    assert moved == [42, 43, 44]  # every one of the three orders changes partition
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=st.integers(0, 10**9), partitions=st.integers(1, 64))
+def test_same_key_same_partition(order, partitions):
+    sim = Simulation()
+    topic = PartitionedOrdering(sim, partitions, 1)
+    placed = {
+        topic.publish(OrderEvent(order, step, seq))
+        for seq, step in enumerate(ORDER_STEPS * 2, start=1)
+    }
+    assert placed == {kafka_partition(str(order), partitions)}
+
+
+def test_keyed_default_run_puts_each_order_in_its_own_partition():
+    run = default_run()
+    assert run.partition_logs() == [
+        ["42 created", "42 paid", "42 shipped"],
+        [],
+        ["43 created", "43 paid", "43 shipped"],
+        ["44 created", "44 paid", "44 shipped"],
+    ]
+    assert run.assignment() == {"A": [0], "B": [1], "C": [2], "D": [3]}
+    assert run.violations() == []
+    assert run.summary() == (
+        "t=1.58122s, 4 partitions, keyed, 4 consumers: processed 9 of 9 "
+        "(42: created > paid > shipped; 43: created > paid > shipped; "
+        "44: created > paid > shipped); 0 ordering violations"
+    )
+
+
+# -- competing consumers on one queue ----------------------------------------------------------
+
+
+def test_competing_consumers_break_order_exactly_as_the_lesson_says():
+    # A needs 500 ms per event, B 50 ms; events go out every 10 ms. A takes "42 created" at 0;
+    # B takes everything else and finishes "42 paid" at 0.16 s, long before A is done at 0.5 s.
+    run = competing_run()
+    assert [(p["time"], p["consumer"], p["order"], p["step"]) for p in run.processed()] == [
+        (0.06, "B", 43, "created"),
+        (0.11, "B", 44, "created"),
+        (0.16, "B", 42, "paid"),
+        (0.21, "B", 43, "paid"),
+        (0.26, "B", 44, "paid"),
+        (0.31, "B", 42, "shipped"),
+        (0.36, "B", 43, "shipped"),
+        (0.41, "B", 44, "shipped"),
+        (0.5, "A", 42, "created"),
+    ]
+    assert run.sequences() == {
+        42: ["paid", "shipped", "created"],
+        43: ["created", "paid", "shipped"],
+        44: ["created", "paid", "shipped"],
+    }
+    assert run.violations() == [
+        {"time": 0.16, "consumer": "B", "order": 42, "event": "paid", "before": "created"},
+        {"time": 0.31, "consumer": "B", "order": 42, "event": "shipped", "before": "created"},
+    ]
+
+
+def test_equal_consumers_on_one_queue_still_break_order_with_jitter_seed_2():
+    run = OrderingRun(mode="queue", consumers=3, jitter=0.3, seed=2)
+    for consumer in "ABC":
+        run.set_processing_time(consumer, 0.1)
+    run.run()
+    assert run.sequences()[42] == ["paid", "created", "shipped"]
+    assert [(v["order"], v["event"], v["before"]) for v in run.violations()] == [
+        (42, "paid", "created")
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(jitter=st.floats(0, 1), seed=st.integers(0, 10**6), batches=st.integers(1, 3))
+def test_one_queue_with_one_consumer_keeps_fifo_order(jitter, seed, batches):
+    run = OrderingRun(mode="queue", consumers=1, jitter=jitter, seed=seed)
+    for _ in range(batches):
+        run.send()
+    run.run()
+    assert [p["seq"] for p in run.processed()] == list(range(1, 9 * batches + 1))
+    assert run.violations() == []
+
+
+def test_unkeyed_partitions_break_order_with_seed_0():
+    run = OrderingRun(keyed=False, jitter=0.2)
+    run.run()
+    assert run.partition_logs() == [
+        ["42 created", "43 paid", "44 shipped"],
+        ["43 created", "44 paid"],
+        ["44 created", "42 shipped"],
+        ["42 paid", "43 shipped"],
+    ]
+    assert [(v["consumer"], v["order"], v["event"], v["before"]) for v in run.violations()] == [
+        ("D", 42, "paid", "created"),
+        ("D", 43, "shipped", "paid"),
+        ("C", 42, "shipped", "created"),
+    ]
+
+
+# -- properties --------------------------------------------------------------------------------
+
+order_sets = st.lists(st.integers(0, 10**6), min_size=1, max_size=6, unique=True)
+speeds = st.floats(0.01, 1.0)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    orders=order_sets,
+    partitions=st.integers(1, 8),
+    consumers=st.integers(1, 8),
+    jitter=st.floats(0, 1),
+    seed=st.integers(0, 10**6),
+    data=st.data(),
+)
+def test_keyed_partitioning_never_violates_per_key_order(
+    orders, partitions, consumers, jitter, seed, data
+):
+    times = data.draw(st.lists(speeds, min_size=consumers, max_size=consumers))
+    result = simulate_ordering(
+        partitions=partitions,
+        consumers=consumers,
+        jitter=jitter,
+        orders=orders,
+        seed=seed,
+        processing_times=times,
+    )
+    assert result.violations == []
+    assert result.sequences == {order: list(ORDER_STEPS) for order in sorted(orders)}
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    orders=order_sets,
+    partitions=st.integers(1, 8),
+    consumers=st.integers(1, 8),
+    keyed=st.booleans(),
+    keyless=st.sampled_from(["roundrobin", "sticky"]),
+    jitter=st.floats(0, 1),
+    seed=st.integers(0, 10**6),
+)
+def test_order_holds_within_a_partition(
+    orders, partitions, consumers, keyed, keyless, jitter, seed
+):
+    result = simulate_ordering(
+        partitions=partitions,
+        consumers=consumers,
+        keyed=keyed,
+        keyless=keyless,
+        jitter=jitter,
+        orders=orders,
+        seed=seed,
+    )
+    per_partition = defaultdict(list)
+    per_key_in_partition = defaultdict(list)
+    for p in result.processed:
+        per_partition[p["partition"]].append(p["seq"])
+        per_key_in_partition[(p["partition"], p["order"])].append(p["seq"])
+    for seqs in [*per_partition.values(), *per_key_in_partition.values()]:
+        assert seqs == sorted(seqs)  # offsets are read in order, so send order is kept
+    assert len(result.processed) == 3 * len(orders)
+
+
+def test_consumers_beyond_the_partition_count_sit_idle():
+    run = OrderingRun(partitions=2, consumers=4)
+    run.run()
+    assert run.assignment() == {"A": [0], "B": [1], "C": [], "D": []}
+    assert {p["consumer"] for p in run.processed()} <= {"A", "B"}
+
+
+def test_one_consumer_may_own_several_partitions_and_keeps_each_in_order():
+    run = OrderingRun(partitions=4, consumers=2, jitter=0.1)
+    run.run()
+    assert run.assignment() == {"A": [0, 1], "B": [2, 3]}
+    assert run.violations() == []
+
+
+# -- the stepwise scenario ---------------------------------------------------------------------
+
+
+def test_violations_show_as_soon_as_they_happen():
+    run = OrderingRun(keyed=False, jitter=0.2)
+    run.send()
+    run.advance(0.3)
+    assert run.summary() == (
+        "t=0.3s, 4 partitions, unkeyed, 4 consumers: processed 2 of 9 "
+        "(42: paid; 43: created); 1 ordering violation"
+    )
+    assert run.violations() == [
+        {"time": 0.18178335, "consumer": "D", "order": 42, "event": "paid", "before": "created"}
+    ]
+
+
+def test_settings_start_a_fresh_run_and_send_adds_batches():
+    run = OrderingRun()
+    assert run.send() == [e.label for e in order_events()]
+    run.run()
+    run.send()
+    run.run()
+    assert len(run.processed()) == 18 and run.violations() == []
+    assert run.placement()["42 created #10"] == 0
+    for change in (
+        lambda: run.set_partitions(3),
+        lambda: run.set_keyed(False),
+        lambda: run.set_consumers(2),
+        lambda: run.set_jitter(0.5),
+        lambda: run.set_mode("queue"),
+        lambda: run.set_consumers(None),
+    ):
+        change()
+        assert run.processed() == [] and run.now == 0
+    assert (run.mode, run.consumers, run.assignment(), run.placement()) == ("queue", 2, {}, {})
+    assert run.partition_logs() == []
+    assert run.mapping([3])[42] == {3: 1}
+    run.run()
+    assert run.result().mode == "queue"
+
+
+def test_find_violations_counts_an_earlier_event_still_in_progress():
+    first, second = OrderEvent(7, "created", 1), OrderEvent(7, "paid", 2)
+    from mqlib.models.ordering import Processed
+
+    done = [Processed(1.0, "B", second)]
+    assert find_violations(done) == []  # "created" is not known to have been sent
+    assert find_violations(done, [first, second]) == [
+        {"time": 1.0, "consumer": "B", "order": 7, "event": "paid", "before": "created"}
+    ]
+
+
+def test_run_gives_up_after_its_limit():
+    run = OrderingRun(mode="queue")
+    with pytest.raises(RuntimeError, match="events still unprocessed after 0.1 s"):
+        run.run(limit=0.1)
+    run.run()  # and finishes when given time
+    assert len(run.processed()) == 9
+
+
+def test_same_seed_same_trace():
+    traces = [OrderingRun(keyed=False, jitter=0.4, seed=11) for _ in range(2)]
+    for run in traces:
+        run.run()
+    assert traces[0].sim.trace.as_dicts() == traces[1].sim.trace.as_dicts()
+
+
+def test_golden_trace():
+    assert json.loads(GOLDEN.read_text()) == json.loads(json.dumps(golden_data()))
+
+
+def test_docstring_examples():
+    assert doctest.testmod(ordering_module).failed == 0
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: OrderingRun(mode="stack"), "mode must be one of 'partitions', 'queue'"),
+        (lambda: OrderingRun().set_partitions(0), "partitions must be >= 1"),
+        (lambda: OrderingRun().set_partitions(2.0), "partitions must be an integer"),
+        (lambda: OrderingRun().set_keyed("yes"), "keyed must be True or False"),
+        (lambda: OrderingRun().set_consumers(0), "consumers must be >= 1"),
+        (lambda: OrderingRun().set_consumers(27), "consumers must be <= 26"),
+        (lambda: OrderingRun().set_jitter(-0.1), "jitter must be >= 0"),
+        (lambda: OrderingRun().set_processing_time("A", 0), "seconds must be > 0"),
+        (lambda: OrderingRun().set_processing_time("a", 1), "consumer must be one of 'A'"),
+        (lambda: OrderingRun().advance(0), "seconds must be > 0"),
+        (lambda: OrderingRun(orders=[]), "orders must name at least one order id"),
+        (lambda: OrderingRun(orders=[42, 42]), "orders must not repeat"),
+        (lambda: OrderingRun(orders="42"), "orders must be a list of integer order ids"),
+        (lambda: OrderingRun(orders=[4.2]), "order id in orders must be an integer"),
+        (lambda: partition_mapping(partition_counts=[0]), "partition count in partition_counts"),
+        (lambda: partition_mapping(partition_counts=[]), "partition_counts must not be empty"),
+        (lambda: simulate_ordering(processing_times=[0.1]), "one entry per consumer"),
+        (lambda: simulate_ordering(processing_times="fast"), "processing_times must be a list"),
+        (
+            lambda: simulate_ordering(consumers=2, processing_times=[0.1, -1]),
+            "processing_times\\[1\\] must be > 0",
+        ),
+        (lambda: simulate_ordering(keyless="random"), "keyless must be one of"),
+        (lambda: PartitionedOrdering("sim"), "sim must be an mqlib Simulation"),
+        (lambda: CompetingOrdering(Simulation()).publish("42 created"), "event must be an Order"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+_bad_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.floats(allow_nan=True),
+    st.integers(-(10**6), 0),
+    st.integers(100, 10**6),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    target=st.sampled_from(
+        [
+            ("mode", lambda v: OrderingRun(mode=v)),
+            ("partitions", lambda v: OrderingRun().set_partitions(v)),
+            ("keyed", lambda v: OrderingRun().set_keyed(v)),
+            ("consumers", lambda v: OrderingRun().set_consumers(v)),
+            ("jitter", lambda v: OrderingRun().set_jitter(v)),
+            ("seconds", lambda v: OrderingRun().advance(v)),
+            ("send_interval", lambda v: OrderingRun(send_interval=v)),
+            ("seed", lambda v: OrderingRun(seed=v)),
+            ("orders", lambda v: OrderingRun(orders=v)),
+        ]
+    ),
+    value=_bad_values,
+)
+def test_random_bad_values_are_refused_naming_the_parameter(target, value):
+    name, call = target
+    try:
+        call(value)
+    except (ValueError, TypeError) as error:
+        assert name in str(error) or (name == "orders" and "order id" in str(error))
+    else:
+        # A few random values are valid: a large jitter or advance, seed 0 or -5, None consumers,
+        # a list of distinct non-negative order ids...
+        assert name in {"jitter", "seconds", "send_interval", "seed", "consumers", "orders"} or (
+            name == "keyed" and isinstance(value, bool)
+        )
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(golden_data(), indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
