@@ -11,6 +11,6 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r requirements-dev.txt
 command -v npm >/dev/null || { echo "npm is needed for the book's offline assets: apt-get install -y npm"; exit 1; }
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 [ -x /usr/bin/chromium ] || { echo "The browser tests need Debian's chromium: apt-get install -y chromium"; exit 1; }
 exec .venv/bin/python -m pytest "$@"

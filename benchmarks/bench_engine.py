@@ -53,8 +53,12 @@ def bench_large_scale(repeats: int) -> None:
     print(f"   backlog after 10 min: {result['after_10_minutes']:>12,} messages")
     print(f"   backlog after 1 hour: {result['after_1_hour']:>12,} messages")
     print(f"   wall-clock for the simulated hour (best of {repeats}): {seconds * 1000:8.1f} ms")
-    shed = best_of(repeats, lambda: backpressure.LargeScaleRun(
-        mode="shed", shed_threshold=100_000, consumers=4, partitions=4).advance(3600))
+    shed = best_of(
+        repeats,
+        lambda: backpressure.LargeScaleRun(
+            mode="shed", shed_threshold=100_000, consumers=4, partitions=4
+        ).advance(3600),
+    )
     print(f"   same hour with load shedding and 4 consumers:       {shed * 1000:8.1f} ms")
     print()
 
@@ -99,8 +103,10 @@ def bench_deliveries(messages: int, repeats: int) -> None:
         "naive SimPy Store + 3 processes          ": lambda: naive_simpy(messages),
     }
     rates = {label: messages / best_of(repeats, fn) for label, fn in runs.items()}
-    print(f"2. Simulated deliveries per wall-clock second ({messages:,} messages, 3 consumers, "
-          f"best of {repeats})")
+    print(
+        f"2. Simulated deliveries per wall-clock second ({messages:,} messages, 3 consumers, "
+        f"best of {repeats})"
+    )
     for label, rate in rates.items():
         print(f"   {label}: {rate:>11,.0f} deliveries/s")
     naive = rates["naive SimPy Store + 3 processes          "]
@@ -143,8 +149,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
     args = parser.parse_args()
     messages, repeats, steps = (3_000, 2, 20) if args.quick else (30_000, 3, 100)
-    print(f"Python {platform.python_version()}, SimPy {simpy.__version__}, "
-          f"{platform.machine()} ({platform.system()})")
+    print(
+        f"Python {platform.python_version()}, SimPy {simpy.__version__}, "
+        f"{platform.machine()} ({platform.system()})"
+    )
     print()
     bench_large_scale(repeats)
     bench_deliveries(messages, repeats)

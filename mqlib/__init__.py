@@ -14,16 +14,33 @@ direction data flows:
 from .core import Simulation, Trace, TraceEvent
 from .models.assignors import assign
 from .models.consumer import Consumer
+from .models.delivery import check_idempotent
+from .models.log import PartitionedLog
 from .models.partitioner import Partitioner, kafka_partition, murmur2
 from .models.service_chain import FlowResult, OrderFlow, Step
+from .models.topic import Topic
 from .models.work_queue import Delivery, Message, WorkQueue
+from .scenarios.cluster import ClusterRun
+from .scenarios.guarantees import GuaranteesRun, compare_guarantees
+from .scenarios.kafka_log import KafkaLogRun
 from .scenarios.order_flow import compare_modes
+from .scenarios.ordering import OrderingRun
 from .scenarios.point_to_point import PointToPointRun
+from .scenarios.pubsub import PubSubRun
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClusterRun",
     "Consumer",
+    "GuaranteesRun",
+    "KafkaLogRun",
+    "OrderingRun",
+    "PartitionedLog",
+    "PubSubRun",
+    "Topic",
+    "check_idempotent",
+    "compare_guarantees",
     "Delivery",
     "FlowResult",
     "Message",

@@ -64,6 +64,16 @@ def test_lesson_layout_three_partitions_rf3_on_three_brokers():
     assert all(p.leader_epoch == 0 and p.high_watermark == 0 for p in cluster.partitions)
 
 
+def test_explicit_assignment_sets_the_election_order():
+    # The lesson lists partition 1's followers as brokers 1, 3: with that order broker 1, not
+    # Kafka's round-robin choice broker 3, takes over when broker 2 dies.
+    lesson = {0: [1, 2, 3], 1: [2, 1, 3], 2: [3, 1, 2]}
+    cluster = make(assignment=lesson, session_timeout=0.0)
+    cluster.kill_broker(2)
+    assert cluster.partitions[1].leader == 1
+    assert make(session_timeout=0.0).partitions[1].replicas == [2, 3, 1]
+
+
 @settings(max_examples=60, deadline=None)
 @given(brokers=st.integers(1, 8), data=st.data())
 def test_round_robin_placement_spreads_distinct_replicas(brokers, data):
@@ -440,6 +450,9 @@ def test_unclean_elections_lose_exactly_the_listed_records(ops, session):
         ({"unclean_leader_election": "false"}, "unclean_leader_election"),
         ({"assignment": {0: [1, 2, 9], 1: [2, 3, 1], 2: [3, 1, 2]}}, "assignment"),
         ({"assignment": {0: [1, 2], 1: [2, 3], 2: [3, 1]}}, "assignment"),
+        ({"assignment": {0: [1, 1, 2], 1: [2, 3, 1], 2: [3, 1, 2]}}, "assignment"),
+        ({"assignment": {"0": [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]}}, "assignment"),
+        ({"assignment": [[1, 2, 3]]}, "assignment"),
         ({"topic": ""}, "topic"),
     ],
 )
@@ -553,7 +566,7 @@ def test_random_bad_action_arguments_fail_with_the_parameter_named(method, value
         and value > 0
     ):
         return
-    if (method in valid and value in valid[method] and not isinstance(value, bool)) or (
+    if (method in valid and any(value == v and type(value) is type(v) for v in valid[method])) or (
         method == "set_unclean_leader_election" and isinstance(value, bool)
     ):
         return

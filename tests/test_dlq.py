@@ -1,4 +1,5 @@
-"""Chapter 6: dead letter queues - redrive after max receives, head-of-line blocking, replay, alerts.
+"""Chapter 6: dead letter queues - redrive after max receives, head-of-line blocking, replay,
+alerts.
 
 Regenerate the golden trace with ``python tests/test_dlq.py``.
 """
@@ -32,23 +33,35 @@ def receives_of(run, message_id):
 
 
 # -- redrive: exactly max_receives, the rest keeps flowing -----------------------------------------
-@settings(max_examples=40, deadline=None)
-@given(max_receives=st.integers(1, 6), consumers=st.integers(1, 3),
-       visibility_timeout=st.sampled_from([0.75, 1.0, 2.0, 3.0]),
-       processing_time=st.sampled_from([0.25, 0.5]), inject_at=st.sampled_from([0.5, 2.0, 3.25]),
-       ordered=st.booleans())
+@settings(max_examples=150, deadline=None)
+@given(
+    max_receives=st.integers(1, 6),
+    consumers=st.integers(1, 3),
+    visibility_timeout=st.sampled_from([0.75, 1.0, 2.0, 3.0]),
+    processing_time=st.sampled_from([0.25, 0.5]),
+    inject_at=st.sampled_from([0.5, 2.0, 3.25]),
+    ordered=st.booleans(),
+)
 def test_a_poison_pill_reaches_the_dlq_after_exactly_max_receives(
-        max_receives, consumers, visibility_timeout, processing_time, inject_at, ordered):
-    run = DeadLetterRun(rate=1.0, consumers=consumers, processing_time=processing_time,
-                        visibility_timeout=visibility_timeout, max_receives=max_receives,
-                        ordered=ordered, alert_threshold=None)
+    max_receives, consumers, visibility_timeout, processing_time, inject_at, ordered
+):
+    run = DeadLetterRun(
+        rate=1.0,
+        consumers=consumers,
+        processing_time=processing_time,
+        visibility_timeout=visibility_timeout,
+        max_receives=max_receives,
+        ordered=ordered,
+        alert_threshold=None,
+    )
     run.advance(inject_at)
     poison = run.inject_poison()
     poison_seq = run.queue.messages[poison].seq
     run.advance(max_receives * visibility_timeout + 5)
     assert len(receives_of(run, poison)) == max_receives
-    failures = [e for e in run.sim.trace.of_kind("processing_failed")
-                if e.data["message"] == poison]
+    failures = [
+        e for e in run.sim.trace.of_kind("processing_failed") if e.data["message"] == poison
+    ]
     assert [e.data["receive_count"] for e in failures] == list(range(1, max_receives + 1))
     [moved] = run.sim.trace.of_kind("dead_letter")
     assert moved.data["message"] == poison and moved.data["receive_count"] == max_receives
@@ -59,8 +72,11 @@ def test_a_poison_pill_reaches_the_dlq_after_exactly_max_receives(
     assert entry["source"] == "orders"
     # messages sent after the pill: on a standard queue they kept flowing while it was retried;
     # on a FIFO queue none overtakes it (they wait until it has moved to the DLQ)
-    overtook = [e for e in run.sim.trace.of_kind("ack")
-                if e.time < moved.time and int(e.data["message"][1:]) > poison_seq]
+    overtook = [
+        e
+        for e in run.sim.trace.of_kind("ack")
+        if e.time < moved.time and int(e.data["message"][1:]) > poison_seq
+    ]
     if ordered:
         assert overtook == []
     elif moved.time - inject_at >= 2:
@@ -73,13 +89,19 @@ def test_a_poison_pill_reaches_the_dlq_after_exactly_max_receives(
 
 def test_the_lesson_lifecycle_three_failures_then_the_dlq():
     run = default_run()
-    trace = [(e.time, e.kind, e.data.get("receive_count"))
-             for e in run.sim.trace if e.data.get("message") == "m7"
-             and e.kind in ("receive", "processing_failed", "dead_letter")]
+    trace = [
+        (e.time, e.kind, e.data.get("receive_count"))
+        for e in run.sim.trace
+        if e.data.get("message") == "m7"
+        and e.kind in ("receive", "processing_failed", "dead_letter")
+    ]
     assert trace[:7] == [
-        (3, "receive", 1), (3.5, "processing_failed", 1),
-        (5.0, "receive", 2), (5.5, "processing_failed", 2),
-        (7.0, "receive", 3), (7.5, "processing_failed", 3),
+        (3, "receive", 1),
+        (3.5, "processing_failed", 1),
+        (5.0, "receive", 2),
+        (5.5, "processing_failed", 2),
+        (7.0, "receive", 3),
+        (7.5, "processing_failed", 3),
         (9.0, "dead_letter", 3),
     ]
     processed_meanwhile = [e for e in run.sim.trace.of_kind("ack") if 3 < e.time < 9]
@@ -217,6 +239,25 @@ def test_turning_the_dlq_off_and_on_at_runtime():
     assert run.queue.max_receives == 5
 
 
+def test_replay_into_a_queue_that_reused_the_id_is_refused_and_nothing_is_lost():
+    run = DeadLetterRun(rate=0, max_receives=1)
+    run.queue.send({"poison": True}, message_id="order-9")
+    run.advance(5)
+    run.queue.send({"poison": False}, message_id="order-9")
+    with pytest.raises(ValueError, match="queue 'orders' already holds a message with that id"):
+        run.replay()
+    assert run.dlq.depth == 1
+
+
+def test_attempts_include_dead_letters():
+    run = default_run()
+    run2 = DeadLetterRun(max_receives=2)
+    poison = run2.inject_poison()
+    run2.advance(10)
+    assert run2.attempts()[poison] == 2
+    assert run.attempts()["m7"] == 1  # replayed: a fresh message
+
+
 def test_replay_of_an_unknown_id_is_refused():
     sim = Simulation()
     dlq = DeadLetterQueue(sim)
@@ -228,8 +269,9 @@ def test_replay_of_an_unknown_id_is_refused():
 def test_redrive_queue_with_a_handler_consumer():
     sim = Simulation()
     dlq = DeadLetterQueue(sim, name="jobs-dlq")
-    queue = RedriveQueue(sim, visibility_timeout=1.0, name="jobs", dead_letter_queue=dlq,
-                         max_receives=2)
+    queue = RedriveQueue(
+        sim, visibility_timeout=1.0, name="jobs", dead_letter_queue=dlq, max_receives=2
+    )
     consumer = HandlerConsumer(sim, queue, "W", processing_time=0.25)
     queue.send({"poison": True}, message_id="bad")
     queue.send({"poison": False}, message_id="good")
@@ -287,8 +329,10 @@ def test_producer_capacity_blocks():
 # -- scenario plumbing ----------------------------------------------------------------------------
 def test_summary_state_and_series():
     run = default_run()
-    assert run.summary() == ("t=20s: sent 42, processed 40, failed attempts 3, waiting 1; "
-                             "DLQ 0 (max receives 3); alerts 1; bug fixed")
+    assert run.summary() == (
+        "t=20s: sent 42, processed 40, failed attempts 3, waiting 1; "
+        "DLQ 0 (max receives 3); alerts 1; bug fixed"
+    )
     state = run.state()
     assert json.loads(json.dumps(state)) == state
     assert max(run.series["dlq_depth"]) == 1 and run.series["dlq_depth"][-1] == 0
@@ -305,8 +349,16 @@ def test_default_run_matches_golden_trace():
 
 
 # -- bad input ------------------------------------------------------------------------------------
-BAD_VALUES = st.one_of(st.just(-1), st.just(0), st.just(-0.5), st.just(float("nan")),
-                       st.just(float("inf")), st.just("many"), st.just(2.5), st.just([3]))
+BAD_VALUES = st.one_of(
+    st.just(-1),
+    st.just(0),
+    st.just(-0.5),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just("many"),
+    st.just(2.5),
+    st.just([3]),
+)
 
 CALLS = {
     "rate": lambda v: DeadLetterRun(rate=v),
@@ -334,7 +386,7 @@ def is_valid(name, value):
     return name in FLOATS_OK and value > 0
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(name=st.sampled_from(sorted(CALLS)), value=BAD_VALUES)
 def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
     if is_valid(name, value):
@@ -354,13 +406,17 @@ def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
         (lambda r: DeadLetterRun(dlq=1), "dlq must be True or False"),
         (lambda r: DeadLetterRun(ordered="no"), "ordered must be True or False"),
         (lambda r: r.queue.fail("m1", "boom"), "delivery must be a Delivery"),
-        (lambda r: RedriveQueue(Simulation(), dead_letter_queue="dlq"),
-         "dead_letter_queue must be a DeadLetterQueue"),
+        (
+            lambda r: RedriveQueue(Simulation(), dead_letter_queue="dlq"),
+            "dead_letter_queue must be a DeadLetterQueue",
+        ),
         (lambda r: DeadLetterQueue("sim"), "sim must be an mqlib Simulation"),
         (lambda r: DeadLetterQueue(Simulation(), name=""), "name must be a non-empty string"),
         (lambda r: HandlerConsumer(Simulation(), r.queue, "X", handler=5), "handler must be"),
-        (lambda r: SteadyProducer(Simulation(), WorkQueue(Simulation())),
-         "queue must be a RedriveQueue"),
+        (
+            lambda r: SteadyProducer(Simulation(), WorkQueue(Simulation())),
+            "queue must be a RedriveQueue",
+        ),
         (lambda r: r.dlq.replay([7]), "message_id must be a string"),
     ],
 )

@@ -98,12 +98,17 @@ def test_run_experiments_returns_all_four_as_plain_data():
 
 
 # -- properties -----------------------------------------------------------------------------------
-@settings(max_examples=25, deadline=None)
-@given(rate=st.sampled_from([1.0, 4.0, 8.0, 15.0, 30.0]), capacity=st.integers(1, 25),
-       kills=st.lists(st.sampled_from(["A", "B", "C"]), unique=True, max_size=3),
-       seconds=st.integers(2, 25), poison_every=st.sampled_from([0, 3, 7]))
-def test_with_backpressure_the_producer_never_pushes_depth_past_capacity(rate, capacity, kills,
-                                                                         seconds, poison_every):
+@settings(max_examples=80, deadline=None)
+@given(
+    rate=st.sampled_from([1.0, 4.0, 8.0, 15.0, 30.0]),
+    capacity=st.integers(1, 25),
+    kills=st.lists(st.sampled_from(["A", "B", "C"]), unique=True, max_size=3),
+    seconds=st.integers(2, 25),
+    poison_every=st.sampled_from([0, 3, 7]),
+)
+def test_with_backpressure_the_producer_never_pushes_depth_past_capacity(
+    rate, capacity, kills, seconds, poison_every
+):
     run = Playground(rate=rate, backpressure=True, capacity=capacity)
     for name in kills:
         run.kill_consumer(name)
@@ -118,9 +123,12 @@ def test_with_backpressure_the_producer_never_pushes_depth_past_capacity(rate, c
     assert run.producer.sent + injected == run.queue.depth + run.queue.acked_count + run.dlq.depth
 
 
-@settings(max_examples=15, deadline=None)
-@given(kill_at=st.sampled_from([1.0, 2.3, 5.0, 7.7]), name=st.sampled_from(["A", "B", "C"]),
-       revive_after=st.sampled_from([None, 1.0, 4.0]))
+@settings(max_examples=40, deadline=None)
+@given(
+    kill_at=st.sampled_from([1.0, 2.3, 5.0, 7.7]),
+    name=st.sampled_from(["A", "B", "C"]),
+    revive_after=st.sampled_from([None, 1.0, 4.0]),
+)
 def test_killing_a_consumer_never_loses_a_message(kill_at, name, revive_after):
     run = Playground(rate=5.0)
     run.advance(kill_at)
@@ -208,8 +216,15 @@ def test_default_run_matches_golden_trace():
 
 
 # -- bad input ------------------------------------------------------------------------------------
-BAD_VALUES = st.one_of(st.just(-1), st.just(-0.5), st.just(float("nan")), st.just(float("inf")),
-                       st.just("lots"), st.just(None), st.just([2]))
+BAD_VALUES = st.one_of(
+    st.just(-1),
+    st.just(-0.5),
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just("lots"),
+    st.just(None),
+    st.just([2]),
+)
 
 CALLS = {
     "rate": lambda v: Playground(rate=v),
@@ -230,7 +245,7 @@ CALLS = {
 }
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(name=st.sampled_from(sorted(CALLS)), value=BAD_VALUES)
 def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
     if name == "seed" and value == -1:

@@ -41,6 +41,7 @@ last consumed offset, summed over partitions (:func:`consumer_lag`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Generator
@@ -90,8 +91,14 @@ def consumer_lag(last_produced_offset: int, last_consumed_offset: int) -> int:
     return last_produced_offset - last_consumed_offset
 
 
-def _check_mode_settings(mode: str, capacity: int, lag_threshold: int, throttled_rate: float,
-                         low_priority_share: float, shed_threshold: int) -> None:
+def _check_mode_settings(
+    mode: str,
+    capacity: int,
+    lag_threshold: int,
+    throttled_rate: float,
+    low_priority_share: float,
+    shed_threshold: int,
+) -> None:
     check.choice("mode", mode, MODES)
     check.integer("capacity", capacity, minimum=1)
     check.integer("lag_threshold", lag_threshold, minimum=0)
@@ -134,8 +141,15 @@ class BackpressureBroker:
     longer waiting but still counts in ``lag`` until it is consumed (its offset committed).
     """
 
-    def __init__(self, sim: Simulation, *, partitions: int = 1, mode: str = "unbounded",
-                 capacity: int = 20, shed_threshold: int = 10) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        *,
+        partitions: int = 1,
+        mode: str = "unbounded",
+        capacity: int = 20,
+        shed_threshold: int = 10,
+    ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
@@ -180,13 +194,19 @@ class BackpressureBroker:
         partition = self.produced % self.partition_count  # round-robin over partitions
         self.produced += 1
         self.end_offsets[partition] += 1
-        record = Record(f"m{self.produced}", partition, self.end_offsets[partition], priority,
-                        self.sim.now)
+        record = Record(
+            f"m{self.produced}", partition, self.end_offsets[partition], priority, self.sim.now
+        )
         self.waiting[partition].append(record)
         self._depth += 1
         self.max_depth = max(self.max_depth, self._depth)
-        self.sim.record("publish", message=record.id, partition=partition, offset=record.offset,
-                        priority=priority)
+        self.sim.record(
+            "publish",
+            message=record.id,
+            partition=partition,
+            offset=record.offset,
+            priority=priority,
+        )
         self._wake("_data")
         return "appended"
 
@@ -212,8 +232,7 @@ class BackpressureBroker:
         """Share the partitions among ``members`` with Kafka's range assignor; returns who owns
         what. Members beyond the partition count get nothing."""
         if members:
-            result = assign("range", {m: [TOPIC] for m in members},
-                            {TOPIC: self.partition_count})
+            result = assign("range", {m: [TOPIC] for m in members}, {TOPIC: self.partition_count})
             self.assignment = {m: [p for _, p in tps] for m, tps in result.items()}
         else:
             self.assignment = {}
@@ -244,8 +263,13 @@ class BackpressureBroker:
         self._busy.discard(record.partition)
         self.consumed_offsets[record.partition] = record.offset
         self.consumed += 1
-        self.sim.record("consume", consumer=member, message=record.id,
-                        partition=record.partition, offset=record.offset)
+        self.sim.record(
+            "consume",
+            consumer=member,
+            message=record.id,
+            partition=record.partition,
+            offset=record.offset,
+        )
         self._wake("_data")  # the partition is free again for whoever owns it now
 
     def data_available(self) -> simpy.Event:
@@ -266,8 +290,9 @@ class BackpressureBroker:
     @property
     def lag(self) -> int:
         """Sum over partitions of last produced offset minus last consumed offset."""
-        return sum(consumer_lag(e, c) for e, c in zip(self.end_offsets, self.consumed_offsets,
-                                                       strict=True))
+        return sum(
+            consumer_lag(e, c) for e, c in zip(self.end_offsets, self.consumed_offsets, strict=True)
+        )
 
     def _wake(self, name: str) -> None:
         event = getattr(self, name)
@@ -284,16 +309,24 @@ class RateProducer:
     consumer lag is above ``lag_threshold``. ``rate=0`` pauses it.
     """
 
-    def __init__(self, sim: Simulation, broker: BackpressureBroker, *, rate: float = 10.0,
-                 low_priority_share: float = 0.5, lag_threshold: int = 10,
-                 throttled_rate: float = 1.0) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        broker: BackpressureBroker,
+        *,
+        rate: float = 10.0,
+        low_priority_share: float = 0.5,
+        lag_threshold: int = 10,
+        throttled_rate: float = 1.0,
+    ) -> None:
         if not isinstance(broker, BackpressureBroker):
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
         self.sim = sim
         self.broker = broker
         self.rate = check.non_negative("rate", rate)
-        self.low_priority_share = check.number("low_priority_share", low_priority_share,
-                                               minimum=0, maximum=1)
+        self.low_priority_share = check.number(
+            "low_priority_share", low_priority_share, minimum=0, maximum=1
+        )
         self.lag_threshold = check.integer("lag_threshold", lag_threshold, minimum=0)
         self.throttled_rate = check.positive("throttled_rate", throttled_rate)
         self.attempted = 0
@@ -334,8 +367,11 @@ class RateProducer:
                     if rate != self._anchor_rate and self._last_send is not None:
                         self._anchor, self._since_anchor = self._last_send, 0
                     self._anchor_rate = rate
-                    due = (self.sim.now if self._last_send is None
-                           else self._anchor + (self._since_anchor + 1) / rate)
+                    due = (
+                        self.sim.now
+                        if self._last_send is None
+                        else self._anchor + (self._since_anchor + 1) / rate
+                    )
                     if due <= self.sim.now:
                         break
                     wait = self.sim.timeout(due - self.sim.now)
@@ -350,10 +386,8 @@ class RateProducer:
                 self.blocked = True
                 started = self.sim.now
                 self.sim.record("producer_blocked", depth=self.broker.depth)
-                try:
+                with contextlib.suppress(simpy.Interrupt):  # set_rate woke us: try again
                     yield self.broker.space_available()
-                except simpy.Interrupt:
-                    pass
                 self.blocked_seconds += self.sim.now - started
             self.blocked = False
             if self.sim.now > due or self._last_send is None:  # late (blocked, sped up): re-anchor
@@ -367,8 +401,9 @@ class PartitionConsumer:
     """A consumer-group member that processes ``rate`` messages per second from the partitions the
     group assigns it, one message at a time, committing each offset when done."""
 
-    def __init__(self, sim: Simulation, broker: BackpressureBroker, name: str, *,
-                 rate: float = 2.0) -> None:
+    def __init__(
+        self, sim: Simulation, broker: BackpressureBroker, name: str, *, rate: float = 2.0
+    ) -> None:
         if not isinstance(broker, BackpressureBroker):
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
         self.sim = sim
@@ -451,13 +486,24 @@ class Backlog:
     the blocked producer did not make - slowed down, not lost).
     """
 
-    def __init__(self, *, rate: float = 10_000, consumer_rate: float = 1_000, consumers: int = 1,
-                 partitions: int = 1, mode: str = "unbounded", capacity: int = 1_000_000,
-                 lag_threshold: int = 100_000, throttled_rate: float = 500,
-                 low_priority_share: float = 0.5, shed_threshold: int = 100_000,
-                 step: float = 1.0) -> None:
-        _check_mode_settings(mode, capacity, lag_threshold, throttled_rate, low_priority_share,
-                             shed_threshold)
+    def __init__(
+        self,
+        *,
+        rate: float = 10_000,
+        consumer_rate: float = 1_000,
+        consumers: int = 1,
+        partitions: int = 1,
+        mode: str = "unbounded",
+        capacity: int = 1_000_000,
+        lag_threshold: int = 100_000,
+        throttled_rate: float = 500,
+        low_priority_share: float = 0.5,
+        shed_threshold: int = 100_000,
+        step: float = 1.0,
+    ) -> None:
+        _check_mode_settings(
+            mode, capacity, lag_threshold, throttled_rate, low_priority_share, shed_threshold
+        )
         self.mode = mode
         self.capacity = capacity
         self.lag_threshold = lag_threshold
@@ -481,8 +527,18 @@ class Backlog:
         self.rejected = self.held_back = 0
         self.dropped = {p: 0 for p in PRIORITIES}
         self.max_depth = 0
-        self.series: dict[str, list[float]] = {k: [] for k in (
-            "time", "depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")}
+        self.series: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "time",
+                "depth",
+                "lag",
+                "producer_rate",
+                "consumer_rate",
+                "dropped",
+                "rejected",
+            )
+        }
         self._sample(0, 0)
 
     # -- settings ------------------------------------------------------------------------------
@@ -530,8 +586,9 @@ class Backlog:
         check.positive("seconds", seconds)
         steps = round(_exact(seconds) / self._step)
         if steps * self._step != _exact(seconds):
-            raise ValueError(f"seconds must be a whole number of steps of {self.step:g} s, "
-                             f"got {seconds!r}")
+            raise ValueError(
+                f"seconds must be a whole number of steps of {self.step:g} s, got {seconds!r}"
+            )
         for _ in range(steps):
             self._advance_one()
 
@@ -586,9 +643,18 @@ class Backlog:
 
     def state(self) -> dict[str, Any]:
         """The counters as plain data."""
-        return {"time": self.now, "mode": self.mode, "offered": self.offered,
-                "produced": self.produced, "consumed": self.consumed, "depth": self.depth,
-                "lag": self.lag, "rejected": self.rejected, "dropped": dict(self.dropped),
-                "held_back": self.held_back, "max_depth": self.max_depth,
-                "active_consumers": self.active_consumers,
-                "idle_consumers": self.consumers - self.active_consumers}
+        return {
+            "time": self.now,
+            "mode": self.mode,
+            "offered": self.offered,
+            "produced": self.produced,
+            "consumed": self.consumed,
+            "depth": self.depth,
+            "lag": self.lag,
+            "rejected": self.rejected,
+            "dropped": dict(self.dropped),
+            "held_back": self.held_back,
+            "max_depth": self.max_depth,
+            "active_consumers": self.active_consumers,
+            "idle_consumers": self.consumers - self.active_consumers,
+        }

@@ -86,6 +86,7 @@ __all__ = [
     "Partition",
     "ProduceFuture",
     "Record",
+    "RecordMetadata",
     "ReplicaLog",
     "assign_replicas",
 ]
@@ -380,16 +381,16 @@ def assign_replicas(
     return result
 
 
-def _broker_list(broker_ids: Iterable[int]) -> list[int]:
+def _broker_list(broker_ids: Iterable[int], *, name: str = "broker_ids") -> list[int]:
     if isinstance(broker_ids, str | bytes) or not isinstance(broker_ids, Iterable):
-        raise TypeError(f"broker_ids must be a list of integers, got {broker_ids!r}")
+        raise TypeError(f"{name} must be a list of integers, got {broker_ids!r}")
     brokers = list(broker_ids)
     if not brokers:
-        raise ValueError("broker_ids must name at least one broker, got []")
+        raise ValueError(f"{name} must name at least one broker, got []")
     for b in brokers:
-        check.integer("broker_ids", b)
+        check.integer(name, b)
     if len(set(brokers)) != len(brokers):
-        raise ValueError(f"broker_ids must be distinct, got {brokers}")
+        raise ValueError(f"{name} must be distinct broker ids, got {brokers}")
     return brokers
 
 
@@ -499,14 +500,16 @@ class Cluster:
                 f"assignment must be a mapping partition -> list of broker ids, "
                 f"got {type(assignment).__name__}"
             )
-        if sorted(assignment) != list(range(self.num_partitions)):
+        if set(assignment) != set(range(self.num_partitions)) or len(assignment) != len(
+            set(assignment)
+        ):
             raise ValueError(
                 f"assignment must have exactly the partitions 0..."
-                f"{self.num_partitions - 1}, got {sorted(assignment)!r}"
+                f"{self.num_partitions - 1}, got {list(assignment)!r}"
             )
         placed = {}
         for p in range(self.num_partitions):
-            replicas = _broker_list(assignment[p])
+            replicas = _broker_list(assignment[p], name=f"assignment[{p}]")
             if len(replicas) != self.replication_factor:
                 raise ValueError(
                     f"assignment for partition {p} must list replication_factor="

@@ -45,8 +45,14 @@ from ..core import Simulation
 from .consumer import Consumer
 from .work_queue import Delivery, Message, WorkQueue
 
-__all__ = ["DeadLetter", "DeadLetterQueue", "HandlerConsumer", "PoisonHandler", "RedriveQueue",
-           "is_poison"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterQueue",
+    "HandlerConsumer",
+    "PoisonHandler",
+    "RedriveQueue",
+    "is_poison",
+]
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ class DeadLetterQueue:
         ``None`` disables alerting.
     """
 
-    def __init__(self, sim: Simulation, *, name: str = "dlq",
-                 alert_threshold: int | None = None) -> None:
+    def __init__(
+        self, sim: Simulation, *, name: str = "dlq", alert_threshold: int | None = None
+    ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
@@ -124,8 +131,16 @@ class DeadLetterQueue:
         for message_id in ids:
             check.text("message_id", message_id)
             if message_id not in self._entries:
-                raise ValueError(f"message_id {message_id!r} is not in DLQ {self.name!r}; it "
-                                 f"holds {list(self._entries)!r}")
+                raise ValueError(
+                    f"message_id {message_id!r} is not in DLQ {self.name!r}; it "
+                    f"holds {list(self._entries)!r}"
+                )
+            source = self._sources[message_id]
+            if message_id in source.messages:
+                raise ValueError(
+                    f"message_id {message_id!r} cannot be replayed: queue {source.name!r} "
+                    "already holds a message with that id"
+                )
         for message_id in ids:
             entry = self._entries.pop(message_id)
             source = self._sources.pop(message_id)
@@ -145,12 +160,25 @@ class DeadLetterQueue:
 
     def add(self, source: RedriveQueue, message: Message, error: str | None) -> DeadLetter:
         """Take in a message that ``source`` gave up on (called by the source queue)."""
-        entry = DeadLetter(message.id, message.body, message.receive_count, error, source.name,
-                           message.sent_at, self.sim.now)
+        entry = DeadLetter(
+            message.id,
+            message.body,
+            message.receive_count,
+            error,
+            source.name,
+            message.sent_at,
+            self.sim.now,
+        )
         self._entries[message.id] = entry
         self._sources[message.id] = source
-        self.sim.record("dead_letter", queue=source.name, dlq=self.name, message=message.id,
-                        receive_count=message.receive_count, error=error)
+        self.sim.record(
+            "dead_letter",
+            queue=source.name,
+            dlq=self.name,
+            message=message.id,
+            receive_count=message.receive_count,
+            error=error,
+        )
         self._check_alert()
         return entry
 
@@ -159,8 +187,9 @@ class DeadLetterQueue:
         if above and not self._alerting:
             alert = {"time": self.sim.now, "depth": self.depth, "threshold": self.alert_threshold}
             self.alerts.append(alert)
-            self.sim.record("dlq_alert", dlq=self.name, depth=self.depth,
-                            threshold=self.alert_threshold)
+            self.sim.record(
+                "dlq_alert", dlq=self.name, depth=self.depth, threshold=self.alert_threshold
+            )
         self._alerting = above
 
 
@@ -180,9 +209,16 @@ class RedriveQueue(WorkQueue):
         process strictly in send order (SQS FIFO with one message group).
     """
 
-    def __init__(self, sim: Simulation, *, visibility_timeout: float = 30.0,
-                 name: str = "queue", dead_letter_queue: DeadLetterQueue | None = None,
-                 max_receives: int = 3, ordered: bool = False) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        *,
+        visibility_timeout: float = 30.0,
+        name: str = "queue",
+        dead_letter_queue: DeadLetterQueue | None = None,
+        max_receives: int = 3,
+        ordered: bool = False,
+    ) -> None:
         super().__init__(sim, visibility_timeout=visibility_timeout, name=name)
         self.ordered = check.boolean("ordered", ordered)
         self.dead_letter_queue: DeadLetterQueue | None = None
@@ -193,13 +229,16 @@ class RedriveQueue(WorkQueue):
         self.dead_lettered_count = 0
         self._freed = sim.event()
 
-    def set_redrive_policy(self, dead_letter_queue: DeadLetterQueue | None,
-                           max_receives: int) -> None:
+    def set_redrive_policy(
+        self, dead_letter_queue: DeadLetterQueue | None, max_receives: int
+    ) -> None:
         """Set (or with ``None`` remove) the DLQ and the receive limit, for the next time each
         message would become visible again."""
         if dead_letter_queue is not None and not isinstance(dead_letter_queue, DeadLetterQueue):
-            raise TypeError("dead_letter_queue must be a DeadLetterQueue or None, got "
-                            f"{type(dead_letter_queue).__name__}")
+            raise TypeError(
+                "dead_letter_queue must be a DeadLetterQueue or None, got "
+                f"{type(dead_letter_queue).__name__}"
+            )
         self.max_receives = check.integer("max_receives", max_receives, minimum=1, maximum=1000)
         self.dead_letter_queue = dead_letter_queue
 
@@ -214,9 +253,14 @@ class RedriveQueue(WorkQueue):
         check.text("error", error)
         self.failed_count += 1
         self.last_errors[delivery.message.id] = error
-        self.sim.record("processing_failed", queue=self.name, message=delivery.message.id,
-                        consumer=delivery.consumer, receive_count=delivery.receive_count,
-                        error=error)
+        self.sim.record(
+            "processing_failed",
+            queue=self.name,
+            message=delivery.message.id,
+            consumer=delivery.consumer,
+            receive_count=delivery.receive_count,
+            error=error,
+        )
 
     def ack(self, delivery: Delivery) -> bool:
         accepted = super().ack(delivery)
@@ -290,9 +334,16 @@ class HandlerConsumer(Consumer):
     ``handler`` takes the message and returns ``None`` (success) or an error text.
     """
 
-    def __init__(self, sim: Simulation, queue: WorkQueue, name: str, *,
-                 handler: Callable[[Message], str | None] | None = None,
-                 processing_time: float = 1.0, start: bool = True) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        queue: WorkQueue,
+        name: str,
+        *,
+        handler: Callable[[Message], str | None] | None = None,
+        processing_time: float = 1.0,
+        start: bool = True,
+    ) -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable or None, got {type(handler).__name__}")
         self.handler = PoisonHandler() if handler is None else handler
@@ -327,6 +378,9 @@ class HandlerConsumer(Consumer):
             if request is not None:
                 self.queue.cancel_receive(request)
             self.crashes += 1
-            self.sim.record("crash", consumer=self.name,
-                            message=self.current.message.id if self.current else None)
+            self.sim.record(
+                "crash",
+                consumer=self.name,
+                message=self.current.message.id if self.current else None,
+            )
             self.current = None

@@ -20,8 +20,13 @@ from ..models.backpressure import (
     RateProducer,
 )
 
-__all__ = ["BackpressureRun", "LargeScaleRun", "default_large_scale_run", "default_run",
-           "lesson_backlog"]
+__all__ = [
+    "BackpressureRun",
+    "LargeScaleRun",
+    "default_large_scale_run",
+    "default_run",
+    "lesson_backlog",
+]
 
 CONSUMER_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SERIES_KEYS = ("time", "depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
@@ -46,20 +51,41 @@ class BackpressureRun:
         Seeds the priorities of the messages.
     """
 
-    def __init__(self, *, rate: float = 10.0, consumer_rate: float = 2.0, consumers: int = 1,
-                 partitions: int = 1, mode: str = "block", capacity: int = 20,
-                 lag_threshold: int = 10, throttled_rate: float = 1.0,
-                 low_priority_share: float = 0.5, shed_threshold: int = 10,
-                 sample_every: float = 1.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 10.0,
+        consumer_rate: float = 2.0,
+        consumers: int = 1,
+        partitions: int = 1,
+        mode: str = "block",
+        capacity: int = 20,
+        lag_threshold: int = 10,
+        throttled_rate: float = 1.0,
+        low_priority_share: float = 0.5,
+        shed_threshold: int = 10,
+        sample_every: float = 1.0,
+        seed: int = 0,
+    ) -> None:
         check.integer("consumers", consumers, minimum=0, maximum=len(CONSUMER_NAMES))
         check.positive("consumer_rate", consumer_rate)
         self.sample_every = check.positive("sample_every", sample_every)
         self.sim = Simulation(seed=seed)
-        self.broker = BackpressureBroker(self.sim, partitions=partitions, mode=mode,
-                                         capacity=capacity, shed_threshold=shed_threshold)
-        self.producer = RateProducer(self.sim, self.broker, rate=rate,
-                                     low_priority_share=low_priority_share,
-                                     lag_threshold=lag_threshold, throttled_rate=throttled_rate)
+        self.broker = BackpressureBroker(
+            self.sim,
+            partitions=partitions,
+            mode=mode,
+            capacity=capacity,
+            shed_threshold=shed_threshold,
+        )
+        self.producer = RateProducer(
+            self.sim,
+            self.broker,
+            rate=rate,
+            low_priority_share=low_priority_share,
+            lag_threshold=lag_threshold,
+            throttled_rate=throttled_rate,
+        )
         self.consumer_rate = consumer_rate
         self.consumers: dict[str, PartitionConsumer] = {}
         for _ in range(consumers):
@@ -136,11 +162,21 @@ class BackpressureRun:
         """Counters and settings as plain data."""
         b, p = self.broker, self.producer
         return {
-            "time": self.now, "mode": b.mode, "rate": p.rate, "current_rate": p.current_rate(),
-            "attempted": p.attempted, "produced": b.produced, "consumed": b.consumed,
-            "depth": b.depth, "in_process": b.in_process, "lag": b.lag,
-            "max_depth": b.max_depth, "capacity": b.capacity, "rejected": b.rejected,
-            "dropped": dict(b.dropped), "producer_blocked": p.blocked,
+            "time": self.now,
+            "mode": b.mode,
+            "rate": p.rate,
+            "current_rate": p.current_rate(),
+            "attempted": p.attempted,
+            "produced": b.produced,
+            "consumed": b.consumed,
+            "depth": b.depth,
+            "in_process": b.in_process,
+            "lag": b.lag,
+            "max_depth": b.max_depth,
+            "capacity": b.capacity,
+            "rejected": b.rejected,
+            "dropped": dict(b.dropped),
+            "producer_blocked": p.blocked,
             "blocked_seconds": p.blocked_seconds,
             "assignment": {m: list(ps) for m, ps in b.assignment.items()},
             "consumed_by": {n: c.consumed for n, c in self.consumers.items()},
@@ -150,20 +186,26 @@ class BackpressureRun:
         """One line describing the state of the run."""
         s = self.state()
         idle = sum(1 for ps in s["assignment"].values() if not ps)
-        rate = (f"{s['current_rate']:g}/s (throttled)" if self.producer.throttled
-                else f"{s['rate']:g}/s")
-        return (f"t={s['time']:g}s [{s['mode']}]: producer {rate}"
-                f"{' BLOCKED' if s['producer_blocked'] else ''}, produced {s['produced']}, "
-                f"consumed {s['consumed']}, depth {s['depth']}, lag {s['lag']}, "
-                f"rejected {s['rejected']}, dropped {s['dropped']['low']} low / "
-                f"{s['dropped']['high']} high; {len(self.consumers)} consumers "
-                f"({idle} idle) on {self.broker.partition_count} partitions")
+        rate = (
+            f"{s['current_rate']:g}/s (throttled)"
+            if self.producer.throttled
+            else f"{s['rate']:g}/s"
+        )
+        return (
+            f"t={s['time']:g}s [{s['mode']}]: producer {rate}"
+            f"{' BLOCKED' if s['producer_blocked'] else ''}, produced {s['produced']}, "
+            f"consumed {s['consumed']}, depth {s['depth']}, lag {s['lag']}, "
+            f"rejected {s['rejected']}, dropped {s['dropped']['low']} low / "
+            f"{s['dropped']['high']} high; {len(self.consumers)} consumers "
+            f"({idle} idle) on {self.broker.partition_count} partitions"
+        )
 
     # -- internals -----------------------------------------------------------------------------
     def _add(self) -> str:
         name = next(n for n in CONSUMER_NAMES if n not in self.consumers)
-        self.consumers[name] = PartitionConsumer(self.sim, self.broker, name,
-                                                 rate=self.consumer_rate)
+        self.consumers[name] = PartitionConsumer(
+            self.sim, self.broker, name, rate=self.consumer_rate
+        )
         return name
 
     def _sample(self) -> None:
@@ -197,9 +239,11 @@ class LargeScaleRun(Backlog):
     def summary(self) -> str:
         s = self.state()
         lost = s["rejected"] + s["dropped"]["low"] + s["dropped"]["high"]
-        return (f"t={s['time']:g}s [{s['mode']}]: produced {s['produced']:,}, consumed "
-                f"{s['consumed']:,}, lag {s['lag']:,} messages behind, lost {lost:,}; "
-                f"{s['active_consumers']} busy / {s['idle_consumers']} idle consumers")
+        return (
+            f"t={s['time']:g}s [{s['mode']}]: produced {s['produced']:,}, consumed "
+            f"{s['consumed']:,}, lag {s['lag']:,} messages behind, lost {lost:,}; "
+            f"{s['active_consumers']} busy / {s['idle_consumers']} idle consumers"
+        )
 
 
 def lesson_backlog(rate: float = 10_000, consumer_rate: float = 1_000) -> dict[str, int]:
@@ -215,8 +259,7 @@ def lesson_backlog(rate: float = 10_000, consumer_rate: float = 1_000) -> dict[s
     run.advance(599)
     ten_minutes = run.lag
     run.advance(3000)
-    return {"growth_per_second": growth, "after_10_minutes": ten_minutes,
-            "after_1_hour": run.lag}
+    return {"growth_per_second": growth, "after_10_minutes": ten_minutes, "after_1_hour": run.lag}
 
 
 def default_run() -> BackpressureRun:
@@ -233,4 +276,3 @@ def default_large_scale_run() -> LargeScaleRun:
     run = LargeScaleRun()
     run.advance(3600)
     return run
-

@@ -8,6 +8,7 @@ error and receive count, alerts - is readable as plain data.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from typing import Any
 
@@ -30,8 +31,14 @@ class SteadyProducer:
     queue: backpressure) and sends again as soon as one leaves. ``rate=0`` pauses it.
     """
 
-    def __init__(self, sim: Simulation, queue: RedriveQueue, *, rate: float = 1.0,
-                 capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        queue: RedriveQueue,
+        *,
+        rate: float = 1.0,
+        capacity: int | None = None,
+    ) -> None:
         if not isinstance(queue, RedriveQueue):
             raise TypeError(f"queue must be a RedriveQueue, got {type(queue).__name__}")
         self.sim = sim
@@ -71,14 +78,18 @@ class SteadyProducer:
                     self._anchor, self._since_anchor = self._last_send, 0
                 self._anchor_rate = self.rate
                 # due times count from an anchor (anchor + n / rate): no drift over long runs
-                due = (self.sim.now if self._last_send is None
-                       else self._anchor + (self._since_anchor + 1) / self.rate)
+                due = (
+                    self.sim.now
+                    if self._last_send is None
+                    else self._anchor + (self._since_anchor + 1) / self.rate
+                )
                 if due > self.sim.now:
                     wait = self.sim.timeout(due - self.sim.now)
                 elif self.capacity is not None and self.queue.depth >= self.capacity:
                     if not self.blocked:
-                        self.sim.record("producer_blocked", queue=self.queue.name,
-                                        depth=self.queue.depth)
+                        self.sim.record(
+                            "producer_blocked", queue=self.queue.name, depth=self.queue.depth
+                        )
                     self.blocked = True
                     wait = self.queue.space_freed()
                 else:
@@ -91,10 +102,8 @@ class SteadyProducer:
                         self._since_anchor += 1
                     self._last_send = self.sim.now
                     continue
-            try:
+            with contextlib.suppress(simpy.Interrupt):  # a new setting: look again
                 yield wait
-            except simpy.Interrupt:
-                pass
 
 
 class DeadLetterRun:
@@ -123,22 +132,40 @@ class DeadLetterRun:
         Seconds between the points of :attr:`series`.
     """
 
-    def __init__(self, *, rate: float = 2.0, consumers: int = 2, processing_time: float = 0.5,
-                 visibility_timeout: float = 2.0, max_receives: int = 3, dlq: bool = True,
-                 ordered: bool = False, alert_threshold: int | None = 0,
-                 sample_every: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 2.0,
+        consumers: int = 2,
+        processing_time: float = 0.5,
+        visibility_timeout: float = 2.0,
+        max_receives: int = 3,
+        dlq: bool = True,
+        ordered: bool = False,
+        alert_threshold: int | None = 0,
+        sample_every: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         check.integer("consumers", consumers, minimum=1, maximum=len(CONSUMER_NAMES))
         check.boolean("dlq", dlq)
         self.sample_every = check.positive("sample_every", sample_every)
         self.sim = Simulation(seed=seed)
         self.dlq = DeadLetterQueue(self.sim, name="orders-dlq", alert_threshold=alert_threshold)
-        self.queue = RedriveQueue(self.sim, visibility_timeout=visibility_timeout,
-                                  name="orders", dead_letter_queue=self.dlq if dlq else None,
-                                  max_receives=max_receives, ordered=ordered)
+        self.queue = RedriveQueue(
+            self.sim,
+            visibility_timeout=visibility_timeout,
+            name="orders",
+            dead_letter_queue=self.dlq if dlq else None,
+            max_receives=max_receives,
+            ordered=ordered,
+        )
         self.handler = PoisonHandler()
-        self.consumers = {n: HandlerConsumer(self.sim, self.queue, n, handler=self.handler,
-                                             processing_time=processing_time)
-                          for n in CONSUMER_NAMES[:consumers]}
+        self.consumers = {
+            n: HandlerConsumer(
+                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
+            )
+            for n in CONSUMER_NAMES[:consumers]
+        }
         self.producer = SteadyProducer(self.sim, self.queue, rate=rate)
         self.poison_ids: list[str] = []
         self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
@@ -226,8 +253,11 @@ class DeadLetterRun:
         return self.dlq.inspect()
 
     def attempts(self) -> dict[str, int]:
-        """Receives so far of every message still in the queue or processed (by id)."""
-        return {m.id: m.receive_count for m in self.queue.messages.values()}
+        """Receives so far of every message, by id: those in the queue or processed, and those in
+        the DLQ (with the count they reached before they were moved)."""
+        counts = {m.id: m.receive_count for m in self.queue.messages.values()}
+        counts.update({e["message_id"]: e["receive_count"] for e in self.dlq.inspect()})
+        return counts
 
     def processed_ids(self) -> list[str]:
         """Ids of successfully processed messages, in the order they were processed."""
@@ -236,25 +266,33 @@ class DeadLetterRun:
     def state(self) -> dict[str, Any]:
         """Counters as plain data."""
         return {
-            "time": self.now, "sent": self.queue.sent_count, "processed": self.processed,
-            "failed": self.queue.failed_count, "depth": self.queue.depth,
-            "in_flight": self.queue.in_flight_count, "dlq_depth": self.dlq.depth,
-            "dead_lettered": self.queue.dead_lettered_count, "alerts": len(self.dlq.alerts),
-            "alerting": self.dlq.alerting, "bug_fixed": self.handler.bug_fixed,
+            "time": self.now,
+            "sent": self.queue.sent_count,
+            "processed": self.processed,
+            "failed": self.queue.failed_count,
+            "depth": self.queue.depth,
+            "in_flight": self.queue.in_flight_count,
+            "dlq_depth": self.dlq.depth,
+            "dead_lettered": self.queue.dead_lettered_count,
+            "alerts": len(self.dlq.alerts),
+            "alerting": self.dlq.alerting,
+            "bug_fixed": self.handler.bug_fixed,
             "dlq": self.queue.dead_letter_queue is not None,
-            "max_receives": self.queue.max_receives, "ordered": self.queue.ordered,
+            "max_receives": self.queue.max_receives,
+            "ordered": self.queue.ordered,
         }
 
     def summary(self) -> str:
         """One line describing the state of the run."""
         s = self.state()
-        dlq = (f"DLQ {s['dlq_depth']} (max receives {s['max_receives']})" if s["dlq"]
-               else "no DLQ")
-        return (f"t={s['time']:g}s{' [FIFO]' if s['ordered'] else ''}: sent {s['sent']}, "
-                f"processed {s['processed']}, failed attempts {s['failed']}, waiting "
-                f"{s['depth']}; {dlq}; alerts {s['alerts']}"
-                f"{' (ALERTING)' if s['alerting'] else ''}; "
-                f"bug {'fixed' if s['bug_fixed'] else 'present'}")
+        dlq = f"DLQ {s['dlq_depth']} (max receives {s['max_receives']})" if s["dlq"] else "no DLQ"
+        return (
+            f"t={s['time']:g}s{' [FIFO]' if s['ordered'] else ''}: sent {s['sent']}, "
+            f"processed {s['processed']}, failed attempts {s['failed']}, waiting "
+            f"{s['depth']}; {dlq}; alerts {s['alerts']}"
+            f"{' (ALERTING)' if s['alerting'] else ''}; "
+            f"bug {'fixed' if s['bug_fixed'] else 'present'}"
+        )
 
     # -- internals -----------------------------------------------------------------------------
     def _settle(self) -> None:

@@ -36,8 +36,16 @@ __all__ = [
 ]
 
 CONSUMER_NAMES = ("A", "B", "C")
-SERIES_KEYS = ("time", "depth", "in_flight", "dlq_depth", "sent", "processed", "throughput",
-               "producer_rate")
+SERIES_KEYS = (
+    "time",
+    "depth",
+    "in_flight",
+    "dlq_depth",
+    "sent",
+    "processed",
+    "throughput",
+    "producer_rate",
+)
 
 
 class Playground:
@@ -63,25 +71,42 @@ class Playground:
         Seconds between the points of :attr:`series`.
     """
 
-    def __init__(self, *, rate: float = 5.0, processing_time: float = 0.5,
-                 visibility_timeout: float = 2.0, max_receives: int = 3, dlq: bool = True,
-                 backpressure: bool = False, capacity: int = 20, sample_every: float = 0.5,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 5.0,
+        processing_time: float = 0.5,
+        visibility_timeout: float = 2.0,
+        max_receives: int = 3,
+        dlq: bool = True,
+        backpressure: bool = False,
+        capacity: int = 20,
+        sample_every: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         check.boolean("dlq", dlq)
         check.boolean("backpressure", backpressure)
         self.capacity = check.integer("capacity", capacity, minimum=1)
         self.sample_every = check.positive("sample_every", sample_every)
         self.sim = Simulation(seed=seed)
         self.dlq = DeadLetterQueue(self.sim, name="broker-dlq")
-        self.queue = RedriveQueue(self.sim, visibility_timeout=visibility_timeout,
-                                  name="broker", dead_letter_queue=self.dlq if dlq else None,
-                                  max_receives=max_receives)
+        self.queue = RedriveQueue(
+            self.sim,
+            visibility_timeout=visibility_timeout,
+            name="broker",
+            dead_letter_queue=self.dlq if dlq else None,
+            max_receives=max_receives,
+        )
         self.handler = PoisonHandler()
-        self.consumers = {n: HandlerConsumer(self.sim, self.queue, n, handler=self.handler,
-                                             processing_time=processing_time)
-                          for n in CONSUMER_NAMES}
-        self.producer = SteadyProducer(self.sim, self.queue, rate=rate,
-                                       capacity=capacity if backpressure else None)
+        self.consumers = {
+            n: HandlerConsumer(
+                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
+            )
+            for n in CONSUMER_NAMES
+        }
+        self.producer = SteadyProducer(
+            self.sim, self.queue, rate=rate, capacity=capacity if backpressure else None
+        )
         self.poison_ids: list[str] = []
         self.max_depth = 0
         self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
@@ -161,9 +186,11 @@ class Playground:
         start = self.now
         while self.queue.depth:
             if self.now - start >= limit:
-                raise RuntimeError(f"queue still holds {self.queue.depth} messages after "
-                                   f"{limit:g} s; are all consumers dead, or a poison pill stuck "
-                                   "with no DLQ?")
+                raise RuntimeError(
+                    f"queue still holds {self.queue.depth} messages after "
+                    f"{limit:g} s; are all consumers dead, or a poison pill stuck "
+                    "with no DLQ?"
+                )
             self.advance(self.sample_every)
         return self.now - start
 
@@ -180,13 +207,20 @@ class Playground:
     def state(self) -> dict[str, Any]:
         """Counters and settings as plain data."""
         return {
-            "time": self.now, "rate": self.producer.rate, "sent": self.producer.sent,
-            "injected": len(self.poison_ids), "processed": self.queue.acked_count,
-            "depth": self.queue.depth, "in_flight": self.queue.in_flight_count,
-            "max_depth": self.max_depth, "dlq_depth": self.dlq.depth,
+            "time": self.now,
+            "rate": self.producer.rate,
+            "sent": self.producer.sent,
+            "injected": len(self.poison_ids),
+            "processed": self.queue.acked_count,
+            "depth": self.queue.depth,
+            "in_flight": self.queue.in_flight_count,
+            "max_depth": self.max_depth,
+            "dlq_depth": self.dlq.depth,
             "dlq": self.queue.dead_letter_queue is not None,
-            "backpressure": self.producer.capacity is not None, "capacity": self.capacity,
-            "producer_blocked": self.producer.blocked, "alive": self.alive,
+            "backpressure": self.producer.capacity is not None,
+            "capacity": self.capacity,
+            "producer_blocked": self.producer.blocked,
+            "alive": self.alive,
             "processed_by": {n: c.processed for n, c in self.consumers.items()},
             "failed": self.queue.failed_count,
         }
@@ -194,13 +228,17 @@ class Playground:
     def summary(self) -> str:
         """One line describing the state of the run."""
         s = self.state()
-        consumers = ", ".join(f"{n} {c}" + ("" if n in s["alive"] else " (dead)")
-                              for n, c in s["processed_by"].items())
+        consumers = ", ".join(
+            f"{n} {c}" + ("" if n in s["alive"] else " (dead)")
+            for n, c in s["processed_by"].items()
+        )
         bp = f"backpressure on (cap {s['capacity']})" if s["backpressure"] else "backpressure off"
-        return (f"t={s['time']:g}s: rate {s['rate']:g}/s"
-                f"{' BLOCKED' if s['producer_blocked'] else ''}, sent {s['sent']}, processed "
-                f"{s['processed']}, depth {s['depth']} (max {s['max_depth']}), DLQ "
-                f"{s['dlq_depth'] if s['dlq'] else 'off'}; {bp}; processed by {consumers}")
+        return (
+            f"t={s['time']:g}s: rate {s['rate']:g}/s"
+            f"{' BLOCKED' if s['producer_blocked'] else ''}, sent {s['sent']}, processed "
+            f"{s['processed']}, depth {s['depth']} (max {s['max_depth']}), DLQ "
+            f"{s['dlq_depth'] if s['dlq'] else 'off'}; {bp}; processed by {consumers}"
+        )
 
     # -- internals -----------------------------------------------------------------------------
     def _consumer(self, name: str) -> HandlerConsumer:
@@ -256,13 +294,20 @@ def experiment_normal_flow(seconds: float = 30.0, seed: int = 0) -> dict[str, An
     depth_while_running = max(run.series["depth"])
     run.drain()
     s = run.state()
-    return {"sent": s["sent"], "processed": s["processed"], "lost": s["sent"] - s["processed"],
-            "max_depth": depth_while_running, "throughput": _rate(run, 0.0, seconds),
-            "processed_by": s["processed_by"], "summary": run.summary()}
+    return {
+        "sent": s["sent"],
+        "processed": s["processed"],
+        "lost": s["sent"] - s["processed"],
+        "max_depth": depth_while_running,
+        "throughput": _rate(run, 0.0, seconds),
+        "processed_by": s["processed_by"],
+        "summary": run.summary(),
+    }
 
 
-def experiment_kill_consumer(kill_at: float = 10.0, seconds: float = 30.0, consumer: str = "B",
-                             seed: int = 0) -> dict[str, Any]:
+def experiment_kill_consumer(
+    kill_at: float = 10.0, seconds: float = 30.0, consumer: str = "B", seed: int = 0
+) -> dict[str, Any]:
     """Experiment 2: 5 msg/s into three consumers; ``consumer`` dies at ``kill_at`` (mid-message);
     the run goes on to ``seconds`` and then drains."""
     check.positive("kill_at", kill_at)
@@ -272,21 +317,31 @@ def experiment_kill_consumer(kill_at: float = 10.0, seconds: float = 30.0, consu
     before = dict(run.state()["processed_by"])
     dropped = run.kill_consumer(consumer)
     run.advance(seconds - kill_at)
-    redelivered_to = [e.data["consumer"] for e in run.sim.trace.of_kind("ack")
-                      if e.data["message"] == dropped]
+    redelivered_to = [
+        e.data["consumer"] for e in run.sim.trace.of_kind("ack") if e.data["message"] == dropped
+    ]
     throughput_before = _rate(run, 0.0, kill_at)
     throughput_after = _rate(run, kill_at, seconds)
     run.drain()
     s = run.state()
-    return {"killed": consumer, "dropped_message": dropped, "redelivered_to": redelivered_to,
-            "processed_by_before": before, "processed_by": s["processed_by"],
-            "throughput_before": throughput_before, "throughput_after": throughput_after,
-            "sent": s["sent"], "processed": s["processed"], "lost": s["sent"] - s["processed"],
-            "summary": run.summary()}
+    return {
+        "killed": consumer,
+        "dropped_message": dropped,
+        "redelivered_to": redelivered_to,
+        "processed_by_before": before,
+        "processed_by": s["processed_by"],
+        "throughput_before": throughput_before,
+        "throughput_after": throughput_after,
+        "sent": s["sent"],
+        "processed": s["processed"],
+        "lost": s["sent"] - s["processed"],
+        "summary": run.summary(),
+    }
 
 
-def experiment_poison_pill(inject_at: float = 5.0, seconds: float = 20.0, max_receives: int = 3,
-                           seed: int = 0) -> dict[str, Any]:
+def experiment_poison_pill(
+    inject_at: float = 5.0, seconds: float = 20.0, max_receives: int = 3, seed: int = 0
+) -> dict[str, Any]:
     """Experiment 3: 5 msg/s into three consumers; a poison pill at ``inject_at``; run to
     ``seconds``."""
     check.positive("inject_at", inject_at)
@@ -298,16 +353,23 @@ def experiment_poison_pill(inject_at: float = 5.0, seconds: float = 20.0, max_re
     trace = run.sim.trace
     receives = [e for e in trace.of_kind("receive") if e.data["message"] == poison]
     moved = [e.time for e in trace.of_kind("dead_letter") if e.data["message"] == poison]
-    processed_meanwhile = sum(1 for e in trace.of_kind("ack")
-                              if inject_at <= e.time <= (moved[0] if moved else seconds))
-    return {"poison": poison, "receives": len(receives), "dead_lettered_at": moved[0] if moved
-            else None, "dlq": run.dlq.inspect(), "processed_while_poison_retried":
-            processed_meanwhile, "processed": run.state()["processed"],
-            "summary": run.summary()}
+    processed_meanwhile = sum(
+        1 for e in trace.of_kind("ack") if inject_at <= e.time <= (moved[0] if moved else seconds)
+    )
+    return {
+        "poison": poison,
+        "receives": len(receives),
+        "dead_lettered_at": moved[0] if moved else None,
+        "dlq": run.dlq.inspect(),
+        "processed_while_poison_retried": processed_meanwhile,
+        "processed": run.state()["processed"],
+        "summary": run.summary(),
+    }
 
 
-def experiment_overload(seconds: float = 30.0, rate: float = 15.0, capacity: int = 20,
-                        seed: int = 0) -> dict[str, Any]:
+def experiment_overload(
+    seconds: float = 30.0, rate: float = 15.0, capacity: int = 20, seed: int = 0
+) -> dict[str, Any]:
     """Experiment 4: ``rate`` msg/s with only consumer A alive, for ``seconds``, once without and
     once with backpressure (a queue bounded at ``capacity``)."""
     check.positive("seconds", seconds)
@@ -319,19 +381,26 @@ def experiment_overload(seconds: float = 30.0, rate: float = 15.0, capacity: int
         run.advance(seconds)
         s = run.state()
         results["with_backpressure" if backpressure else "without_backpressure"] = {
-            "sent": s["sent"], "processed": s["processed"], "final_depth": s["depth"],
-            "max_depth": s["max_depth"], "depth_series": list(run.series["depth"]),
-            "producer_rate": s["sent"] / seconds, "summary": run.summary()}
+            "sent": s["sent"],
+            "processed": s["processed"],
+            "final_depth": s["depth"],
+            "max_depth": s["max_depth"],
+            "depth_series": list(run.series["depth"]),
+            "producer_rate": s["sent"] / seconds,
+            "summary": run.summary(),
+        }
     results["capacity"] = capacity
     return results
 
 
 def run_experiments() -> dict[str, dict[str, Any]]:
     """All four experiments at the lesson's settings."""
-    return {"normal_flow": experiment_normal_flow(),
-            "kill_consumer": experiment_kill_consumer(),
-            "poison_pill": experiment_poison_pill(),
-            "overload": experiment_overload()}
+    return {
+        "normal_flow": experiment_normal_flow(),
+        "kill_consumer": experiment_kill_consumer(),
+        "poison_pill": experiment_poison_pill(),
+        "overload": experiment_overload(),
+    }
 
 
 def default_run() -> Playground:

@@ -1,0 +1,308 @@
+"""Chapter 3's view: producer -> broker -> consumer charging $10 per message, under a guarantee."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..models.delivery import GUARANTEES
+from ..scenarios.guarantees import CRASH_POINTS, GuaranteesRun
+from ._base import PALETTE, SimulationView
+
+SERIES = ("stored", "delivered", "effects")
+SERIES_LABELS = {"stored": "stored by the broker", "delivered": "delivered", "effects": "charged"}
+SERIES_COLOURS = [PALETTE["blue"], PALETTE["sky"], PALETTE["orange"]]
+
+#: The button presses that make the opening picture; the same steps as
+#: :func:`mqlib.scenarios.guarantees.default_run` (a test keeps the two in step).
+DEFAULT_SCRIPT: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("send", (2,)),
+    ("inject_lost_ack", ()),
+    ("send", (1,)),
+    ("crash_consumer", ("after_effect",)),
+    ("send", (1,)),
+    ("send", (1,)),
+)
+
+
+class DeliveryGuarantees(SimulationView):
+    """Per-message counts (stored, delivered, charged) and the account balance over time.
+
+    Every control is also a method: :meth:`set_guarantee`, :meth:`send`,
+    :meth:`inject_lost_message`, :meth:`inject_lost_ack`, :meth:`inject_lost_commit`,
+    :meth:`crash_consumer` and :meth:`reset`. The view remembers the sends and faults since the last
+    reset, so switching the guarantee replays the same story on a fresh account. Pass ``run`` to
+    view a run you scripted yourself; the default replays the chapter's opening scenario (two clean
+    messages, a lost ack, a consumer crash after the charge, one more clean message).
+    """
+
+    def __init__(self, run: GuaranteesRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, GuaranteesRun):
+            raise TypeError(f"run must be a GuaranteesRun or None, got {type(run).__name__}")
+        self._script: list[tuple[str, tuple[Any, ...]]] = []
+        if run is None:
+            self.run = GuaranteesRun("at-least-once")
+            for name, args in DEFAULT_SCRIPT:
+                self._do(name, *args)
+        else:
+            self.run = run
+        self._syncing = False
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each button calls one of these) ------------------------------------
+    def set_guarantee(self, guarantee: str) -> None:
+        """Switch to ``guarantee`` and replay this view's sends and faults on a fresh account."""
+        self.run.set_guarantee(guarantee)  # validates, then starts a fresh run
+        script, self._script = self._script, []
+        for name, args in script:
+            self._do(name, *args)
+        self._sync(self.guarantee_control, guarantee)
+        self.refresh()
+
+    def send(self, count: int = 1) -> None:
+        """The producer sends ``count`` "charge $10" messages (each runs until it has settled)."""
+        self._act("send", count)
+
+    def inject_lost_message(self) -> None:
+        """The next message's next send is lost on its way to the broker."""
+        self._act("inject_lost_message")
+
+    def inject_lost_ack(self) -> None:
+        """The broker stores the next message, but its ack back to the producer is lost."""
+        self._act("inject_lost_ack")
+
+    def inject_lost_commit(self) -> None:
+        """The consumer's offset commit for the next message never reaches the broker."""
+        self._act("inject_lost_commit")
+
+    def crash_consumer(self, point: str = "after_effect") -> None:
+        """The consumer crashes on the next message, ``"before_effect"`` or ``"after_effect"``."""
+        self._act("crash_consumer", point)
+
+    def reset(self) -> None:
+        """A fresh account and pipeline under the current guarantee; forget the replay script."""
+        self.run.reset()
+        self._script = []
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _do(self, name: str, *args: Any) -> None:
+        getattr(self.run, name)(*args)  # the scenario validates before anything changes
+        self._script.append((name, args))
+
+    def _act(self, name: str, *args: Any) -> None:
+        self._do(name, *args)
+        self.refresh()
+
+    def _sync(self, control: w.ValueWidget, value: Any) -> None:
+        self._syncing = True
+        try:
+            control.value = value
+        finally:
+            self._syncing = False
+
+    def _button(self, label: str, action: Any, tooltip: str, style: str = "") -> w.Button:
+        button = w.Button(
+            description=label,
+            tooltip=tooltip,
+            button_style=style,
+            layout=w.Layout(width="auto"),
+        )
+        button.on_click(lambda _b: action())
+        return button
+
+    def _build(self) -> None:
+        mx = bq.OrdinalScale()
+        my = bq.LinearScale(min=0.0, max=3.0)
+        self.message_mark = bq.Bars(
+            x=[],
+            y=[[], [], []],
+            scales={"x": mx, "y": my},
+            type="grouped",
+            colors=SERIES_COLOURS,
+            padding=0.25,
+            labels=[SERIES_LABELS[s] for s in SERIES],
+        )
+        self.message_figure = bq.Figure(
+            marks=[self.message_mark],
+            title="What happened to each message",
+            axes=[
+                bq.Axis(scale=mx, label="message"),
+                bq.Axis(scale=my, side="left", label="times", tick_format="d"),
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 50, "right": 15},
+            layout=w.Layout(width="50%", height="300px"),
+        )
+        tx = bq.LinearScale(min=0.0)
+        ty = bq.LinearScale()
+        self.expected_mark = bq.Lines(
+            x=[0.0],
+            y=[0.0],
+            scales={"x": tx, "y": ty},
+            colors=[PALETTE["grey"]],
+            stroke_width=2,
+            line_style="dashed",
+            interpolation="step-after",
+        )
+        self.balance_mark = bq.Lines(
+            x=[0.0],
+            y=[0.0],
+            scales={"x": tx, "y": ty},
+            colors=[PALETTE["vermillion"]],
+            stroke_width=2.5,
+            interpolation="step-after",
+        )
+        self.balance_figure = bq.Figure(
+            marks=[self.expected_mark, self.balance_mark],
+            title="Account balance",
+            axes=[
+                bq.Axis(scale=tx, label="simulated time (s)"),
+                bq.Axis(scale=ty, side="left", label="balance ($)", tick_format="d"),
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 15},
+            layout=w.Layout(width="48%", height="300px"),
+        )
+        # A legend in HTML: bqplot's own legend box sits on top of the marks it explains.
+        swatches = " &nbsp; ".join(
+            f'<span style="color:{c}">&#9632; {SERIES_LABELS[s]}</span>'
+            for s, c in zip(SERIES, SERIES_COLOURS, strict=True)
+        )
+        legend = w.HTML(
+            f"Bars: {swatches} (times per message). &nbsp; Lines: "
+            f'<span style="color:{PALETTE["vermillion"]}">&#9644; actual balance</span> &nbsp; '
+            f'<span style="color:{PALETTE["grey"]}">&#9476; expected ($10 per message sent)'
+            "</span>"
+        )
+        self.problems_label = w.HTML()
+
+        self.guarantee_control = w.ToggleButtons(
+            options=list(GUARANTEES),
+            value=self.run.guarantee,
+            description="guarantee",
+            tooltips=[
+                "send once, never retry; commit before charging",
+                "retry until acked; charge, then commit",
+                "idempotent producer + consumer that records processed ids",
+            ],
+            style={"description_width": "70px", "button_width": "110px"},
+        )
+        self.guarantee_control.observe(
+            lambda c: None if self._syncing else self.set_guarantee(c["new"]), "value"
+        )
+        producer = w.HBox(
+            [
+                w.HTML("<b>Producer</b>", layout=w.Layout(width="80px")),
+                self._button("Send 1", lambda: self.send(1), "send one charge message"),
+                self._button("Send 5", lambda: self.send(5), "send five charge messages"),
+                self._button(
+                    "Lose next message",
+                    self.inject_lost_message,
+                    "the next message's next send never reaches the broker",
+                    "warning",
+                ),
+                self._button(
+                    "Lose next ACK",
+                    self.inject_lost_ack,
+                    "the broker stores the next message, but its ack is lost",
+                    "warning",
+                ),
+            ]
+        )
+        consumer = w.HBox(
+            [
+                w.HTML("<b>Consumer</b>", layout=w.Layout(width="80px")),
+                *[
+                    self._button(
+                        f"Crash {point.replace('_effect', '')} charge",
+                        lambda p=point: self.crash_consumer(p),
+                        f"the consumer crashes on the next message, {point.replace('_', ' ')}",
+                        "danger",
+                    )
+                    for point in CRASH_POINTS
+                ],
+                self._button(
+                    "Lose next commit",
+                    self.inject_lost_commit,
+                    "the consumer's offset commit for the next message is lost",
+                    "warning",
+                ),
+                self._button("Reset", self.reset, "a fresh account; forget the replayed story"),
+            ]
+        )
+        note = w.HTML(
+            "<small>Fault buttons arm a fault for the next message; then press Send. Switching "
+            "the guarantee replays the same sends and faults on a fresh $1,000 account.</small>"
+        )
+        self.view = w.VBox(
+            [
+                w.HBox([self.message_figure, self.balance_figure]),
+                legend,
+                self.problems_label,
+                self.summary_label,
+                self.guarantee_control,
+                producer,
+                consumer,
+                note,
+            ]
+        )
+
+    def _balance_series(self) -> tuple[list[float], list[int], list[float], list[int]]:
+        # Read the balance from the trace: every "effect" event carries the new balance; every
+        # first send of a message lowers the expected balance by one charge.
+        start, amount = self.run.start_balance, self.run.amount
+        times, balances = [0.0], [start]
+        expected_times, expected = [0.0], [start]
+        for event in self.run.events():
+            if event["kind"] == "effect":
+                times.append(event["time"])
+                balances.append(event["balance"])
+            elif event["kind"] == "send" and event["attempt"] == 1:
+                expected_times.append(event["time"])
+                expected.append(expected[-1] - amount)
+        now = float(self.run.now)
+        times.append(now)
+        balances.append(self.run.balance)
+        expected_times.append(now)
+        expected.append(expected[-1])
+        return times, balances, expected_times, expected
+
+    def _draw(self) -> None:
+        rows = self.run.per_message()
+        ids = [row["message"] for row in rows]
+        values = [[row[s] for row in rows] for s in SERIES]
+        top = max([3, *(v + 1 for series in values for v in series)])
+        with self.message_figure.hold_sync():
+            self.message_mark.scales["y"].max = float(top)
+            self.message_mark.x = ids
+            self.message_mark.y = values
+        times, balances, expected_times, expected = self._balance_series()
+        low = min(balances + expected)
+        scale = self.balance_mark.scales["y"]
+        with self.balance_figure.hold_sync():
+            scale.min = float(low - 2 * self.run.amount)
+            scale.max = float(self.run.start_balance + self.run.amount)
+            self.balance_mark.scales["x"].max = max(1.0, times[-1])
+            self.expected_mark.x, self.expected_mark.y = expected_times, expected
+            self.balance_mark.x, self.balance_mark.y = times, balances
+        self._sync(self.guarantee_control, self.run.guarantee)
+        result = self.run.result()
+        parts = []
+        if result.lost_ids:
+            parts.append(f"never charged (lost): {', '.join(result.lost_ids)}")
+        if result.duplicate_ids:
+            parts.append(f"charged more than once: {', '.join(result.duplicate_ids)}")
+        text = " &nbsp;|&nbsp; ".join(html.escape(p) for p in parts)
+        colour = PALETTE["vermillion"]
+        self.problems_label.value = (
+            f'<span style="color:{colour}"><b>{text}</b></span>'
+            if parts
+            else "No message lost, none charged twice."
+        )
