@@ -38,9 +38,21 @@ def built_book(tmp_path_factory) -> Path:
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     started = time.perf_counter()
     result = subprocess.run(
-        [str(jupyter_book), "build", "--all", "-W", "-n", "--keep-going",
-         "--path-output", str(out), str(ROOT)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        [
+            str(jupyter_book),
+            "build",
+            "--all",
+            "-W",
+            "-n",
+            "--keep-going",
+            "--path-output",
+            str(out),
+            str(ROOT),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     elapsed = time.perf_counter() - started
     log = result.stdout + result.stderr

@@ -34,8 +34,7 @@ def test_every_chapter_is_in_the_book_with_saved_widget_state(built_book):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_page_draws_its_charts_and_quizzes_work(browser, book_url, chapter,
-                                                         screenshot_dir):
+def test_chapter_page_draws_its_charts_and_quizzes_work(browser, book_url, chapter, screenshot_dir):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     outside, errors = [], []
 
@@ -51,9 +50,11 @@ def test_chapter_page_draws_its_charts_and_quizzes_work(browser, book_url, chapt
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{book_url}/chapters/{chapter}.html", wait_until="load")
 
-    if page.locator(".jp-OutputArea-output, .cell_output").filter(
-        has=page.locator("script[type='application/vnd.jupyter.widget-view+json']")
-    ).count():
+    if (
+        page.locator(".jp-OutputArea-output, .cell_output")
+        .filter(has=page.locator("script[type='application/vnd.jupyter.widget-view+json']"))
+        .count()
+    ):
         page.wait_for_selector(".bqplot", timeout=30_000)
         # Every bqplot figure has drawn at least one mark with data (a line path or a bar).
         page.wait_for_function(
