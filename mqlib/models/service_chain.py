@@ -264,7 +264,7 @@ class OrderFlow:
         if late:
             parts.append(
                 " ".join(
-                    f"{n} was down; its event waited and was processed at "
+                    f"The {n} service was down; its event waited and was processed at "
                     f"{ends[n]:,.0f} ms after it recovered."
                     for n in late
                 )

@@ -204,7 +204,14 @@ class SyncVsAsync(SimulationView):
         controls = w.VBox(
             [self.mode_control, *rows, w.HBox([self.timeout_control, self.recovery_control])]
         )
-        self.view = w.VBox([self.figure, self.summary_label, controls])
+        legend = w.HTML(
+            f'<span style="color:{PALETTE["green"]}">&#9632;</span> order service\'s own work '
+            f'&nbsp; <span style="color:{PALETTE["blue"]}">&#9632;</span> service working '
+            f'&nbsp; <span style="color:{PALETTE["vermillion"]}">&#9632;</span> call timed out '
+            f'&nbsp; <span style="color:{PALETTE["grey"]}">- - -</span> event waiting in its queue'
+            " &nbsp; -&middot;- the user gets an answer"
+        )
+        self.view = w.VBox([self.figure, legend, self.summary_label, controls])
 
     def _draw(self) -> None:
         r = self.result
