@@ -21,6 +21,7 @@ from mqlib.models.backpressure import (
 from mqlib.scenarios.backpressure import (
     BackpressureRun,
     LargeScaleRun,
+    compare_modes,
     default_large_scale_run,
     default_run,
     lesson_backlog,
@@ -138,7 +139,7 @@ def test_large_scale_step_must_divide_the_time():
 
 
 # -- bounded queues -------------------------------------------------------------------------------
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     mode=st.sampled_from(["block", "reject"]),
     rate=rates,
@@ -178,7 +179,7 @@ def test_a_bounded_queue_never_exceeds_its_capacity(
     assert max(backlog.series["depth"]) <= capacity * 10
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     rate=rates,
     consumer_rate=rates,
@@ -270,7 +271,7 @@ def test_rate_limit_throttles_the_producer_while_lag_is_above_the_threshold():
 
 
 # -- load shedding --------------------------------------------------------------------------------
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     rate=rates,
     consumer_rate=rates,
@@ -416,6 +417,22 @@ def test_summary_and_state_are_plain_data():
         "rejected",
     }
     assert len({len(v) for v in run.series.values()}) == 1
+
+
+def test_compare_modes_side_by_side():
+    results = compare_modes(seconds=30)
+    assert list(results) == ["unbounded", "block", "reject", "rate_limit", "shed"]
+    assert json.loads(json.dumps(results)) == results
+    states = {mode: r["state"] for mode, r in results.items()}
+    assert states["unbounded"]["depth"] > 200
+    assert states["block"]["depth"] == states["reject"]["depth"] == 20
+    assert states["reject"]["rejected"] > 0 and states["block"]["rejected"] == 0
+    assert states["shed"]["dropped"]["low"] > 0 and states["shed"]["dropped"]["high"] == 0
+    assert states["rate_limit"]["lag"] <= 20
+    with pytest.raises(ValueError, match="modes must be one of"):
+        compare_modes(["unbounded", "drop"])
+    with pytest.raises(ValueError, match="mode must not be given"):
+        compare_modes(mode="block")
 
 
 def test_same_seed_same_trace():

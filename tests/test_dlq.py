@@ -33,7 +33,7 @@ def receives_of(run, message_id):
 
 
 # -- redrive: exactly max_receives, the rest keeps flowing -----------------------------------------
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     max_receives=st.integers(1, 6),
     consumers=st.integers(1, 3),

@@ -98,7 +98,7 @@ def test_run_experiments_returns_all_four_as_plain_data():
 
 
 # -- properties -----------------------------------------------------------------------------------
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     rate=st.sampled_from([1.0, 4.0, 8.0, 15.0, 30.0]),
     capacity=st.integers(1, 25),

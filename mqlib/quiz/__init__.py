@@ -83,7 +83,7 @@ COLOURS = {
     "--jq-mc-button-inset-shadow": "#555555",
     "--jq-many-choice-bg": "#6b3a5b",
     "--jq-numeric-bg": "#1f4e79",
-    "--jq-numeric-input-bg": "#c0c0c0",
+    "--jq-numeric-input-bg": "#3b3b3b",
     "--jq-numeric-input-label": "#101010",
     "--jq-numeric-input-shadow": "#999999",
     "--jq-string-bg": "#4c1a57",

@@ -14,6 +14,7 @@ from typing import Any
 from .. import _validate as check
 from ..core import Simulation
 from ..models.backpressure import (
+    MODES,
     Backlog,
     BackpressureBroker,
     PartitionConsumer,
@@ -23,6 +24,7 @@ from ..models.backpressure import (
 __all__ = [
     "BackpressureRun",
     "LargeScaleRun",
+    "compare_modes",
     "default_large_scale_run",
     "default_run",
     "lesson_backlog",
@@ -260,6 +262,29 @@ def lesson_backlog(rate: float = 10_000, consumer_rate: float = 1_000) -> dict[s
     ten_minutes = run.lag
     run.advance(3000)
     return {"growth_per_second": growth, "after_10_minutes": ten_minutes, "after_1_hour": run.lag}
+
+
+def compare_modes(
+    modes: tuple[str, ...] | list[str] = MODES, *, seconds: float = 60.0, **settings: Any
+) -> dict[str, dict[str, Any]]:
+    """The same producer and consumers under each backpressure mode, side by side.
+
+    ``settings`` are passed to :class:`BackpressureRun` (``rate``, ``consumer_rate``,
+    ``capacity``, ...; not ``mode``). Returns mode -> ``{"series": ..., "state": ...,
+    "summary": ...}``, all plain data; with the same seed every mode sees the same messages.
+    """
+    check.positive("seconds", seconds)
+    if isinstance(modes, str) or not modes:
+        raise ValueError(f"modes must be a non-empty list of modes, got {modes!r}")
+    if "mode" in settings:
+        raise ValueError("mode must not be given to compare_modes; list the modes in modes")
+    results: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        check.choice("modes", mode, MODES)
+        run = BackpressureRun(mode=mode, **settings)
+        run.advance(seconds)
+        results[mode] = {"series": run.series, "state": run.state(), "summary": run.summary()}
+    return results
 
 
 def default_run() -> BackpressureRun:

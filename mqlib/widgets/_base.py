@@ -16,7 +16,7 @@ PALETTE = {
     "purple": "#CC79A7",
     "sky": "#56B4E9",
     "yellow": "#F0E442",
-    "grey": "#999999",
+    "grey": "#767676",  # the lightest grey with 4.5:1 contrast on white
     "black": "#000000",
 }
 

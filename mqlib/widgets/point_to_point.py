@@ -188,8 +188,8 @@ class PointToPoint(SimulationView):
         }
         # A legend in HTML: bqplot's own legend box sits on top of the lines it explains.
         legend = w.HTML(
-            f'<span style="color:{PALETTE["blue"]}">&#9632; waiting (visible)</span> &nbsp; '
-            f'<span style="color:{PALETTE["vermillion"]}">&#9632; in flight</span>'
+            f'<span style="color:{PALETTE["blue"]}">&#9632;</span> waiting (visible) &nbsp; '
+            f'<span style="color:{PALETTE["vermillion"]}">&#9632;</span> in flight'
             " &nbsp; (messages in the queue over time; bars: messages each consumer finished)"
         )
         self.view = w.VBox(
@@ -218,4 +218,4 @@ class PointToPoint(SimulationView):
         for name, button in self.crash_buttons.items():
             alive = self.run.consumers[name].alive
             button.description = f"Crash {name}" if alive else f"Restart {name}"
-            button.button_style = "" if alive else "danger"
+            button.icon = "" if alive else "rotate-right"
