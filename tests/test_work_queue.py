@@ -144,3 +144,18 @@ def test_crashing_a_crashed_consumer_is_an_error():
         run.crash_consumer("A")
     with pytest.raises(ValueError, match="consumer 'B' is already running"):
         run.restart_consumer("B")
+
+
+def test_max_in_flight_one_makes_the_queue_fifo_across_consumers():
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=30, max_in_flight=1)
+    for name, t in (("A", 1.0), ("B", 0.1)):
+        Consumer(sim, queue, name, processing_time=t)
+    for _ in range(4):
+        queue.send()
+    sim.run(until=10)
+    done = [(e.time, e.data["message"]) for e in sim.trace.of_kind("processed")]
+    assert [m for _, m in done] == ["m1", "m2", "m3", "m4"]  # never two at once, so in order
+    assert done[0] == (1.0, "m1")  # A took m1; fast B had to wait for it
+    with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
+        WorkQueue(sim, max_in_flight=0)

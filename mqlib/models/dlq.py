@@ -33,7 +33,6 @@ A consumer that can fail reads like a real handler loop::
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -219,8 +218,14 @@ class RedriveQueue(WorkQueue):
         max_receives: int = 3,
         ordered: bool = False,
     ) -> None:
-        super().__init__(sim, visibility_timeout=visibility_timeout, name=name)
-        self.ordered = check.boolean("ordered", ordered)
+        check.boolean("ordered", ordered)
+        super().__init__(
+            sim,
+            visibility_timeout=visibility_timeout,
+            name=name,
+            max_in_flight=1 if ordered else None,  # FIFO: the oldest message, one at a time
+        )
+        self.ordered = ordered
         self.dead_letter_queue: DeadLetterQueue | None = None
         self.max_receives = 3
         self.set_redrive_policy(dead_letter_queue, max_receives)
@@ -279,27 +284,15 @@ class RedriveQueue(WorkQueue):
         event.succeed()
 
     # -- hooks into WorkQueue ------------------------------------------------------------------
-    def _make_visible(self, message: Message) -> None:
+    def _before_visible(self, message: Message) -> bool:
         dlq = self.dead_letter_queue
         if dlq is not None and message.receive_count >= self.max_receives:
             del self.messages[message.id]  # it now lives in the DLQ; replay may send it back
             self.dead_lettered_count += 1
             dlq.add(self, message, self.last_errors.pop(message.id, None))
             self._wake_freed()
-            return
-        super()._make_visible(message)
-
-    def _dispatch(self) -> None:
-        if not self.ordered:
-            super()._dispatch()
-            return
-        # FIFO: at most one message in flight, and it is always the oldest one left.
-        if self._in_flight or not self._visible or not self._waiting:
-            return
-        rest = self._waiting
-        self._waiting = deque([rest.popleft()])
-        super()._dispatch()
-        self._waiting.extend(rest)
+            return False
+        return True
 
 
 def is_poison(message: Message) -> bool:

@@ -69,10 +69,18 @@ class WorkQueue:
         (SQS's ``VisibilityTimeout``; JetStream calls it ``ack_wait``).
     name:
         Used in the trace.
+    max_in_flight:
+        At most this many messages in flight at once (``None``: no limit). ``1`` with one
+        consumer group makes the queue strictly FIFO, like an SQS FIFO queue with one message group.
     """
 
     def __init__(
-        self, sim: Simulation, *, visibility_timeout: float = 30.0, name: str = "queue"
+        self,
+        sim: Simulation,
+        *,
+        visibility_timeout: float = 30.0,
+        name: str = "queue",
+        max_in_flight: int | None = None,
     ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
@@ -86,6 +94,11 @@ class WorkQueue:
         self._next_seq = 1
         self._next_receipt = 1
         self.acked_count = 0
+        self.max_in_flight = (
+            None
+            if max_in_flight is None
+            else check.integer("max_in_flight", max_in_flight, minimum=1)
+        )
 
     # -- producer side -------------------------------------------------------------------------
     def send(self, body: Any = None, *, message_id: str | None = None) -> Message:
@@ -145,6 +158,7 @@ class WorkQueue:
         del self._in_flight[message.id]
         self.acked_count += 1
         self.sim.record("ack", queue=self.name, message=message.id, consumer=delivery.consumer)
+        self._dispatch()  # a slot in flight is free (matters when max_in_flight is set)
         return True
 
     # -- settings and state --------------------------------------------------------------------
@@ -177,13 +191,24 @@ class WorkQueue:
         return sorted(self._in_flight.values(), key=lambda d: d.message.seq)
 
     # -- internals -----------------------------------------------------------------------------
+    def _before_visible(self, message: Message) -> bool:
+        """Hook for subclasses, called whenever a message is about to become visible (when sent,
+        and again after each visibility timeout). Return ``False`` to keep it out of the queue, for
+        example because a redrive policy moved it to a dead letter queue."""
+        return True
+
     def _make_visible(self, message: Message) -> None:
+        if not self._before_visible(message):
+            return
         heapq.heappush(self._visible, (message.seq, message.id))
         self._dispatch()
 
+    def _has_room_in_flight(self) -> bool:
+        return self.max_in_flight is None or len(self._in_flight) < self.max_in_flight
+
     def _dispatch(self) -> None:
         # Hand visible messages to long-polling consumers, oldest message to longest waiter.
-        while self._visible and self._waiting:
+        while self._visible and self._waiting and self._has_room_in_flight():
             consumer, request = self._waiting.popleft()
             _, message_id = heapq.heappop(self._visible)
             message = self.messages[message_id]
