@@ -72,7 +72,20 @@ def show(bank: str, *, shuffle_answers: bool = True) -> None:
     prefix, static, url = load_questions_script(questions, div_id)
     container = render_div(div_id, False, shuffle_answers, False, 1_000_000, 700, 10, "left")
     display(HTML(container + build_styles(div_id, COLOURS)))
-    display(Javascript(build_script(prefix, static, url, div_id, True)))
+    display(Javascript(without_mathjax(build_script(prefix, static, url, div_id, True))))
+
+
+def without_mathjax(script: str) -> str:
+    """Switch off jupyterquiz's MathJax typesetting in ``script``.
+
+    Our questions contain no math, and where a page has a half-configured MathJax (JupyterLab does)
+    jupyterquiz throws on ``MathJax.version`` or fetches MathJax from a public CDN, which breaks the
+    quiz for a learner without network. Every ``typeof MathJax`` test becomes ``false``.
+    """
+    switched = re.sub(r"typeof MathJax\s*!==?\s*['\"]undefined['\"]", "false", script)
+    if "typeof MathJax" in switched:
+        raise RuntimeError("jupyterquiz's MathJax check changed; update mqlib.quiz.without_mathjax")
+    return switched
 
 
 #: jupyterquiz's colour variables, set to the course palette (dark enough for white text).

@@ -1,0 +1,506 @@
+"""Chapter 4's views: per-order processing sequences, and where keys go when a topic grows.
+
+:class:`MessageOrdering` draws one row per order with a dot for every event at the simulated time
+it was processed; an event processed before an earlier event of its order is ringed in vermillion.
+:class:`Repartitioning` shows how Kafka's partitioner moves keys when the partition count changes.
+Both only draw what :class:`~mqlib.scenarios.ordering.OrderingRun` reports.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..models.ordering import DEFAULT_ORDERS
+from ..scenarios.ordering import OrderingRun, default_run
+from ._base import PALETTE, SimulationView
+
+STEP_COLOURS = {
+    "created": PALETTE["blue"],
+    "paid": PALETTE["orange"],
+    "shipped": PALETTE["green"],
+}
+VIOLATION = PALETTE["vermillion"]
+MAX_SLIDER_PARTITIONS = 8
+MAX_SLIDER_CONSUMERS = 8
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms"
+
+
+class MessageOrdering(SimulationView):
+    """The events of orders 42, 43 and 44 through a partitioned topic or one shared queue.
+
+    Every control is also a method: :meth:`set_mode`, :meth:`set_partitions`, :meth:`set_keyed`,
+    :meth:`set_consumers`, :meth:`set_jitter` and :meth:`set_processing_time` start a fresh run and
+    process one batch (created, paid, shipped for every order); :meth:`start_over`, :meth:`send`,
+    :meth:`advance` and :meth:`process_all` let you step through a run. Pass ``run`` to view a run
+    you scripted; the default is :func:`~mqlib.scenarios.ordering.default_run`.
+    """
+
+    def __init__(self, run: OrderingRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, OrderingRun):
+            raise TypeError(f"run must be an OrderingRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._build()
+        self._sync_controls()
+        self.refresh()
+
+    # -- settings: each one starts a fresh run and processes one batch --------------------------
+    def set_mode(self, mode: str) -> None:
+        """``"partitions"`` (a topic keyed into partitions) or ``"queue"`` (one shared queue)."""
+        self.run.set_mode(mode)
+        self._rerun()
+
+    def set_partitions(self, n: int) -> None:
+        """The topic's partition count."""
+        self.run.set_partitions(n)
+        self._rerun()
+
+    def set_keyed(self, keyed: bool) -> None:
+        """Send events with the order id as key (``True``) or without a key (``False``)."""
+        self.run.set_keyed(keyed)
+        self._rerun()
+
+    def set_consumers(self, n: int | None) -> None:
+        """How many consumers; ``None`` for the default (one per partition, or two on a queue)."""
+        self.run.set_consumers(n)
+        self._rerun()
+
+    def set_jitter(self, seconds: float) -> None:
+        """Up to this many extra seconds of processing per event (drawn from the seed)."""
+        self.run.set_jitter(seconds)
+        self._rerun()
+
+    def set_processing_time(self, consumer: str, seconds: float) -> None:
+        """Seconds consumer ``consumer`` (``"A"``, ``"B"``, ...) needs per event."""
+        self.run.set_processing_time(consumer, seconds)
+        self._rerun()
+
+    # -- stepping ------------------------------------------------------------------------------
+    def start_over(self) -> None:
+        """Throw the run away: nothing sent, nothing processed."""
+        self.run.reset()
+        self.refresh()
+
+    def send(self) -> list[str]:
+        """Publish one more batch; returns the labels of the events it sends."""
+        labels = self.run.send()
+        self.refresh()
+        return labels
+
+    def advance(self, seconds: float = 0.1) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def process_all(self) -> None:
+        """Process everything sent (sending one batch first if nothing was sent)."""
+        self.run.run()
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _rerun(self) -> None:
+        self.run.run()
+        self._sync_controls()
+        self.refresh()
+
+    def _sync_controls(self) -> None:
+        self._syncing = True
+        try:
+            run = self.run
+            self.mode_control.value = run.mode
+            self.partition_control.max = max(self.partition_control.max, run.partitions)
+            self.partition_control.value = run.partitions
+            self.keyed_control.value = run.keyed
+            self.consumer_control.max = max(self.consumer_control.max, run.consumers)
+            self.consumer_control.value = run.consumers
+            self.jitter_control.max = max(self.jitter_control.max, run.jitter)
+            self.jitter_control.value = run.jitter
+            queue = run.mode == "queue"
+            self.partition_control.disabled = queue
+            self.keyed_control.disabled = queue
+        finally:
+            self._syncing = False
+
+    def _on_control(self, action: Any) -> Any:
+        def handler(change: dict[str, Any]) -> None:
+            if not self._syncing:
+                action(change["new"])
+
+        return handler
+
+    def _button(self, label: str, action: Any, tooltip: str) -> w.Button:
+        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width="auto"))
+        button.on_click(lambda _b: action())
+        return button
+
+    def _build(self) -> None:
+        self._syncing = False
+        rows = len(self.run.orders)
+        self.x_scale = bq.LinearScale(min=0.0, max=1.0)
+        self.y_scale = bq.LinearScale(min=-0.6, max=rows - 0.4, reverse=True)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        # One grey track per order, from t=0 to the end of the run: the row the dots sit on.
+        self.track_mark = bq.Lines(
+            scales=scales, colors=[PALETTE["grey"]], stroke_width=1.5, opacities=[0.6]
+        )
+        self.ring_mark = bq.Scatter(
+            scales=scales,
+            colors=[VIOLATION],
+            fill=False,
+            stroke_width=3,
+            default_size=340,
+            marker="circle",
+        )
+        self.event_mark = bq.Scatter(scales=scales, default_size=110, stroke="white")
+        # Step names above and below the dots, alternating along each row so that neighbours do
+        # not collide (one bqplot Label mark has a single y offset, hence two marks).
+        self.label_above = bq.Label(
+            scales=scales, default_size=12, align="middle", font_weight="bold", y_offset=-19
+        )
+        self.label_below = bq.Label(
+            scales=scales, default_size=12, align="middle", font_weight="bold", y_offset=29
+        )
+        self.figure = bq.Figure(
+            marks=[
+                self.track_mark,
+                self.ring_mark,
+                self.event_mark,
+                self.label_above,
+                self.label_below,
+            ],
+            axes=[
+                bq.Axis(scale=self.x_scale, label="simulated time the event was processed (s)"),
+                bq.Axis(
+                    scale=self.y_scale,
+                    side="left",
+                    tick_values=list(range(rows)),
+                    tick_labels={str(i): f"order {o}" for i, o in enumerate(self.run.orders)},
+                    grid_lines="none",
+                ),
+            ],
+            title="When each order's events were processed",
+            fig_margin={"top": 40, "bottom": 50, "left": 80, "right": 30},
+            layout=w.Layout(width="100%", height="300px"),
+        )
+        steps = " &nbsp; ".join(
+            f'<span style="color:{c}">&#9679; {s}</span>' for s, c in STEP_COLOURS.items()
+        )
+        legend = w.HTML(
+            f"{steps} &nbsp; "
+            f'<span style="color:{VIOLATION}"><b>&#9711; violation</b></span>:'
+            " processed before an earlier event of its order"
+        )
+        self.sequence_html = w.HTML()
+        self.routing_html = w.HTML()
+
+        self.mode_control = w.ToggleButtons(
+            options=[("Partitioned topic", "partitions"), ("One queue", "queue")],
+            tooltips=[
+                "a topic split into partitions, one consumer per partition",
+                "one queue, consumers compete for the next event",
+            ],
+        )
+        self.mode_control.observe(self._on_control(self.set_mode), "value")
+        self.partition_control = w.IntSlider(
+            min=1,
+            max=MAX_SLIDER_PARTITIONS,
+            description="partitions",
+            style={"description_width": "90px"},
+            layout=w.Layout(width="330px"),
+        )
+        self.partition_control.observe(self._on_control(self.set_partitions), "value")
+        self.keyed_control = w.Checkbox(description="key = order id", indent=False)
+        self.keyed_control.observe(self._on_control(self.set_keyed), "value")
+        self.consumer_control = w.IntSlider(
+            min=1,
+            max=MAX_SLIDER_CONSUMERS,
+            description="consumers",
+            style={"description_width": "90px"},
+            layout=w.Layout(width="330px"),
+        )
+        self.consumer_control.observe(self._on_control(self.set_consumers), "value")
+        self.jitter_control = w.FloatSlider(
+            min=0.0,
+            max=0.5,
+            step=0.01,
+            description="jitter (s)",
+            readout_format=".2f",
+            style={"description_width": "90px"},
+            layout=w.Layout(width="330px"),
+        )
+        self.jitter_control.observe(self._on_control(self.set_jitter), "value")
+        self.buttons = {
+            b.description: b
+            for b in (
+                self._button("Start over", self.start_over, "empty run: nothing sent yet"),
+                self._button("Send a batch", self.send, "send created, paid, shipped per order"),
+                self._button("Advance 0.1 s", lambda: self.advance(0.1), "let 100 ms pass"),
+                self._button("Process all", self.process_all, "run until everything is done"),
+            )
+        }
+        controls = w.VBox(
+            [
+                self.mode_control,
+                w.HBox([self.partition_control, self.keyed_control]),
+                w.HBox([self.consumer_control, self.jitter_control]),
+                w.HBox(list(self.buttons.values())),
+            ]
+        )
+        self.view = w.VBox(
+            [
+                self.figure,
+                legend,
+                self.summary_label,
+                controls,
+                self.sequence_html,
+                self.routing_html,
+            ]
+        )
+
+    def _flagged(self) -> set[tuple[float, str, int, str]]:
+        return {(v["time"], v["consumer"], v["order"], v["event"]) for v in self.run.violations()}
+
+    def _draw(self) -> None:
+        run = self.run
+        row = {order: i for i, order in enumerate(run.orders)}
+        processed = run.processed()
+        flagged = self._flagged()
+        bad = [(p["time"], p["consumer"], p["order"], p["step"]) in flagged for p in processed]
+        end = max([p["time"] for p in processed] + [run.now, 0.1])
+        times = [p["time"] for p in processed]
+        rows = [row[p["order"]] for p in processed]
+        colours = [VIOLATION if b else PALETTE["black"] for b in bad]
+        nth: dict[int, int] = {}
+        above = []
+        for p in processed:
+            nth[p["order"]] = nth.get(p["order"], 0) + 1
+            above.append(nth[p["order"]] % 2 == 1)
+        with self.figure.hold_sync():
+            self.x_scale.max = end * 1.08
+            self.track_mark.x = [[0.0, end * 1.08] for _ in run.orders]
+            self.track_mark.y = [[i, i] for i in range(len(run.orders))]
+            self.event_mark.x, self.event_mark.y = times, rows
+            self.event_mark.colors = [STEP_COLOURS.get(p["step"], "black") for p in processed]
+            self.ring_mark.x = [t for t, b in zip(times, bad, strict=True) if b]
+            self.ring_mark.y = [r for r, b in zip(rows, bad, strict=True) if b]
+            for mark, side in ((self.label_above, True), (self.label_below, False)):
+                idx = [i for i, a in enumerate(above) if a is side]
+                mark.x = [times[i] for i in idx]
+                mark.y = [rows[i] for i in idx]
+                mark.text = [processed[i]["step"] for i in idx]
+                mark.colors = [colours[i] for i in idx] or [PALETTE["black"]]
+        self.sequence_html.value = self._sequence_text(processed, bad)
+        self.routing_html.value = self._routing_text()
+
+    def _sequence_text(self, processed: list[dict[str, Any]], bad: list[bool]) -> str:
+        per_order: dict[int, list[str]] = {order: [] for order in self.run.orders}
+        for p, b in zip(processed, bad, strict=True):
+            text = html.escape(f"{p['step']} ({p['consumer']}, {p['time']:.2f} s)")
+            if b:
+                text = f'<b style="color:{VIOLATION}">{text} &#10007;</b>'
+            per_order[p["order"]].append(text)
+        lines = [
+            f"<b>order {order}:</b> "
+            + (" &rarr; ".join(items) if items else "nothing processed yet")
+            for order, items in per_order.items()
+        ]
+        body = "<b>Processing sequence</b> (consumer, time):<br>" + "<br>".join(lines)
+        return f'<div style="line-height:1.45">{body}</div>'
+
+    def _routing_text(self) -> str:
+        run = self.run
+        times = run.processing_times()
+        if run.mode == "queue":
+            done: dict[str, list[str]] = {c: [] for c in times}
+            for p in run.processed():
+                done[p["consumer"]].append(f"{p['order']} {p['step']}")
+            items = [
+                f"consumer {c} ({_ms(t)}/event): {', '.join(done[c]) or '&mdash;'}"
+                for c, t in times.items()
+            ]
+            head = "<b>One queue</b>: whichever consumer is free takes the next event."
+            return f'<div style="line-height:1.45">{head}<br>{"<br>".join(items)}</div>'
+        owner = {p: c for c, parts in run.assignment().items() for p in parts}
+        items = []
+        for p, log in enumerate(run.partition_logs()):
+            c = owner.get(p)
+            reader = f"consumer {c} ({_ms(times[c])}/event)" if c else "no consumer"
+            items.append(f"partition {p} &rarr; {reader}: {', '.join(log) or '&mdash;'}")
+        idle = [c for c, parts in run.assignment().items() if not parts]
+        if idle:
+            items.append(f"idle (no partition left for them): {', '.join(idle)}")
+        if run.keyed:
+            where = run.mapping([run.partitions])
+            keys = ", ".join(f"{o} &rarr; {where[o][run.partitions]}" for o in run.orders)
+            head = f"<b>Keyed</b>: Kafka's partitioner, murmur2(key) mod {run.partitions}: {keys}."
+        else:
+            head = "<b>Unkeyed</b>: the producer spreads events over the partitions in turn."
+        return f'<div style="line-height:1.45">{head}<br>{"<br>".join(items)}</div>'
+
+
+class Repartitioning(SimulationView):
+    """Which partition each order's key maps to before and after the partition count changes.
+
+    ``before`` is the count the events already in the topic were written with, ``after`` the
+    count new events are written with. :meth:`set_before` and :meth:`set_after` are the sliders.
+    """
+
+    def __init__(
+        self, before: int = 4, after: int = 5, orders: Iterable[int] = DEFAULT_ORDERS
+    ) -> None:
+        super().__init__()
+        self.run = OrderingRun(orders=orders)
+        self.run.mapping([before, after])  # validates both counts before anything is drawn
+        self.before, self.after = before, after
+        self._build()
+        self.refresh()
+
+    def set_before(self, n: int) -> None:
+        """The partition count the existing events were written with."""
+        self.run.mapping([n])
+        self.before = n
+        self._sync(self.before_control, n)
+        self.refresh()
+
+    def set_after(self, n: int) -> None:
+        """The partition count new events are written with."""
+        self.run.mapping([n])
+        self.after = n
+        self._sync(self.after_control, n)
+        self.refresh()
+
+    def mapping(self) -> dict[int, tuple[int, int]]:
+        """``{order: (partition before, partition after)}``."""
+        where = self.run.mapping([self.before, self.after])
+        return {o: (where[o][self.before], where[o][self.after]) for o in self.run.orders}
+
+    def moved(self) -> list[int]:
+        """The orders whose new events go to a different partition than their old ones."""
+        return [o for o, (old, new) in self.mapping().items() if old != new]
+
+    def summary(self) -> str:
+        parts = "; ".join(
+            f"order {o}: partition {old} → {new}" if old != new else f"order {o}: stays on {old}"
+            for o, (old, new) in self.mapping().items()
+        )
+        moved = len(self.moved())
+        return (
+            f"{self.before} → {self.after} partitions: {parts}; "
+            f"{moved} of {len(self.run.orders)} orders change partition"
+        )
+
+    def _sync(self, control: w.IntSlider, value: int) -> None:
+        self._syncing = True
+        try:
+            control.max = max(control.max, value)
+            control.value = value
+        finally:
+            self._syncing = False
+
+    def _build(self) -> None:
+        self._syncing = False
+        rows = len(self.run.orders)
+        self.x_scale = bq.LinearScale(min=-0.5, max=MAX_SLIDER_PARTITIONS - 0.5)
+        self.y_scale = bq.LinearScale(min=-0.6, max=rows - 0.4, reverse=True)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self.track_mark = bq.Lines(
+            scales=scales, colors=[PALETTE["grey"]], stroke_width=1.5, opacities=[0.6]
+        )
+        self.move_mark = bq.Lines(
+            scales=scales, colors=[VIOLATION], stroke_width=2.5, line_style="dashed"
+        )
+        self.old_mark = bq.Scatter(
+            scales=scales,
+            colors=[PALETTE["grey"]],
+            fill=False,
+            stroke_width=3,
+            default_size=300,
+        )
+        self.new_mark = bq.Scatter(scales=scales, colors=[PALETTE["blue"]], default_size=140)
+        self.x_axis = bq.Axis(scale=self.x_scale, label="partition number", tick_format="d")
+        self.figure = bq.Figure(
+            marks=[self.track_mark, self.move_mark, self.old_mark, self.new_mark],
+            axes=[
+                self.x_axis,
+                bq.Axis(
+                    scale=self.y_scale,
+                    side="left",
+                    tick_values=list(range(rows)),
+                    tick_labels={str(i): f"key {o}" for i, o in enumerate(self.run.orders)},
+                    grid_lines="none",
+                ),
+            ],
+            title="Where each key's events go",
+            fig_margin={"top": 40, "bottom": 50, "left": 70, "right": 30},
+            layout=w.Layout(width="100%", height="240px"),
+        )
+        self.legend = w.HTML()
+        self.before_control = w.IntSlider(
+            value=self.before,
+            min=1,
+            max=MAX_SLIDER_PARTITIONS,
+            description="written with",
+            style={"description_width": "100px"},
+            layout=w.Layout(width="340px"),
+        )
+        self.after_control = w.IntSlider(
+            value=self.after,
+            min=1,
+            max=MAX_SLIDER_PARTITIONS,
+            description="partitions now",
+            style={"description_width": "100px"},
+            layout=w.Layout(width="340px"),
+        )
+        for control, action in (
+            (self.before_control, self.set_before),
+            (self.after_control, self.set_after),
+        ):
+            control.observe(lambda c, a=action: None if self._syncing else a(c["new"]), "value")
+        self.view = w.VBox(
+            [
+                self.figure,
+                self.legend,
+                self.summary_label,
+                w.HBox([self.before_control, self.after_control]),
+            ]
+        )
+
+    def _draw(self) -> None:
+        mapping = self.mapping()
+        rows = range(len(self.run.orders))
+        width = max(self.before, self.after, MAX_SLIDER_PARTITIONS)
+        moved = [(i, old, new) for i, (old, new) in zip(rows, mapping.values(), strict=True)]
+        moved = [m for m in moved if m[1] != m[2]]
+        with self.figure.hold_sync():
+            self.x_scale.max = width - 0.5
+            self.x_axis.tick_values = list(range(width))
+            self.track_mark.x = [[-0.5, max(self.before, self.after) - 0.5] for _ in rows]
+            self.track_mark.y = [[i, i] for i in rows]
+            self.old_mark.x = [old for old, _ in mapping.values()]
+            self.old_mark.y = list(rows)
+            self.new_mark.x = [new for _, new in mapping.values()]
+            self.new_mark.y = list(rows)
+            # A dashed line from the old partition to the new one for every key that moves.
+            self.move_mark.x = [[old, new] for _, old, new in moved] or [[0.0, 0.0]]
+            self.move_mark.y = [[i, i] for i, _, _ in moved] or [[-5, -5]]
+        self.legend.value = (
+            f'<span style="color:{PALETTE["grey"]}"><b>&#9711;</b> old events '
+            f"(written with {self.before} partitions)</span> &nbsp; "
+            f'<span style="color:{PALETTE["blue"]}">&#9679; new events '
+            f"(with {self.after})</span> &nbsp; "
+            f'<span style="color:{VIOLATION}">- - - moved</span>'
+        )
+
+
+__all__ = ["MessageOrdering", "Repartitioning"]

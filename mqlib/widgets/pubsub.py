@@ -1,0 +1,365 @@
+"""Chapter 2's view: a topic, its consumer groups, and who received each message."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.pubsub import PubSubRun, default_run
+from ._base import PALETTE, SimulationView
+
+#: Colours given to groups in the order they first subscribe (payment, email, analytics, ...).
+GROUP_COLOURS = [
+    PALETTE["blue"],
+    PALETTE["orange"],
+    PALETTE["green"],
+    PALETTE["purple"],
+    PALETTE["vermillion"],
+    PALETTE["sky"],
+    PALETTE["yellow"],
+    PALETTE["black"],
+]
+#: Text colour on top of each group colour (dark text on the light ones).
+_TEXT_ON = {
+    PALETTE["blue"]: "white",
+    PALETTE["orange"]: "black",
+    PALETTE["green"]: "white",
+    PALETTE["purple"]: "black",
+    PALETTE["vermillion"]: "white",
+    PALETTE["sky"]: "black",
+    PALETTE["yellow"]: "black",
+    PALETTE["black"]: "white",
+}
+WAITING_COLOUR = "#BBBBBB"
+
+#: Services the "subscribe a new group" menu offers (those not subscribed right now).
+SERVICE_NAMES = (
+    "inventory",
+    "analytics",
+    "warehouse",
+    "fraud-check",
+    "shipping",
+    "search",
+    "payment",
+    "email",
+)
+
+#: How many of the latest messages the "who got each message" chart shows.
+WINDOW = 20
+
+
+class PubSub(SimulationView):
+    """Copies of each message per group, and deliveries per member, with a button per action.
+
+    The buttons call the same methods you can call from code: :meth:`publish`, :meth:`add_group`,
+    :meth:`remove_group`, :meth:`add_member`, :meth:`remove_member` and :meth:`advance`. Pass
+    ``run`` to view a run you scripted; the default is
+    :func:`~mqlib.scenarios.pubsub.default_run` (payment 2 members, email 3, analytics 1; ten
+    messages; an inventory group joins after the sixth).
+    """
+
+    def __init__(self, run: PubSubRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, PubSubRun):
+            raise TypeError(f"run must be a PubSubRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._colours: dict[str, str] = {}
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each button calls one of these) ------------------------------------
+    def publish(self, count: int = 1) -> list[str]:
+        """The producer publishes ``count`` messages to the topic; returns their ids."""
+        ids = self.run.publish(count)
+        self.refresh()
+        return ids
+
+    def add_group(self, name: str, members: int = 1) -> list[str]:
+        """Subscribe a new consumer group with ``members`` instances; returns their ids."""
+        added = self.run.add_group(name, members)
+        self.refresh()
+        return added
+
+    def remove_group(self, name: str) -> None:
+        """Unsubscribe group ``name``: it receives nothing more."""
+        self.run.remove_group(name)
+        self.refresh()
+
+    def add_member(self, group: str) -> str:
+        """Start one more instance in ``group``; returns its id."""
+        member = self.run.add_member(group)
+        self.refresh()
+        return member
+
+    def remove_member(self, group: str, member: str | None = None) -> str:
+        """Stop ``member`` of ``group`` (its newest member when ``None``); returns its id."""
+        removed = self.run.remove_member(group, member)
+        self.refresh()
+        return removed
+
+    def advance(self, seconds: float = 1.0) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- chart data (plain data, also what the tests read) --------------------------------------
+    def group_order(self) -> list[str]:
+        """Every group that has subscribed during the run, in the order it first did."""
+        return [k for k in self.run.series if k not in ("time", "published")]
+
+    def copies(self) -> dict[str, Any]:
+        """Who got each of the latest :data:`WINDOW` messages, reshaped for the stacked chart.
+
+        Returns ``messages`` (sequence numbers), and per group in :meth:`group_order` a row of
+        ``delivered`` (1 where a member of the group got the message) and ``waiting`` (1 where
+        the message waits in the group's backlog for a member), plus ``member`` (the member
+        that got it, or ``None``).
+        """
+        log = self.run.delivery_log()
+        got = {(message, group): member for message, group, member in log}
+        waiting = {(m.id, name) for name, g in self.run.topic.groups.items() for m in g.pending}
+        published = self.run.topic.messages[-WINDOW:]
+        rows: dict[str, dict[str, list[Any]]] = {}
+        for name in self.group_order():
+            rows[name] = {
+                "delivered": [1 if (m.id, name) in got else 0 for m in published],
+                "waiting": [1 if (m.id, name) in waiting else 0 for m in published],
+                "member": [got.get((m.id, name)) for m in published],
+            }
+        return {"messages": [m.seq for m in published], "groups": rows}
+
+    # -- internals -----------------------------------------------------------------------------
+    def _colour(self, group: str) -> str:
+        if group not in self._colours:
+            self._colours[group] = GROUP_COLOURS[len(self._colours) % len(GROUP_COLOURS)]
+        return self._colours[group]
+
+    def _button(self, label: str, action: Any, tooltip: str, width: str = "auto") -> w.Button:
+        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width=width))
+        button.on_click(lambda _b: action())
+        return button
+
+    def _build(self) -> None:
+        mx = bq.OrdinalScale()
+        my = bq.LinearScale(min=0.0)
+        self.copies_mark = bq.Bars(
+            x=[],
+            y=[],
+            scales={"x": mx, "y": my},
+            type="stacked",
+            padding=0.15,
+            stroke="white",
+        )
+        self.member_labels = bq.Label(
+            x=[],
+            y=[],
+            text=[],
+            scales={"x": mx, "y": my},
+            align="middle",
+            default_size=12,
+            font_weight="bold",
+            y_offset=5,
+        )
+        self.copies_axis = bq.Axis(
+            scale=my, side="left", label="copies (one per group)", tick_format="d"
+        )
+        self.copies_figure = bq.Figure(
+            marks=[self.copies_mark, self.member_labels],
+            title="Who got each message",
+            axes=[
+                bq.Axis(scale=mx, label="message (publish order)"),
+                self.copies_axis,
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 15},
+            layout=w.Layout(width="54%", height="320px"),
+        )
+        bx = bq.OrdinalScale(reverse=True)  # first member at the top
+        by = bq.LinearScale(min=0.0)
+        self.member_mark = bq.Bars(
+            x=[], y=[], scales={"x": bx, "y": by}, padding=0.25, orientation="horizontal"
+        )
+        self.member_axis = bq.Axis(scale=by, label="messages delivered", tick_format="d")
+        self.member_figure = bq.Figure(
+            marks=[self.member_mark],
+            title="Each member's share",
+            axes=[
+                bq.Axis(scale=bx, side="left"),
+                self.member_axis,
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 100, "right": 30},
+            layout=w.Layout(width="44%", height="320px"),
+        )
+        # A legend in HTML: bqplot's own legend box sits on top of the bars it explains.
+        self.legend = w.HTML()
+        producer = w.HBox(
+            [
+                w.HTML("<b>Producer:</b>", layout=w.Layout(width="90px")),
+                self._button("Publish 1", lambda: self.publish(1), "publish one order event"),
+                self._button("Publish 5", lambda: self.publish(5), "publish five order events"),
+            ]
+        )
+        self.group_rows = w.VBox()
+        self._rows: dict[str, dict[str, Any]] = {}
+        self.new_group_name = w.Dropdown(
+            description="new group",
+            style={"description_width": "75px"},
+            layout=w.Layout(width="220px"),
+        )
+        self.new_group_members = w.IntSlider(
+            value=2,
+            min=0,
+            max=5,
+            description="members",
+            style={"description_width": "70px"},
+            layout=w.Layout(width="260px"),
+        )
+        self.subscribe_button = self._button(
+            "Subscribe",
+            self._subscribe_selected,
+            "subscribe this group: it gets every message published from now on",
+        )
+        self.view = w.VBox(
+            [
+                w.HBox([self.copies_figure, self.member_figure]),
+                self.legend,
+                self.summary_label,
+                producer,
+                self.group_rows,
+                w.HBox([self.new_group_name, self.new_group_members, self.subscribe_button]),
+            ]
+        )
+
+    def _subscribe_selected(self) -> None:
+        if self.new_group_name.value:
+            self.add_group(self.new_group_name.value, self.new_group_members.value)
+
+    def _group_row(self, name: str) -> dict[str, Any]:
+        label = w.HTML(layout=w.Layout(width="270px"))
+        add = self._button(
+            "+ member", lambda: self.add_member(name), f"start one more {name} instance"
+        )
+        remove = self._button(
+            "− member", lambda: self.remove_member(name), f"stop the newest {name} instance"
+        )
+        drop = self._button(
+            "Unsubscribe", lambda: self.remove_group(name), f"{name} stops listening to the topic"
+        )
+        return {"box": w.HBox([label, add, remove, drop]), "label": label, "remove": remove}
+
+    def _draw(self) -> None:
+        for name in self.group_order():
+            self._colour(name)
+        data = self.copies()
+        order = self.group_order()
+        heights, colours = [], []
+        for name in order:
+            heights += [data["groups"][name]["delivered"], data["groups"][name]["waiting"]]
+            colours += [self._colour(name), WAITING_COLOUR]
+        # labels: the member's number in the middle of its segment ("…" while it waits)
+        lx, ly, text, text_colours = [], [], [], []
+        for i, seq in enumerate(data["messages"]):
+            level = 0
+            for name in order:
+                row = data["groups"][name]
+                if row["delivered"][i] or row["waiting"][i]:
+                    member = row["member"][i]
+                    lx.append(seq)
+                    ly.append(level + 0.5)
+                    if member is None:
+                        text.append("…")
+                        text_colours.append("black")
+                    else:
+                        prefix = f"{name}-"
+                        text.append(member[len(prefix) :] if member.startswith(prefix) else member)
+                        text_colours.append(_TEXT_ON[self._colour(name)])
+                    level += 1
+        with self.copies_figure.hold_sync():
+            self.copies_mark.x = data["messages"]
+            self.copies_mark.y = heights if heights else []
+            self.copies_mark.colors = colours or [PALETTE["grey"]]
+            self.member_labels.x = lx
+            self.member_labels.y = ly
+            self.member_labels.text = text
+            self.member_labels.colors = text_colours or ["black"]
+        tallest = max((sum(column) for column in zip(*heights, strict=True)), default=0)
+        ticks = _integer_ticks(tallest)
+        self.copies_axis.tick_values = ticks
+        self.copies_axis.scale.max = float(ticks[-1])
+
+        names, counts, bar_colours = [], [], []
+        current = self.run.groups()
+        for group, members in self.run.deliveries().items():
+            for member, count in members.items():
+                left = member not in current[group]
+                names.append(f"{member} (left)" if left else member)
+                counts.append(count)
+                bar_colours.append(PALETTE["grey"] if left else self._colour(group))
+        with self.member_figure.hold_sync():
+            self.member_mark.x = names
+            self.member_mark.y = counts
+            self.member_mark.colors = bar_colours or [PALETTE["grey"]]
+            ticks = _integer_ticks(max(counts, default=0))
+            self.member_axis.tick_values = ticks
+            self.member_axis.scale.max = float(ticks[-1])
+
+        self._draw_controls(current)
+        swatches = " &nbsp; ".join(
+            f'<span style="color:{self._colour(g)}">&#9632;</span> {html.escape(g)}'
+            + ("" if g in current else " (unsubscribed)")
+            for g in order
+        )
+        self.legend.value = (
+            f"{swatches} &nbsp; "
+            f'<span style="color:{WAITING_COLOUR}">&#9632;</span> waiting for a member (…)'
+            "<br>Left: each column is one message; it gets one block per subscribed group, "
+            "and the number in a block is the group member that received it. "
+            "Right: how many messages each member received."
+        )
+
+    def _draw_controls(self, current: dict[str, list[str]]) -> None:
+        for name in list(self._rows):
+            if name not in current:
+                del self._rows[name]
+        for name in current:
+            if name not in self._rows:
+                self._rows[name] = self._group_row(name)
+        boxes = [self._rows[name]["box"] for name in current]
+        if list(self.group_rows.children) != boxes:
+            self.group_rows.children = boxes
+        for name, members in current.items():
+            row = self._rows[name]
+            pending = self.run.pending()[name]
+            waiting = f", {pending} waiting" if pending else ""
+            row["label"].value = (
+                f'<span style="color:{self._colour(name)}">&#9632;</span> '
+                f"<b>{html.escape(name)}</b>: {len(members)} "
+                f"member{'' if len(members) == 1 else 's'}{waiting}"
+            )
+            row["remove"].disabled = not members
+        free = [n for n in SERVICE_NAMES if n not in current]
+        if list(self.new_group_name.options) != free:
+            self.new_group_name.options = free
+        if self.new_group_name.value not in free:
+            self.new_group_name.value = free[0] if free else None
+        self.subscribe_button.disabled = not free
+
+
+def _integer_ticks(top: int) -> list[int]:
+    """Whole-number ticks from 0 to at least ``top``: steps of 1, 2, 5, 10, 20, 50, ..."""
+    step, scale = 1, 1
+    while top / step > 8:
+        for mantissa in (1, 2, 5, 10):
+            step = mantissa * scale
+            if top / step <= 8:
+                break
+        else:
+            scale *= 10
+    last = max(top, 1)
+    last = -(-last // step) * step
+    return list(range(0, last + step, step))

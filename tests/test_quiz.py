@@ -1,0 +1,75 @@
+"""The question banks: well-formed, every option explained, numeric answers equal to what the
+engine computes, and rendered without anything that needs a network."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from mqlib import OrderFlow, PointToPointRun, quiz
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def numeric_answer(bank, index):
+    question = quiz.load(bank)[index]
+    assert question["type"] == "numeric"
+    return next(a["value"] for a in question["answers"] if a.get("correct"))
+
+
+@pytest.mark.parametrize("bank", quiz.bank_names())
+def test_bank_is_complete_and_used_by_its_chapter(bank):
+    questions = quiz.load(bank)  # validates: a right answer, feedback on every option
+    assert len(questions) >= 3
+    chapter = next((ROOT / "chapters").glob(f"{bank[2:]}-*.ipynb"))
+    sources = [c.source for c in nbformat.read(chapter, as_version=4).cells]
+    assert any(f'quiz.show("{bank}")' in source for source in sources)
+
+
+def test_validate_rejects_a_question_without_feedback():
+    bad = [
+        {"question": "?", "type": "multiple_choice", "answers": [{"answer": "a", "correct": True}]}
+    ]
+    with pytest.raises(ValueError, match="every option needs a 'feedback'"):
+        quiz.validate(bad, "test")
+    with pytest.raises(ValueError, match="bank must be one of"):
+        quiz.load("ch99")
+
+
+def test_chapter_0_numeric_answer_is_the_engines_sync_wait():
+    assert numeric_answer("ch00", 1) == OrderFlow("sync", down=["warehouse"]).run().user_wait_ms
+
+
+def test_chapter_1_numeric_answer_is_the_number_of_processings():
+    run = PointToPointRun()
+    run.send(12)
+    run.run_until_empty()
+    assert sum(run.processed_by().values()) == numeric_answer("ch01", 1) == 12
+
+
+def test_chapter_1_scaling_answer_matches_the_engine():
+    times = {}
+    for consumers in (1, 3):
+        run = PointToPointRun({n: 2.0 for n in "ABC"[:consumers]}, visibility_timeout=60)
+        run.send(30)
+        times[consumers] = run.run_until_empty()
+    assert (times[3], times[1]) == (20.0, 60.0)
+    right = next(a for a in quiz.load("ch01")[3]["answers"] if a["correct"])
+    assert "20 s instead of 60 s" in right["answer"]
+
+
+def test_show_renders_a_stable_quiz_without_mathjax_or_network(capsys):
+    shell = InteractiveShell.instance()
+    outputs = []
+    shell.display_pub.publish = lambda data, **kwargs: outputs.append(data)
+    quiz.show("ch01")
+    first = list(outputs)
+    outputs.clear()
+    quiz.show("ch01")
+    assert outputs == first  # same id, same script: nbval can compare it
+    html, script = first[0]["text/html"], first[1]["application/javascript"]
+    assert 'id="mqQuizch01"' in html
+    assert "typeof MathJax" not in script
+    assert json.dumps(quiz.load("ch01")[0]["question"]) in script
