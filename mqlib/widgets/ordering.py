@@ -194,11 +194,11 @@ class MessageOrdering(SimulationView):
             layout=w.Layout(width="100%", height="300px"),
         )
         steps = " &nbsp; ".join(
-            f'<span style="color:{c}">&#9679; {s}</span>' for s, c in STEP_COLOURS.items()
+            f'<span style="color:{c}">&#9679;</span> {s}' for s, c in STEP_COLOURS.items()
         )
         legend = w.HTML(
             f"{steps} &nbsp; "
-            f'<span style="color:{VIOLATION}"><b>&#9711; violation</b></span>:'
+            f'<span style="color:{VIOLATION}"><b>&#9711;</b></span> <b>violation</b>:'
             " processed before an earlier event of its order"
         )
         self.sequence_html = w.HTML()
@@ -308,7 +308,7 @@ class MessageOrdering(SimulationView):
         for p, b in zip(processed, bad, strict=True):
             text = html.escape(f"{p['step']} ({p['consumer']}, {p['time']:.2f} s)")
             if b:
-                text = f'<b style="color:{VIOLATION}">{text} &#10007;</b>'
+                text = f'<b>{text} <span style="color:{VIOLATION}">&#10007;</span></b>'
             per_order[p["order"]].append(text)
         lines = [
             f"<b>order {order}:</b> "
@@ -495,11 +495,11 @@ class Repartitioning(SimulationView):
             self.move_mark.x = [[old, new] for _, old, new in moved] or [[0.0, 0.0]]
             self.move_mark.y = [[i, i] for i, _, _ in moved] or [[-5, -5]]
         self.legend.value = (
-            f'<span style="color:{PALETTE["grey"]}"><b>&#9711;</b> old events '
-            f"(written with {self.before} partitions)</span> &nbsp; "
-            f'<span style="color:{PALETTE["blue"]}">&#9679; new events '
-            f"(with {self.after})</span> &nbsp; "
-            f'<span style="color:{VIOLATION}">- - - moved</span>'
+            f'<span style="color:{PALETTE["grey"]}"><b>&#9711;</b></span> old events '
+            f"(written with {self.before} partitions) &nbsp; "
+            f'<span style="color:{PALETTE["blue"]}">&#9679;</span> new events '
+            f"(with {self.after}) &nbsp; "
+            f'<span style="color:{VIOLATION}">&#9476;&#9476;</span> moved'
         )
 
 
