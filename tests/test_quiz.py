@@ -34,6 +34,16 @@ def test_validate_rejects_a_question_without_feedback():
     ]
     with pytest.raises(ValueError, match="every option needs a 'feedback'"):
         quiz.validate(bad, "test")
+    zero = [
+        {
+            "question": "?",
+            "type": "numeric",
+            "precision": 0,
+            "answers": [{"type": "value", "value": 1, "correct": True, "feedback": "yes"}],
+        }
+    ]
+    with pytest.raises(ValueError, match="precision must be an integer >= 1"):
+        quiz.validate(zero, "test")
     with pytest.raises(ValueError, match="bank must be one of"):
         quiz.load("ch99")
 

@@ -20,6 +20,8 @@ def test_sync_vs_async_opens_on_the_lessons_synchronous_failure():
     assert [x for x, _ in work] == [(0, 50), (50, 250), (250, 280), (280, 3280), (3280, 8280)]
     assert view.work_mark.colors[-1] == "#D55E00"
     assert list(view.user_mark.x) == [8280, 8280]
+    assert list(view.status_label.text) == ["never called"]  # the analytics row
+    assert list(view.status_label.y) == [5]
     assert view.summary().startswith("Synchronous: the user waited 8,280 ms and saw an error.")
     assert "Inconsistent" in view.summary_label.value
     assert "text/plain" in view._repr_mimebundle_()
@@ -58,7 +60,7 @@ def test_controls_and_methods_stay_in_step():
 def test_point_to_point_opens_on_a_populated_default_run():
     view = PointToPoint()
     assert len(view.depth_mark.x) > 50
-    visible, in_flight = (list(series) for series in view.depth_mark.y)
+    visible, in_flight = list(view.depth_mark.y), list(view.in_flight_mark.y)
     assert max(visible) == 9  # 12 sent, 3 taken at once
     assert max(in_flight) == 3
     assert list(view.count_mark.y) == [8, 1, 3]
@@ -85,8 +87,9 @@ def test_point_to_point_buttons_drive_the_engine():
     assert view.run.queue.in_flight_count == 3  # A's message is still in flight
     buttons["Advance 5 s"].click()
     assert view.run.now == 5
-    visible, in_flight = np.asarray(view.depth_mark.y)
-    assert len(visible) == len(view.depth_mark.x) == 21  # a sample every 0.25 s
+    assert len(view.depth_mark.y) == len(view.in_flight_mark.y) == len(view.depth_mark.x) == 21
+    assert view.x_scale.max > 5  # room to the right of the newest sample
+    assert view.count_mark.colors[0] == "#767676"  # A is crashed: its bar is grey
     assert view.run.queue.in_flight_count == 3  # B and C, plus A's message until its timeout
     view.crash_buttons["A"].click()  # now labelled Restart A
     assert view.run.consumers["A"].alive

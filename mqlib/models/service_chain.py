@@ -90,6 +90,12 @@ class FlowResult:
         return f"{line}. {self.explanation}"
 
 
+def _and(items: Any) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 class OrderFlow:
     """One order through the order service and its five downstream services.
 
@@ -201,9 +207,10 @@ class OrderFlow:
             missed = [s.service for s in steps if s.status != "ok"]
             inconsistent = bool(done)
             if inconsistent:
+                verb = "was" if len(missed) == 1 else "were"
                 explanation = (
-                    f"Inconsistent: {', '.join(EFFECTS[d] for d in done)}, but "
-                    f"{', '.join(missed)} never told about the order."
+                    f"Inconsistent: {_and(EFFECTS[d] for d in done)}, but "
+                    f"{_and(missed)} {verb} never told about the order."
                 )
             else:
                 explanation = f"{failed} failed first, so nothing else happened."

@@ -48,6 +48,9 @@ def validate(questions: Any, bank: str = "bank") -> None:
         if not isinstance(q, dict) or not q.get("question"):
             raise ValueError(f"{where}: needs a 'question' text")
         check.choice(f"{where} type", q.get("type"), TYPES)
+        if "precision" in q and (not isinstance(q["precision"], int) or q["precision"] < 1):
+            # jupyterquiz calls Number.toPrecision(precision), which throws below 1: no feedback.
+            raise ValueError(f"{where}: precision must be an integer >= 1 (or absent)")
         answers = q.get("answers")
         if not isinstance(answers, list) or not answers:
             raise ValueError(f"{where}: needs a non-empty 'answers' list")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import bqplot as bq
@@ -26,6 +27,13 @@ DEFAULT_SCRIPT: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("send", (1,)),
     ("send", (1,)),
 )
+
+
+def _time_ticks(end: float) -> list[float]:
+    """Round tick positions from 0 to ``end`` seconds, at most six of them."""
+    magnitude = 10 ** math.floor(math.log10(end / 5))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if end / (m * magnitude) <= 5)
+    return [round(i * step, 9) for i in range(int(end / step + 1e-9) + 1)]
 
 
 class DeliveryGuarantees(SimulationView):
@@ -109,12 +117,9 @@ class DeliveryGuarantees(SimulationView):
         finally:
             self._syncing = False
 
-    def _button(self, label: str, action: Any, tooltip: str, style: str = "") -> w.Button:
+    def _button(self, label: str, action: Any, tooltip: str, icon: str = "") -> w.Button:
         button = w.Button(
-            description=label,
-            tooltip=tooltip,
-            button_style=style,
-            layout=w.Layout(width="auto"),
+            description=label, tooltip=tooltip, icon=icon, layout=w.Layout(width="auto")
         )
         button.on_click(lambda _b: action())
         return button
@@ -136,7 +141,7 @@ class DeliveryGuarantees(SimulationView):
             title="What happened to each message",
             axes=[
                 bq.Axis(scale=mx, label="message"),
-                bq.Axis(scale=my, side="left", label="times", tick_format="d"),
+                bq.Axis(scale=my, side="left", label="times", tick_format="d", tick_values=[0]),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 50, "right": 15},
             layout=w.Layout(width="50%", height="300px"),
@@ -164,35 +169,35 @@ class DeliveryGuarantees(SimulationView):
             marks=[self.expected_mark, self.balance_mark],
             title="Account balance",
             axes=[
-                bq.Axis(scale=tx, label="simulated time (s)"),
+                bq.Axis(scale=tx, label="simulated time (s)", tick_format="~g"),
                 bq.Axis(scale=ty, side="left", label="balance ($)", tick_format="d"),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 15},
             layout=w.Layout(width="48%", height="300px"),
         )
         # A legend in HTML: bqplot's own legend box sits on top of the marks it explains.
+        # Colour only in the swatches: the words stay black, readable at any contrast setting.
         swatches = " &nbsp; ".join(
-            f'<span style="color:{c}">&#9632; {SERIES_LABELS[s]}</span>'
+            f'<span style="color:{c}">&#9632;</span> {SERIES_LABELS[s]}'
             for s, c in zip(SERIES, SERIES_COLOURS, strict=True)
         )
         legend = w.HTML(
-            f"Bars: {swatches} (times per message). &nbsp; Lines: "
-            f'<span style="color:{PALETTE["vermillion"]}">&#9644; actual balance</span> &nbsp; '
-            f'<span style="color:{PALETTE["grey"]}">&#9476; expected ($10 per message sent)'
-            "</span>"
+            f"Bars: {swatches}. &nbsp; Lines: "
+            f'<span style="color:{PALETTE["vermillion"]}"><b>&#8212;</b></span> balance &nbsp; '
+            f'<span style="color:{PALETTE["grey"]}"><b>- -</b></span> expected '
+            "($10 per message sent)"
         )
         self.problems_label = w.HTML()
 
         self.guarantee_control = w.ToggleButtons(
             options=list(GUARANTEES),
             value=self.run.guarantee,
-            description="guarantee",
             tooltips=[
                 "send once, never retry; commit before charging",
                 "retry until acked; charge, then commit",
                 "idempotent producer + consumer that records processed ids",
             ],
-            style={"description_width": "70px", "button_width": "110px"},
+            style={"button_width": "110px"},
         )
         self.guarantee_control.observe(
             lambda c: None if self._syncing else self.set_guarantee(c["new"]), "value"
@@ -206,13 +211,13 @@ class DeliveryGuarantees(SimulationView):
                     "Lose next message",
                     self.inject_lost_message,
                     "the next message's next send never reaches the broker",
-                    "warning",
+                    "bolt",
                 ),
                 self._button(
                     "Lose next ACK",
                     self.inject_lost_ack,
                     "the broker stores the next message, but its ack is lost",
-                    "warning",
+                    "bolt",
                 ),
             ]
         )
@@ -224,7 +229,7 @@ class DeliveryGuarantees(SimulationView):
                         f"Crash {point.replace('_effect', '')} charge",
                         lambda p=point: self.crash_consumer(p),
                         f"the consumer crashes on the next message, {point.replace('_', ' ')}",
-                        "danger",
+                        "power-off",
                     )
                     for point in CRASH_POINTS
                 ],
@@ -232,9 +237,8 @@ class DeliveryGuarantees(SimulationView):
                     "Lose next commit",
                     self.inject_lost_commit,
                     "the consumer's offset commit for the next message is lost",
-                    "warning",
+                    "bolt",
                 ),
-                self._button("Reset", self.reset, "a fresh account; forget the replayed story"),
             ]
         )
         note = w.HTML(
@@ -247,7 +251,15 @@ class DeliveryGuarantees(SimulationView):
                 legend,
                 self.problems_label,
                 self.summary_label,
-                self.guarantee_control,
+                w.HBox(
+                    [
+                        w.HTML("<b>Guarantee</b>", layout=w.Layout(width="80px")),
+                        self.guarantee_control,
+                        self._button(
+                            "Reset", self.reset, "a fresh account; forget the replayed story"
+                        ),
+                    ]
+                ),
                 producer,
                 consumer,
                 note,
@@ -281,6 +293,7 @@ class DeliveryGuarantees(SimulationView):
         top = max([3, *(v + 1 for series in values for v in series)])
         with self.message_figure.hold_sync():
             self.message_mark.scales["y"].max = float(top)
+            self.message_figure.axes[1].tick_values = list(range(top + 1))
             self.message_mark.x = ids
             self.message_mark.y = values
         times, balances, expected_times, expected = self._balance_series()
@@ -290,6 +303,7 @@ class DeliveryGuarantees(SimulationView):
             scale.min = float(low - 2 * self.run.amount)
             scale.max = float(self.run.start_balance + self.run.amount)
             self.balance_mark.scales["x"].max = max(1.0, times[-1])
+            self.balance_figure.axes[0].tick_values = _time_ticks(max(1.0, times[-1]))
             self.expected_mark.x, self.expected_mark.y = expected_times, expected
             self.balance_mark.x, self.balance_mark.y = times, balances
         self._sync(self.guarantee_control, self.run.guarantee)
@@ -300,9 +314,7 @@ class DeliveryGuarantees(SimulationView):
         if result.duplicate_ids:
             parts.append(f"charged more than once: {', '.join(result.duplicate_ids)}")
         text = " &nbsp;|&nbsp; ".join(html.escape(p) for p in parts)
-        colour = PALETTE["vermillion"]
+        marker = f'<span style="color:{PALETTE["vermillion"]}">&#9888;</span>'
         self.problems_label.value = (
-            f'<span style="color:{colour}"><b>{text}</b></span>'
-            if parts
-            else "No message lost, none charged twice."
+            f"{marker} <b>{text}</b>" if parts else "No message lost, none charged twice."
         )

@@ -13,6 +13,7 @@ from ._base import PALETTE, SimulationView
 
 STATUS_COLOURS = {"ok": PALETTE["blue"], "timeout": PALETTE["vermillion"]}
 ROWS = ["order service", *DEFAULT_LATENCIES_MS]
+NOTES = {"not_reached": "never called", "queued": "still waiting in its queue"}
 
 
 class SyncVsAsync(SimulationView):
@@ -135,6 +136,15 @@ class SyncVsAsync(SimulationView):
             y_offset=-4,
             align="start",
         )
+        # Says what happened on rows without a bar: "never called", "still waiting in its queue".
+        self.status_label = bq.Label(
+            scales=scales,
+            colors=[PALETTE["black"]],
+            default_size=12,
+            x_offset=6,
+            y_offset=-6,
+            align="start",
+        )
         x_axis = bq.Axis(
             scale=self.x_scale, label="time since the user clicked 'Buy' (ms)", tick_format=",d"
         )
@@ -146,7 +156,14 @@ class SyncVsAsync(SimulationView):
             grid_lines="none",
         )
         self.figure = bq.Figure(
-            marks=[self.waiting_mark, self.work_mark, self.user_mark, self.user_label],
+            # The answer line goes under the bars so it never hides where a service starts.
+            marks=[
+                self.waiting_mark,
+                self.user_mark,
+                self.work_mark,
+                self.status_label,
+                self.user_label,
+            ],
             axes=[x_axis, y_axis],
             title="One order, service by service",
             fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
@@ -156,7 +173,6 @@ class SyncVsAsync(SimulationView):
         self.mode_control = w.ToggleButtons(
             options=[("Synchronous", "sync"), ("Asynchronous", "async")],
             value=self.flow.mode,
-            description="Mode",
         )
         self.mode_control.observe(self._on_control(self.set_mode), "value")
         self.latency_controls: dict[str, w.IntSlider] = {}
@@ -190,6 +206,7 @@ class SyncVsAsync(SimulationView):
             step=100,
             description="call timeout (ms)",
             style={"description_width": "130px"},
+            layout=w.Layout(width="400px"),
         )
         self.timeout_control.observe(self._on_control(self.set_timeout), "value")
         self.recovery_control = w.IntSlider(
@@ -199,11 +216,10 @@ class SyncVsAsync(SimulationView):
             step=500,
             description="down → up at (ms)",
             style={"description_width": "130px"},
+            layout=w.Layout(width="400px"),
         )
         self.recovery_control.observe(self._on_control(self.set_recovery), "value")
-        controls = w.VBox(
-            [self.mode_control, *rows, w.HBox([self.timeout_control, self.recovery_control])]
-        )
+        controls = w.VBox([self.mode_control, *rows, self.timeout_control, self.recovery_control])
         legend = w.HTML(
             f'<span style="color:{PALETTE["green"]}">&#9632;</span> order service\'s own work '
             f'&nbsp; <span style="color:{PALETTE["blue"]}">&#9632;</span> service working '
@@ -217,7 +233,12 @@ class SyncVsAsync(SimulationView):
         r = self.result
         work_x, work_y, colours = [[0.0, self.flow.order_ms]], [[0, 0]], [PALETTE["green"]]
         wait_x, wait_y = [], []
+        notes_x, notes_y, notes = [], [], []
         for row, step in enumerate(r.steps, start=1):
+            if step.status in NOTES:
+                notes_x.append(r.user_wait_ms if step.status == "queued" else 0.0)
+                notes_y.append(row)
+                notes.append(NOTES[step.status])
             if step.status in STATUS_COLOURS:
                 work_x.append([step.start_ms, step.end_ms])
                 work_y.append([row, row])
@@ -236,6 +257,9 @@ class SyncVsAsync(SimulationView):
             self.waiting_mark.y = wait_y or [[-5, -5]]  # off-chart when nothing waits
             self.user_mark.x = [r.user_wait_ms, r.user_wait_ms]
             self.user_mark.y = [-0.5, len(ROWS) - 0.5]
+            self.status_label.x = notes_x or [0.0]
+            self.status_label.y = notes_y or [-5]  # off-chart when every row has a bar
+            self.status_label.text = notes or [""]
             self.user_label.x = [r.user_wait_ms]
             self.user_label.y = [-0.35]
             # Write the label on whichever side of the line has room for it.

@@ -91,17 +91,26 @@ class PointToPoint(SimulationView):
     def _build(self) -> None:
         self._syncing = False
         names = list(self.run.consumers)
-        x = bq.LinearScale(min=0.0)
-        y = bq.LinearScale(min=0.0)
+        self.x_scale = x = bq.LinearScale(min=0.0)
+        self.y_scale = y = bq.LinearScale(min=0.0)
+        # Two marks so the in-flight line can be dashed: where both are equal, both stay visible.
         self.depth_mark = bq.Lines(
             scales={"x": x, "y": y},
-            colors=[PALETTE["blue"], PALETTE["vermillion"]],
+            colors=[PALETTE["blue"]],
+            stroke_width=3,
+            labels=["waiting (visible)"],
+            interpolation="step-after",
+        )
+        self.in_flight_mark = bq.Lines(
+            scales={"x": x, "y": y},
+            colors=[PALETTE["vermillion"]],
             stroke_width=2.5,
-            labels=["waiting (visible)", "in flight"],
+            line_style="dashed",
+            labels=["in flight"],
             interpolation="step-after",
         )
         self.depth_figure = bq.Figure(
-            marks=[self.depth_mark],
+            marks=[self.depth_mark, self.in_flight_mark],
             title="Messages in the queue",
             axes=[
                 bq.Axis(scale=x, label="simulated time (s)"),
@@ -111,12 +120,12 @@ class PointToPoint(SimulationView):
             layout=w.Layout(width="62%", height="300px"),
         )
         cx = bq.OrdinalScale()
-        cy = bq.LinearScale(min=0.0)
+        self.count_scale = cy = bq.LinearScale(min=0.0)
         self.count_mark = bq.Bars(
             x=names,
             y=[0] * len(names),
             scales={"x": cx, "y": cy},
-            colors=CONSUMER_COLOURS[: len(names)],
+            colors=[CONSUMER_COLOURS[i % len(CONSUMER_COLOURS)] for i in range(len(names))],
             padding=0.3,
         )
         self.count_figure = bq.Figure(
@@ -188,8 +197,8 @@ class PointToPoint(SimulationView):
         }
         # A legend in HTML: bqplot's own legend box sits on top of the lines it explains.
         legend = w.HTML(
-            f'<span style="color:{PALETTE["blue"]}">&#9632;</span> waiting (visible) &nbsp; '
-            f'<span style="color:{PALETTE["vermillion"]}">&#9632;</span> in flight'
+            f'<span style="color:{PALETTE["blue"]}">&#9473;&#9473;</span> waiting (visible) &nbsp; '
+            f'<span style="color:{PALETTE["vermillion"]}">&#9477;&#9477;</span> in flight'
             " &nbsp; (messages in the queue over time; bars: messages each consumer finished)"
         )
         self.view = w.VBox(
@@ -212,9 +221,22 @@ class PointToPoint(SimulationView):
     def _draw(self) -> None:
         series = self.run.series
         with self.depth_figure.hold_sync():
-            self.depth_mark.x = series["time"]
-            self.depth_mark.y = [series["visible"], series["in_flight"]]
-        self.count_mark.y = list(self.run.processed_by().values())
+            # Room to the right of the newest sample and above the highest value, so the latest
+            # change is never drawn on the frame.
+            self.x_scale.max = float(self.run.now + max(1.0, 0.05 * self.run.now))
+            self.y_scale.max = float(max(series["visible"] + series["in_flight"] + [1]) * 1.15 + 1)
+            self.depth_mark.x = self.in_flight_mark.x = series["time"]
+            self.depth_mark.y = series["visible"]
+            self.in_flight_mark.y = series["in_flight"]
+        counts = list(self.run.processed_by().values())
+        with self.count_figure.hold_sync():
+            self.count_mark.y = counts
+            self.count_scale.max = float(max(counts + [1]) * 1.15 + 1)
+            # A crashed consumer's bar turns grey.
+            self.count_mark.colors = [
+                CONSUMER_COLOURS[i % len(CONSUMER_COLOURS)] if consumer.alive else PALETTE["grey"]
+                for i, consumer in enumerate(self.run.consumers.values())
+            ]
         for name, button in self.crash_buttons.items():
             alive = self.run.consumers[name].alive
             button.description = f"Crash {name}" if alive else f"Restart {name}"

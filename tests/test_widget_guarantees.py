@@ -1,0 +1,192 @@
+"""Chapter 3's widget driven headless, as its buttons would; the facts its prose and quiz use."""
+
+import numpy as np
+import pytest
+
+from mqlib import quiz
+from mqlib.models.delivery import (
+    BalanceStore,
+    ChargeMessage,
+    Fault,
+    charge,
+    charge_once,
+    check_idempotent,
+    replay,
+    simulate,
+)
+from mqlib.scenarios.guarantees import (
+    DEFAULT_FAULTS,
+    GuaranteesRun,
+    compare_guarantees,
+    default_run,
+)
+from mqlib.widgets import DeliveryGuarantees
+
+
+def buttons(view):
+    return {
+        b.description: b
+        for row in view.view.children
+        for b in getattr(row, "children", ())
+        if isinstance(getattr(b, "description", None), str) and hasattr(b, "click")
+    }
+
+
+def test_opens_on_the_populated_default_run():
+    view = DeliveryGuarantees()
+    assert view.run.events() == default_run().events()  # the view's script is default_run's
+    assert list(view.message_mark.x) == ["m1", "m2", "m3", "m4", "m5"]
+    stored, delivered, charged = (list(s) for s in view.message_mark.y)
+    assert stored == [1, 1, 2, 1, 1]  # m3's ack was lost: the retry is stored again
+    assert delivered == [1, 1, 2, 2, 1]  # m4: the consumer crashed after charging it
+    assert charged == [1, 1, 2, 2, 1]
+    assert list(view.balance_mark.y)[-1] == 930
+    assert list(view.expected_mark.y)[-1] == 950
+    assert view.guarantee_control.value == "at-least-once"
+    assert "charged more than once: m3, m4" in view.problems_label.value
+    assert view.summary() == (
+        "at-least-once: sent 5, stored 6, delivered 7, charges applied 7; lost 0, duplicates 2; "
+        "balance $930 (expected $950)"
+    )
+    assert view._repr_mimebundle_()["text/plain"] == view.summary()
+
+
+def test_switching_the_guarantee_replays_the_same_story():
+    view = DeliveryGuarantees()
+    view.guarantee_control.value = "exactly-once"  # as a click would
+    assert view.run.guarantee == "exactly-once"
+    assert view.summary().startswith(
+        "exactly-once: sent 5, stored 5, delivered 6, charges applied 5"
+    )
+    assert list(view.balance_mark.y)[-1] == 950
+    assert view.problems_label.value == "No message lost, none charged twice."
+    view.set_guarantee("at-most-once")
+    assert view.guarantee_control.value == "at-most-once"
+    assert (view.run.result().lost, view.run.result().duplicates) == (0, 0)
+
+
+def test_buttons_drive_the_engine():
+    view = DeliveryGuarantees(GuaranteesRun("at-most-once"))
+    b = buttons(view)
+    assert list(view.message_mark.x) == []
+    b["Lose next message"].click()
+    assert "armed: lose_message (try 1)" in view.summary()
+    b["Send 1"].click()
+    b["Crash before charge"].click()
+    b["Send 1"].click()
+    b["Send 5"].click()
+    result = view.run.result()
+    assert result.lost_ids == ("m1", "m2")  # never retried, and committed before the charge
+    assert result.duplicates == 0
+    assert "never charged (lost): m1, m2" in view.problems_label.value
+    assert list(view.balance_mark.y)[-1] == 950 and list(view.expected_mark.y)[-1] == 930
+
+    view.guarantee_control.value = "at-least-once"  # the same faults, now retried
+    result = view.run.result()
+    assert (result.lost, result.final_balance) == (0, 930)
+    b["Lose next ACK"].click()
+    b["Lose next commit"].click()
+    b["Crash after charge"].click()
+    b["Send 1"].click()
+    assert view.run.per_message()[-1] == {
+        "message": "m8",
+        "stored": 2,
+        "effects": 3,
+        "delivered": 3,
+    }
+    b["Reset"].click()
+    assert view.run.result().sent == 0
+    assert view.guarantee_control.value == "at-least-once"
+    view.set_guarantee("exactly-once")  # nothing to replay after a reset
+    assert view.run.result().sent == 0
+    assert np.asarray(view.balance_mark.y).tolist() == [1000, 1000]
+
+
+def test_methods_validate_before_touching_anything():
+    view = DeliveryGuarantees()
+    before = view.run.events()
+    with pytest.raises(ValueError, match="guarantee must be one of"):
+        view.set_guarantee("twice")
+    with pytest.raises(ValueError, match="point must be one of"):
+        view.crash_consumer("during")
+    with pytest.raises(ValueError, match="count"):
+        view.send(0)
+    with pytest.raises(TypeError, match="run must be a GuaranteesRun"):
+        DeliveryGuarantees("at-least-once")
+    assert view.run.events() == before
+    assert view.guarantee_control.value == "at-least-once"
+    view.set_guarantee("exactly-once")  # the failed calls were not recorded for replay
+    assert view.run.result().sent == 5
+
+
+# -- facts the chapter's prose and quiz state ---------------------------------------------------
+
+
+def test_the_lost_ack_example():
+    faults = [Fault("lose_ack", message=2)]
+    assert simulate("at-least-once", 3, faults).final_balance == 960
+    assert simulate("exactly-once", 3, faults).final_balance == 970
+
+
+def test_idempotent_handlers():
+    twice = [ChargeMessage("txn-abc", 10)] * 2
+    assert replay(charge, twice).balance == 980
+    assert replay(charge_once, twice).balance == 990
+    assert (check_idempotent(charge), check_idempotent(charge_once)) == (False, True)
+    # the learner's exercise, with the naive handler first and the reference solution
+    result = simulate("at-least-once", 10, DEFAULT_FAULTS, handler=charge_once)
+    assert (result.final_balance, result.processed) == (900, 10)
+
+    def set_balance_to_stale_value(message: ChargeMessage, store: BalanceStore) -> None:
+        store.data.setdefault(message.id, store.balance - message.amount)
+        store.balance = store.data[message.id]
+
+    assert check_idempotent(set_balance_to_stale_value)
+
+
+def test_the_lab_twin_in_the_simulator():
+    # Every message is sent three times (two lost acks) and the consumer crashes after charging m2:
+    # JetStream's dedup lab, in the simulator.
+    faults = [Fault("lose_ack", n, a) for n in (1, 2, 3) for a in (1, 2)]
+    faults.append(Fault("crash_after_effect", 2))
+    alo = simulate("at-least-once", 3, faults)
+    eo = simulate("exactly-once", 3, faults)
+    assert (alo.send_attempts, alo.stored, alo.processed, alo.final_balance) == (9, 9, 10, 900)
+    assert (eo.send_attempts, eo.stored, eo.delivered, eo.processed) == (9, 3, 4, 3)
+    assert eo.final_balance == 970
+
+
+def correct_value(question):
+    return next(a["value"] for a in question["answers"] if a.get("correct"))
+
+
+def test_quiz_numbers_are_what_the_engine_computes():
+    questions = quiz.load("ch03")
+    assert len(questions) >= 4
+    numeric = [q for q in questions if q["type"] == "numeric"]
+    assert numeric
+    table = {row["guarantee"]: row for row in compare_guarantees()}
+    assert correct_value(numeric[0]) == table["at-least-once"]["final_balance"] == 870
+    assert table["at-most-once"]["final_balance"] == 920
+    assert table["exactly-once"]["final_balance"] == 900
+    assert correct_value(numeric[1]) == table["exactly-once"]["delivered"] == 13
+    assert table["exactly-once"]["processed"] == 10
+
+
+def test_quiz_facts_about_the_guarantees():
+    # at-most-once commits before the charge: a crash before the charge loses the message
+    run = GuaranteesRun("at-most-once")
+    run.crash_consumer("before_effect")
+    run.send()
+    assert (run.result().lost, run.balance) == (1, 1000)
+    # at-least-once: a lost ack makes the producer resend and the broker store the message twice
+    run = GuaranteesRun("at-least-once")
+    run.inject_lost_ack()
+    run.send()
+    assert (run.result().stored, run.balance) == (2, 980)
+    # exactly-once: the broker drops the resend (same producer id and sequence number)
+    run.set_guarantee("exactly-once")
+    run.inject_lost_ack()
+    run.send()
+    assert (run.result().stored, run.balance) == (1, 990)
+    assert any(e["kind"] == "duplicate_rejected" for e in run.events())
