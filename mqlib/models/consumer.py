@@ -94,7 +94,7 @@ class Consumer:
         self.processing_time = check.positive("processing_time", seconds)
 
     def run(self) -> Generator[simpy.Event, Any, None]:
-        """The consumer loop: receive, process, ack; forever, until crashed."""
+        """The consumer loop: receive, process, :meth:`finish`; forever, until crashed."""
         if not self._running:
             return
         self._started = True
@@ -106,10 +106,7 @@ class Consumer:
                 request = None
                 self.current = delivery
                 yield self.sim.timeout(self.processing_time)
-                self.processed += 1
-                self.sim.record("processed", consumer=self.name, message=delivery.message.id)
-                if self.queue.ack(delivery):
-                    self.acked += 1
+                self.finish(delivery)
                 self.current = None
         except simpy.Interrupt:
             if request is not None:
@@ -121,3 +118,17 @@ class Consumer:
                 message=self.current.message.id if self.current else None,
             )
             self.current = None
+
+    def finish(self, delivery: Delivery) -> None:
+        """What the consumer does once it has spent ``processing_time`` on ``delivery``: count it
+        as processed and ack it, which deletes the message from the queue.
+
+        This is the one step in which consumers differ - one whose handler can fail acks only on
+        success (:class:`~mqlib.models.dlq.HandlerConsumer`) - so a subclass overrides this method
+        and inherits :meth:`run`, crash handling included. It runs between two ``yield``
+        statements of the loop, so a crash never lands in the middle of it.
+        """
+        self.processed += 1
+        self.sim.record("processed", consumer=self.name, message=delivery.message.id)
+        if self.queue.ack(delivery):
+            self.acked += 1

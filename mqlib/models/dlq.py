@@ -33,7 +33,7 @@ A consumer that can fail reads like a real handler loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -343,37 +343,14 @@ class HandlerConsumer(Consumer):
         self.failed = 0
         super().__init__(sim, queue, name, processing_time=processing_time, start=start)
 
-    def run(self) -> Generator[simpy.Event, Any, None]:
-        """The consumer loop: receive, process, ack or report the error; until crashed."""
-        if not self._running:
-            return
-        self._started = True
-        request = None
-        try:
-            while True:
-                request = self.queue.receive(self.name)
-                delivery = yield request
-                request = None
-                self.current = delivery
-                yield self.sim.timeout(self.processing_time)
-                error = self.handler(delivery.message)
-                if error is None:
-                    self.processed += 1
-                    self.sim.record("processed", consumer=self.name, message=delivery.message.id)
-                    if self.queue.ack(delivery):
-                        self.acked += 1
-                else:
-                    self.failed += 1
-                    if isinstance(self.queue, RedriveQueue):
-                        self.queue.fail(delivery, error)
-                self.current = None
-        except simpy.Interrupt:
-            if request is not None:
-                self.queue.cancel_receive(request)
-            self.crashes += 1
-            self.sim.record(
-                "crash",
-                consumer=self.name,
-                message=self.current.message.id if self.current else None,
-            )
-            self.current = None
+    def finish(self, delivery: Delivery) -> None:
+        """Run the handler on the processed message: on success count it and ack it like any
+        consumer; on failure report the error to the queue and do not ack, so the message comes
+        back after the visibility timeout (or goes to the DLQ once it has used up its receives)."""
+        error = self.handler(delivery.message)
+        if error is None:
+            super().finish(delivery)
+        else:
+            self.failed += 1
+            if isinstance(self.queue, RedriveQueue):
+                self.queue.fail(delivery, error)

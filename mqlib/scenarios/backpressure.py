@@ -8,7 +8,7 @@ reproduces the lesson's numbers - 10,000 msg/s in, 1,000 msg/s out - for an hour
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _validate as check
@@ -20,6 +20,7 @@ from ..models.backpressure import (
     PartitionConsumer,
     RateProducer,
 )
+from ._sampled import SampledRun
 
 __all__ = [
     "BackpressureRun",
@@ -31,11 +32,14 @@ __all__ = [
 ]
 
 CONSUMER_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-SERIES_KEYS = ("time", "depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
 
 
-class BackpressureRun:
+class BackpressureRun(SampledRun):
     """A producer, a partitioned queue with a backpressure ``mode`` and a consumer group.
+
+    Its :attr:`series` over ``time``: ``depth`` and ``lag``, the producer's and the consumers'
+    effective rates since the previous sample (messages per second actually produced and
+    consumed), and the running totals of ``dropped`` and ``rejected`` messages.
 
     Parameters
     ----------
@@ -52,6 +56,8 @@ class BackpressureRun:
     seed:
         Seeds the priorities of the messages.
     """
+
+    SERIES = ("depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
 
     def __init__(
         self,
@@ -93,10 +99,7 @@ class BackpressureRun:
         for _ in range(consumers):
             self._add()
         self.broker.rebalance(list(self.consumers))
-        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
-        self._marks: list[tuple[float, int, int]] = []  # (time, produced, consumed) per sample
-        self._sample()
-        self.sim.process(self._sampler())
+        self._start_sampling()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
     def set_rate(self, rate: float) -> None:
@@ -149,17 +152,7 @@ class BackpressureRun:
         self.sim.settle()
         return name
 
-    def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass."""
-        check.positive("seconds", seconds)
-        self.sim.advance(seconds)
-        self._sample()
-
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.sim.now
-
     def state(self) -> dict[str, Any]:
         """Counters and settings as plain data."""
         b, p = self.broker, self.producer
@@ -210,28 +203,19 @@ class BackpressureRun:
         )
         return name
 
-    def _sample(self) -> None:
-        t, b = self.sim.now, self.broker
-        s = self.series
-        if s["time"] and s["time"][-1] == t:  # a second look at the same instant replaces the first
-            for key in SERIES_KEYS:
-                s[key].pop()
-            self._marks.pop()
-        t0, produced0, consumed0 = self._marks[-1] if self._marks else (t, 0, 0)
-        self._marks.append((t, b.produced, b.consumed))
-        dt = t - t0
-        s["time"].append(t)
-        s["depth"].append(b.depth)
-        s["lag"].append(b.lag)
-        s["producer_rate"].append((b.produced - produced0) / dt if dt > 0 else 0.0)
-        s["consumer_rate"].append((b.consumed - consumed0) / dt if dt > 0 else 0.0)
-        s["dropped"].append(b.dropped["low"] + b.dropped["high"])
-        s["rejected"].append(b.rejected)
-
-    def _sampler(self) -> Generator[Any, Any, None]:
-        while True:
-            yield self.sim.timeout(self.sample_every)
-            self._sample()
+    def _measure(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        b = self.broker
+        return {
+            "depth": b.depth,
+            "lag": b.lag,
+            "producer_rate": self._rate(b.produced, previous, "produced"),
+            "consumer_rate": self._rate(b.consumed, previous, "consumed"),
+            "dropped": b.dropped["low"] + b.dropped["high"],
+            "rejected": b.rejected,
+            # not plotted: the totals the next sample's rates are measured from
+            "produced": b.produced,
+            "consumed": b.consumed,
+        }
 
 
 class LargeScaleRun(Backlog):

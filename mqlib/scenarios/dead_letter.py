@@ -9,7 +9,7 @@ error and receive count, alerts - is readable as plain data.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import simpy
@@ -17,11 +17,11 @@ import simpy
 from .. import _validate as check
 from ..core import Simulation
 from ..models.dlq import DeadLetterQueue, HandlerConsumer, PoisonHandler, RedriveQueue
+from ._sampled import SampledRun
 
-__all__ = ["DeadLetterRun", "SteadyProducer", "default_run"]
+__all__ = ["DeadLetterRun", "PoisonPillRun", "SteadyProducer", "default_run"]
 
 CONSUMER_NAMES = "ABCDEFGHIJ"
-SERIES_KEYS = ("time", "depth", "dlq_depth", "processed", "failed", "throughput")
 
 
 class SteadyProducer:
@@ -106,9 +106,97 @@ class SteadyProducer:
                 yield wait
 
 
-class DeadLetterRun:
+class PoisonPillRun(SampledRun):
+    """What the runs with poison pills share (this chapter's and the playground's): a
+    :class:`SteadyProducer`, a :class:`~mqlib.models.dlq.RedriveQueue` with its DLQ, and competing
+    :class:`~mqlib.models.dlq.HandlerConsumer` s that share one
+    :class:`~mqlib.models.dlq.PoisonHandler` - so that :meth:`fix_bug` fixes all of them at once,
+    like one deployment.
+
+    A subclass validates its own settings, sets ``self.sample_every``, calls :meth:`_build` and
+    then :meth:`_start_sampling`; the buttons below work on what :meth:`_build` made.
+    """
+
+    def _build(
+        self,
+        *,
+        seed: int,
+        name: str,
+        consumers: tuple[str, ...] | str,
+        processing_time: float,
+        visibility_timeout: float,
+        max_receives: int,
+        dlq: bool,
+        rate: float,
+        capacity: int | None = None,
+        ordered: bool = False,
+        alert_threshold: int | None = None,
+    ) -> None:
+        """Build the simulation: queue ``name`` with its DLQ ``<name>-dlq`` (attached if ``dlq``),
+        one consumer per name in ``consumers``, and the producer (bounded by ``capacity``)."""
+        self.sim = Simulation(seed=seed)
+        self.dlq = DeadLetterQueue(self.sim, name=f"{name}-dlq", alert_threshold=alert_threshold)
+        self.queue = RedriveQueue(
+            self.sim,
+            visibility_timeout=visibility_timeout,
+            name=name,
+            dead_letter_queue=self.dlq if dlq else None,
+            max_receives=max_receives,
+            ordered=ordered,
+        )
+        self.handler = PoisonHandler()
+        self.consumers = {
+            n: HandlerConsumer(
+                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
+            )
+            for n in consumers
+        }
+        self.producer = SteadyProducer(self.sim, self.queue, rate=rate, capacity=capacity)
+        self.poison_ids: list[str] = []
+
+    # -- actions (the widgets' buttons) ---------------------------------------------------------
+    def set_rate(self, rate: float) -> None:
+        """Good messages per second from the producer (0 pauses it)."""
+        self.producer.set_rate(rate)
+        self._settle()
+
+    def inject_poison(self) -> str:
+        """Send one poison pill now, straight to the queue (past the producer, and so past any
+        bound on the queue); returns its id."""
+        message = self.queue.send({"poison": True})
+        self.poison_ids.append(message.id)
+        self.sim.record("inject_poison", message=message.id)
+        self._settle()
+        return message.id
+
+    def set_max_receives(self, max_receives: int) -> None:
+        """Receives before a message is dead-lettered."""
+        self.queue.set_redrive_policy(self.queue.dead_letter_queue, max_receives)
+
+    def set_dlq(self, enabled: bool) -> None:
+        """Attach or detach the DLQ (without it, failures are retried forever)."""
+        check.boolean("enabled", enabled)
+        self.queue.set_redrive_policy(self.dlq if enabled else None, self.queue.max_receives)
+
+    def fix_bug(self) -> None:
+        """Deploy the fix: poison pills are processed normally from now on."""
+        self.handler.fix_bug()
+        self.sim.record("bug_fixed")
+
+    def replay(self) -> list[str]:
+        """Send every dead letter back to the queue; returns their ids."""
+        ids = self.dlq.replay()
+        self._settle()
+        return ids
+
+
+class DeadLetterRun(PoisonPillRun):
     """A producer, a queue with a redrive policy, its DLQ and competing consumers whose handler
     fails on poison pills until the bug is fixed.
+
+    Its :attr:`series` over ``time``: the queue's ``depth``, the DLQ's ``dlq_depth``, the totals
+    ``processed`` and ``failed`` (attempts), and ``throughput``: messages processed per second
+    since the previous sample.
 
     Parameters
     ----------
@@ -132,6 +220,8 @@ class DeadLetterRun:
         Seconds between the points of :attr:`series`.
     """
 
+    SERIES = ("depth", "dlq_depth", "processed", "failed", "throughput")
+
     def __init__(
         self,
         *,
@@ -149,35 +239,21 @@ class DeadLetterRun:
         check.integer("consumers", consumers, minimum=1, maximum=len(CONSUMER_NAMES))
         check.boolean("dlq", dlq)
         self.sample_every = check.positive("sample_every", sample_every)
-        self.sim = Simulation(seed=seed)
-        self.dlq = DeadLetterQueue(self.sim, name="orders-dlq", alert_threshold=alert_threshold)
-        self.queue = RedriveQueue(
-            self.sim,
-            visibility_timeout=visibility_timeout,
+        self._build(
+            seed=seed,
             name="orders",
-            dead_letter_queue=self.dlq if dlq else None,
+            consumers=CONSUMER_NAMES[:consumers],
+            processing_time=processing_time,
+            visibility_timeout=visibility_timeout,
             max_receives=max_receives,
+            dlq=dlq,
+            rate=rate,
             ordered=ordered,
+            alert_threshold=alert_threshold,
         )
-        self.handler = PoisonHandler()
-        self.consumers = {
-            n: HandlerConsumer(
-                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
-            )
-            for n in CONSUMER_NAMES[:consumers]
-        }
-        self.producer = SteadyProducer(self.sim, self.queue, rate=rate)
-        self.poison_ids: list[str] = []
-        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
-        self._sample()
-        self.sim.process(self._sampler())
+        self._start_sampling()
 
-    # -- actions (the widget's buttons) ---------------------------------------------------------
-    def set_rate(self, rate: float) -> None:
-        """Good messages per second (0 stops the producer)."""
-        self.producer.set_rate(rate)
-        self._settle()
-
+    # -- actions (the widget's buttons; more in PoisonPillRun) -----------------------------------
     def start(self, rate: float = 2.0) -> None:
         """Start the producer at ``rate`` messages per second."""
         check.positive("rate", rate)
@@ -194,37 +270,9 @@ class DeadLetterRun:
         self._settle()
         return ids
 
-    def inject_poison(self) -> str:
-        """Send one poison pill now; returns its id."""
-        message = self.queue.send({"poison": True})
-        self.poison_ids.append(message.id)
-        self.sim.record("inject_poison", message=message.id)
-        self._settle()
-        return message.id
-
-    def set_max_receives(self, max_receives: int) -> None:
-        """Receives before a message is dead-lettered."""
-        self.queue.set_redrive_policy(self.queue.dead_letter_queue, max_receives)
-
-    def set_dlq(self, enabled: bool) -> None:
-        """Attach or detach the DLQ (without it, failures are retried forever)."""
-        check.boolean("enabled", enabled)
-        self.queue.set_redrive_policy(self.dlq if enabled else None, self.queue.max_receives)
-
     def set_alert_threshold(self, threshold: int | None) -> None:
         """Alert when the DLQ holds more than ``threshold`` messages."""
         self.dlq.set_alert_threshold(threshold)
-
-    def fix_bug(self) -> None:
-        """Deploy the fix: poison pills are processed normally from now on."""
-        self.handler.fix_bug()
-        self.sim.record("bug_fixed")
-
-    def replay(self) -> list[str]:
-        """Send every dead letter back to the queue; returns their ids."""
-        ids = self.dlq.replay()
-        self._settle()
-        return ids
 
     def purge(self) -> int:
         """Delete every dead letter; returns how many."""
@@ -232,17 +280,7 @@ class DeadLetterRun:
         self._settle()
         return count
 
-    def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass."""
-        check.positive("seconds", seconds)
-        self.sim.advance(seconds)
-        self._sample()
-
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.sim.now
-
     @property
     def processed(self) -> int:
         """Messages processed successfully (acked)."""
@@ -295,28 +333,14 @@ class DeadLetterRun:
         )
 
     # -- internals -----------------------------------------------------------------------------
-    def _settle(self) -> None:
-        self.sim.settle()
-        self._sample()
-
-    def _sample(self) -> None:
-        t, s = self.sim.now, self.series
-        if s["time"] and s["time"][-1] == t:
-            for key in SERIES_KEYS:
-                s[key].pop()
-        previous = (s["time"][-1], s["processed"][-1]) if s["time"] else (t, 0)
-        s["time"].append(t)
-        s["depth"].append(self.queue.depth)
-        s["dlq_depth"].append(self.dlq.depth)
-        s["processed"].append(self.processed)
-        s["failed"].append(self.queue.failed_count)
-        dt = t - previous[0]
-        s["throughput"].append((self.processed - previous[1]) / dt if dt > 0 else 0.0)
-
-    def _sampler(self) -> Generator[Any, Any, None]:
-        while True:
-            yield self.sim.timeout(self.sample_every)
-            self._sample()
+    def _measure(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {
+            "depth": self.queue.depth,
+            "dlq_depth": self.dlq.depth,
+            "processed": self.processed,
+            "failed": self.queue.failed_count,
+            "throughput": self._rate(self.processed, previous, "processed"),
+        }
 
 
 def default_run() -> DeadLetterRun:

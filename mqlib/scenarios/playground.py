@@ -17,13 +17,12 @@ experiments are scripted as functions that return their outcome as plain data:
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _validate as check
-from ..core import Simulation
-from ..models.dlq import DeadLetterQueue, HandlerConsumer, PoisonHandler, RedriveQueue
-from .dead_letter import SteadyProducer
+from ..models.dlq import HandlerConsumer
+from .dead_letter import PoisonPillRun
 
 __all__ = [
     "Playground",
@@ -36,20 +35,14 @@ __all__ = [
 ]
 
 CONSUMER_NAMES = ("A", "B", "C")
-SERIES_KEYS = (
-    "time",
-    "depth",
-    "in_flight",
-    "dlq_depth",
-    "sent",
-    "processed",
-    "throughput",
-    "producer_rate",
-)
 
 
-class Playground:
+class Playground(PoisonPillRun):
     """Producer -> broker queue (with DLQ and optional bound) -> three competing consumers.
+
+    Its :attr:`series` over ``time``: the queue's ``depth`` and ``in_flight`` messages, the DLQ's
+    ``dlq_depth``, the totals ``sent`` and ``processed``, and per second since the previous
+    sample, ``throughput`` (processed) and ``producer_rate`` (sent).
 
     Parameters
     ----------
@@ -71,6 +64,16 @@ class Playground:
         Seconds between the points of :attr:`series`.
     """
 
+    SERIES = (
+        "depth",
+        "in_flight",
+        "dlq_depth",
+        "sent",
+        "processed",
+        "throughput",
+        "producer_rate",
+    )
+
     def __init__(
         self,
         *,
@@ -88,37 +91,21 @@ class Playground:
         check.boolean("backpressure", backpressure)
         self.capacity = check.integer("capacity", capacity, minimum=1)
         self.sample_every = check.positive("sample_every", sample_every)
-        self.sim = Simulation(seed=seed)
-        self.dlq = DeadLetterQueue(self.sim, name="broker-dlq")
-        self.queue = RedriveQueue(
-            self.sim,
-            visibility_timeout=visibility_timeout,
+        self._build(
+            seed=seed,
             name="broker",
-            dead_letter_queue=self.dlq if dlq else None,
+            consumers=CONSUMER_NAMES,
+            processing_time=processing_time,
+            visibility_timeout=visibility_timeout,
             max_receives=max_receives,
+            dlq=dlq,
+            rate=rate,
+            capacity=capacity if backpressure else None,
         )
-        self.handler = PoisonHandler()
-        self.consumers = {
-            n: HandlerConsumer(
-                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
-            )
-            for n in CONSUMER_NAMES
-        }
-        self.producer = SteadyProducer(
-            self.sim, self.queue, rate=rate, capacity=capacity if backpressure else None
-        )
-        self.poison_ids: list[str] = []
         self.max_depth = 0
-        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
-        self._sample()
-        self.sim.process(self._sampler())
+        self._start_sampling()
 
-    # -- actions (the widget's buttons) ---------------------------------------------------------
-    def set_rate(self, rate: float) -> None:
-        """Messages per second from the producer (0 pauses it)."""
-        self.producer.set_rate(rate)
-        self._settle()
-
+    # -- actions (the widget's buttons; more in PoisonPillRun) -----------------------------------
     def kill_consumer(self, name: str) -> str | None:
         """Kill consumer ``name`` now; returns the id of the message it dropped, if any. That
         message comes back after the visibility timeout and another consumer takes it."""
@@ -131,14 +118,6 @@ class Playground:
         self._consumer(name).start()
         self._settle()
 
-    def inject_poison(self) -> str:
-        """Send a poison pill now (it bypasses the producer, and so the bound); returns its id."""
-        message = self.queue.send({"poison": True})
-        self.poison_ids.append(message.id)
-        self.sim.record("inject_poison", message=message.id)
-        self._settle()
-        return message.id
-
     def set_backpressure(self, enabled: bool, capacity: int | None = None) -> None:
         """Bound the queue at ``capacity`` (default: the current one) so that a full queue blocks
         the producer, or remove the bound."""
@@ -149,31 +128,9 @@ class Playground:
         self.sim.record("backpressure", enabled=enabled, capacity=self.capacity)
         self._settle()
 
-    def set_dlq(self, enabled: bool) -> None:
-        """Attach or detach the DLQ."""
-        check.boolean("enabled", enabled)
-        self.queue.set_redrive_policy(self.dlq if enabled else None, self.queue.max_receives)
-
-    def set_max_receives(self, max_receives: int) -> None:
-        """Receives before a message goes to the DLQ."""
-        self.queue.set_redrive_policy(self.queue.dead_letter_queue, max_receives)
-
-    def fix_bug(self) -> None:
-        """Deploy the fix: poison pills are processed normally from now on."""
-        self.handler.fix_bug()
-        self.sim.record("bug_fixed")
-
     def replay_dlq(self) -> list[str]:
-        """Send every dead letter back to the queue."""
-        ids = self.dlq.replay()
-        self._settle()
-        return ids
-
-    def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass."""
-        check.positive("seconds", seconds)
-        self.sim.advance(seconds)
-        self._sample()
+        """Send every dead letter back to the queue (the same as :meth:`replay`)."""
+        return self.replay()
 
     def drain(self, limit: float = 3600.0) -> float:
         """Stop the producer and advance until the queue is empty; returns the time it took.
@@ -195,10 +152,6 @@ class Playground:
         return self.now - start
 
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.sim.now
-
     @property
     def alive(self) -> list[str]:
         """Names of the consumers that are running."""
@@ -245,35 +198,20 @@ class Playground:
         check.choice("consumer", name, self.consumers)
         return self.consumers[name]
 
-    def _settle(self) -> None:
-        self.sim.settle()
-        self._sample()
-
-    def _sample(self) -> None:
-        t, s = self.sim.now, self.series
-        if s["time"] and s["time"][-1] == t:
-            for key in SERIES_KEYS:
-                s[key].pop()
-        if s["time"]:
-            t0, sent0, done0 = s["time"][-1], s["sent"][-1], s["processed"][-1]
-        else:
-            t0, sent0, done0 = t, 0, 0
-        dt = t - t0
+    def _measure(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
         depth = self.queue.depth
+        # every sample, including one replaced later at the same instant, counts for the maximum
         self.max_depth = max(self.max_depth, depth)
-        s["time"].append(t)
-        s["depth"].append(depth)
-        s["in_flight"].append(self.queue.in_flight_count)
-        s["dlq_depth"].append(self.dlq.depth)
-        s["sent"].append(self.producer.sent)
-        s["processed"].append(self.queue.acked_count)
-        s["throughput"].append((self.queue.acked_count - done0) / dt if dt > 0 else 0.0)
-        s["producer_rate"].append((self.producer.sent - sent0) / dt if dt > 0 else 0.0)
-
-    def _sampler(self) -> Generator[Any, Any, None]:
-        while True:
-            yield self.sim.timeout(self.sample_every)
-            self._sample()
+        processed, sent = self.queue.acked_count, self.producer.sent
+        return {
+            "depth": depth,
+            "in_flight": self.queue.in_flight_count,
+            "dlq_depth": self.dlq.depth,
+            "sent": sent,
+            "processed": processed,
+            "throughput": self._rate(processed, previous, "processed"),
+            "producer_rate": self._rate(sent, previous, "sent"),
+        }
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,20 +7,24 @@ is a method (:meth:`~PointToPointRun.send`, :meth:`~PointToPointRun.crash_consum
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _validate as check
 from ..core import Simulation
 from ..models.consumer import Consumer
 from ..models.work_queue import WorkQueue
+from ._sampled import SampledRun
 
 #: Seconds each default consumer needs per message: a fast, a medium and a slow worker.
 DEFAULT_PROCESSING_TIMES: dict[str, float] = {"A": 1.0, "B": 1.5, "C": 2.5}
 
 
-class PointToPointRun:
+class PointToPointRun(SampledRun):
     """A live work-queue run that advances in simulated seconds.
+
+    Its :attr:`series` are ``visible`` (messages waiting) and ``in_flight`` (received, not yet
+    acked) over ``time``.
 
     Parameters
     ----------
@@ -34,6 +38,8 @@ class PointToPointRun:
         Seeds the simulation (this scenario draws no random numbers yet, but the seed is recorded so
         that traces are comparable).
     """
+
+    SERIES = ("visible", "in_flight")
 
     def __init__(
         self,
@@ -53,9 +59,7 @@ class PointToPointRun:
             for name, t in times.items()
         }
         self.sample_every = check.positive("sample_every", sample_every)
-        self.series: dict[str, list[float]] = {"time": [], "visible": [], "in_flight": []}
-        self._sample()
-        self.sim.process(self._sampler())
+        self._start_sampling()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
     def send(self, count: int = 1) -> None:
@@ -63,21 +67,18 @@ class PointToPointRun:
         check.integer("count", count, minimum=1, maximum=10_000)
         for _ in range(count):
             self.queue.send()
-        self.sim.settle()  # idle consumers pick up their messages at this same instant
-        self._sample()
+        self._settle()  # idle consumers pick up their messages at this same instant
 
     def crash_consumer(self, name: str) -> str | None:
         """Kill consumer ``name`` now; returns the id of the message it dropped mid-processing."""
         dropped = self._consumer(name).crash()
-        self.sim.settle()  # let the interrupt land before anyone looks at the state
-        self._sample()
+        self._settle()  # let the interrupt land before anyone looks at the state
         return dropped.message.id if dropped else None
 
     def restart_consumer(self, name: str) -> None:
         """Bring a crashed consumer back."""
         self._consumer(name).start()
-        self.sim.settle()
-        self._sample()
+        self._settle()
 
     def set_processing_time(self, name: str, seconds: float) -> None:
         """Seconds consumer ``name`` needs per message, from its next message on."""
@@ -86,12 +87,6 @@ class PointToPointRun:
     def set_visibility_timeout(self, seconds: float) -> None:
         """Visibility timeout for messages received from now on."""
         self.queue.set_visibility_timeout(seconds)
-
-    def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass."""
-        check.positive("seconds", seconds)
-        self.sim.advance(seconds)
-        self._sample()
 
     def run_until_empty(self, limit: float = 3600.0) -> float:
         """Advance until every message is acked; return the time of the last ack.
@@ -112,10 +107,6 @@ class PointToPointRun:
         return acks[-1].time if acks else self.now
 
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.sim.now
-
     def processed_by(self) -> dict[str, int]:
         """Messages each consumer has processed (including a redelivered one processed twice)."""
         return {name: c.processed for name, c in self.consumers.items()}
@@ -151,19 +142,8 @@ class PointToPointRun:
         check.choice("consumer", name, self.consumers)
         return self.consumers[name]
 
-    def _sample(self) -> None:
-        t = self.sim.now
-        if self.series["time"] and self.series["time"][-1] == t:
-            for key in ("time", "visible", "in_flight"):
-                self.series[key].pop()
-        self.series["time"].append(t)
-        self.series["visible"].append(self.queue.visible_count)
-        self.series["in_flight"].append(self.queue.in_flight_count)
-
-    def _sampler(self) -> Generator[Any, Any, None]:
-        while True:
-            yield self.sim.timeout(self.sample_every)
-            self._sample()
+    def _measure(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"visible": self.queue.visible_count, "in_flight": self.queue.in_flight_count}
 
 
 def default_run() -> PointToPointRun:

@@ -30,6 +30,8 @@ class SimulationView:
     """
 
     view: w.Widget
+    #: True while the view moves its own controls to match the scenario (see :meth:`_on_control`).
+    _syncing: bool = False
 
     def __init__(self) -> None:
         self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
@@ -44,6 +46,40 @@ class SimulationView:
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- helpers for building the controls -----------------------------------------------------
+    def _button(self, label: str, action: Any, tooltip: str, icon: str = "") -> w.Button:
+        """A button that calls ``action()`` when clicked (the click event itself is dropped, so
+        ``action`` is the same method a notebook cell would call)."""
+        button = w.Button(
+            description=label, tooltip=tooltip, icon=icon, layout=w.Layout(width="auto")
+        )
+        button.on_click(lambda _b: action())
+        return button
+
+    def _on_control(self, action: Any) -> Any:
+        """An observer for a control's ``"value"`` that calls ``action(new_value)``, except while
+        ``self._syncing`` is set: when the view itself moves the control to match the scenario,
+        that change must not be replayed as if the learner had made it."""
+
+        def handler(change: dict[str, Any]) -> None:
+            if not self._syncing:
+                action(change["new"])
+
+        return handler
+
+    def _sync(self, control: w.ValueWidget, value: Any, *, widen_max: bool = False) -> None:
+        """Move ``control`` to ``value`` to match the scenario, without its :meth:`_on_control`
+        observer acting on the move. With ``widen_max`` a slider's ``max`` first grows to take
+        ``value`` (a value set from code may lie beyond the slider's range; without that the slider
+        would clamp it)."""
+        self._syncing = True
+        try:
+            if widen_max:
+                control.max = max(control.max, value)
+            control.value = value
+        finally:
+            self._syncing = False
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = self.view._repr_mimebundle_(include=include, exclude=exclude)

@@ -110,20 +110,6 @@ class DeliveryGuarantees(SimulationView):
         self._do(name, *args)
         self.refresh()
 
-    def _sync(self, control: w.ValueWidget, value: Any) -> None:
-        self._syncing = True
-        try:
-            control.value = value
-        finally:
-            self._syncing = False
-
-    def _button(self, label: str, action: Any, tooltip: str, icon: str = "") -> w.Button:
-        button = w.Button(
-            description=label, tooltip=tooltip, icon=icon, layout=w.Layout(width="auto")
-        )
-        button.on_click(lambda _b: action())
-        return button
-
     def _build(self) -> None:
         mx = bq.OrdinalScale()
         my = bq.LinearScale(min=0.0, max=3.0)
@@ -199,9 +185,7 @@ class DeliveryGuarantees(SimulationView):
             ],
             style={"button_width": "110px"},
         )
-        self.guarantee_control.observe(
-            lambda c: None if self._syncing else self.set_guarantee(c["new"]), "value"
-        )
+        self.guarantee_control.observe(self._on_control(self.set_guarantee), "value")
         producer = w.HBox(
             [
                 w.HTML("<b>Producer</b>", layout=w.Layout(width="80px")),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import bqplot as bq
 import ipywidgets as w
 
@@ -48,7 +46,7 @@ class SyncVsAsync(SimulationView):
     def set_mode(self, mode: str) -> FlowResult:
         """``"sync"`` or ``"async"``."""
         self.flow.mode = check.choice("mode", mode, MODES)
-        self._set_control(self.mode_control, mode)
+        self._sync(self.mode_control, mode)
         return self._rerun()
 
     def set_latency(self, service: str, ms: float) -> FlowResult:
@@ -56,26 +54,26 @@ class SyncVsAsync(SimulationView):
         self.flow.set_latency(service, ms)
         slider = self.latency_controls[service]
         slider.max = max(slider.max, int(ms) + 1)
-        self._set_control(slider, ms)
+        self._sync(slider, ms)
         return self._rerun()
 
     def set_down(self, service: str, down: bool = True) -> FlowResult:
         """Take ``service`` down (``True``) or bring it up (``False``)."""
         self.flow.set_down(service, down)
-        self._set_control(self.down_controls[service], down)
+        self._sync(self.down_controls[service], down)
         return self._rerun()
 
     def set_timeout(self, ms: float) -> FlowResult:
         """How long a synchronous call waits before failing."""
         self.flow.timeout_ms = check.positive("timeout_ms", ms)
         self.timeout_control.max = max(self.timeout_control.max, int(ms) + 1)
-        self._set_control(self.timeout_control, ms)
+        self._sync(self.timeout_control, ms)
         return self._rerun()
 
     def set_recovery(self, ms: float) -> FlowResult:
         """Async mode: when the services that are down come back."""
         self.recovers_at_ms = check.non_negative("recovers_at_ms", ms)
-        self._set_control(self.recovery_control, ms)
+        self._sync(self.recovery_control, ms)
         return self._rerun()
 
     def summary(self) -> str:
@@ -93,20 +91,6 @@ class SyncVsAsync(SimulationView):
         self.result = self.flow.run()
         self.refresh()
         return self.result
-
-    def _set_control(self, control: w.ValueWidget, value: Any) -> None:
-        self._syncing = True
-        try:
-            control.value = value
-        finally:
-            self._syncing = False
-
-    def _on_control(self, action: Any) -> Any:
-        def handler(change: dict[str, Any]) -> None:
-            if not self._syncing:
-                action(change["new"])
-
-        return handler
 
     def _build(self) -> None:
         self.x_scale = bq.LinearScale(min=0.0)

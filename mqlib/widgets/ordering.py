@@ -132,18 +132,6 @@ class MessageOrdering(SimulationView):
         finally:
             self._syncing = False
 
-    def _on_control(self, action: Any) -> Any:
-        def handler(change: dict[str, Any]) -> None:
-            if not self._syncing:
-                action(change["new"])
-
-        return handler
-
-    def _button(self, label: str, action: Any, tooltip: str) -> w.Button:
-        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width="auto"))
-        button.on_click(lambda _b: action())
-        return button
-
     def _build(self) -> None:
         self._syncing = False
         rows = len(self.run.orders)
@@ -370,14 +358,14 @@ class Repartitioning(SimulationView):
         """The partition count the existing events were written with."""
         self.run.mapping([n])
         self.before = n
-        self._sync(self.before_control, n)
+        self._sync(self.before_control, n, widen_max=True)
         self.refresh()
 
     def set_after(self, n: int) -> None:
         """The partition count new events are written with."""
         self.run.mapping([n])
         self.after = n
-        self._sync(self.after_control, n)
+        self._sync(self.after_control, n, widen_max=True)
         self.refresh()
 
     def mapping(self) -> dict[int, tuple[int, int]]:
@@ -399,14 +387,6 @@ class Repartitioning(SimulationView):
             f"{self.before} → {self.after} partitions: {parts}; "
             f"{moved} of {len(self.run.orders)} orders change partition"
         )
-
-    def _sync(self, control: w.IntSlider, value: int) -> None:
-        self._syncing = True
-        try:
-            control.max = max(control.max, value)
-            control.value = value
-        finally:
-            self._syncing = False
 
     def _build(self) -> None:
         self._syncing = False
@@ -466,7 +446,7 @@ class Repartitioning(SimulationView):
             (self.before_control, self.set_before),
             (self.after_control, self.set_after),
         ):
-            control.observe(lambda c, a=action: None if self._syncing else a(c["new"]), "value")
+            control.observe(self._on_control(action), "value")
         self.view = w.VBox(
             [
                 self.figure,

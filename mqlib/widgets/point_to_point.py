@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import bqplot as bq
 import ipywidgets as w
 
@@ -57,13 +55,13 @@ class PointToPoint(SimulationView):
     def set_processing_time(self, name: str, seconds: float) -> None:
         """Seconds consumer ``name`` needs per message."""
         self.run.set_processing_time(name, seconds)
-        self._sync(self.speed_controls[name], seconds)
+        self._sync(self.speed_controls[name], seconds, widen_max=True)
         self.refresh()
 
     def set_visibility_timeout(self, seconds: float) -> None:
         """The queue's visibility timeout in seconds."""
         self.run.set_visibility_timeout(seconds)
-        self._sync(self.visibility_control, seconds)
+        self._sync(self.visibility_control, seconds, widen_max=True)
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
@@ -75,19 +73,6 @@ class PointToPoint(SimulationView):
         return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
-    def _sync(self, control: w.ValueWidget, value: Any) -> None:
-        self._syncing = True
-        try:
-            control.max = max(control.max, value)
-            control.value = value
-        finally:
-            self._syncing = False
-
-    def _button(self, label: str, action: Any, tooltip: str) -> w.Button:
-        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width="auto"))
-        button.on_click(lambda _b: action())
-        return button
-
     def _build(self) -> None:
         self._syncing = False
         names = list(self.run.consumers)
@@ -163,8 +148,7 @@ class PointToPoint(SimulationView):
                 layout=w.Layout(width="340px"),
             )
             slider.observe(
-                lambda c, n=name: None if self._syncing else self.set_processing_time(n, c["new"]),
-                "value",
+                self._on_control(lambda v, n=name: self.set_processing_time(n, v)), "value"
             )
             self.speed_controls[name] = slider
             consumer_rows.append(
@@ -189,9 +173,7 @@ class PointToPoint(SimulationView):
             readout_format=".1f",
             layout=w.Layout(width="420px"),
         )
-        self.visibility_control.observe(
-            lambda c: None if self._syncing else self.set_visibility_timeout(c["new"]), "value"
-        )
+        self.visibility_control.observe(self._on_control(self.set_visibility_timeout), "value")
         self.crash_buttons = {
             name: row.children[1] for name, row in zip(names, consumer_rows, strict=True)
         }

@@ -140,11 +140,6 @@ class PubSub(SimulationView):
             self._colours[group] = GROUP_COLOURS[len(self._colours) % len(GROUP_COLOURS)]
         return self._colours[group]
 
-    def _button(self, label: str, action: Any, tooltip: str, width: str = "auto") -> w.Button:
-        button = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width=width))
-        button.on_click(lambda _b: action())
-        return button
-
     def _build(self) -> None:
         mx = bq.OrdinalScale()
         my = bq.LinearScale(min=0.0)
