@@ -6,9 +6,6 @@ change in behaviour is intended).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,8 +21,6 @@ from mqlib.models.cluster import (
 )
 from mqlib.models.partitioner import kafka_partition
 from mqlib.scenarios.cluster import ClusterRun, default_run
-
-GOLDEN = Path(__file__).parent / "golden" / "cluster.json"
 
 
 def make(**kwargs) -> Cluster:
@@ -627,21 +622,3 @@ def test_scenario_unclean_election_lists_lost_records():
     lost = run.lost_records()
     assert [(x["offset"], x["value"], x["status"]) for x in lost] == [(1, "paid", "acknowledged")]
     assert "lost 1 (1 acknowledged)" in run.summary()
-
-
-def _trace(run: ClusterRun) -> list[dict]:
-    return json.loads(json.dumps(run.sim.trace.as_dicts()))
-
-
-def test_default_run_matches_the_golden_trace():
-    assert _trace(default_run()) == json.loads(GOLDEN.read_text())
-
-
-def test_same_seed_same_trace():
-    assert _trace(default_run()) == _trace(default_run())
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(_trace(default_run()), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")

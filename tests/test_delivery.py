@@ -5,8 +5,6 @@ change of the trace is intended).
 """
 
 import doctest
-import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -32,21 +30,14 @@ from mqlib.scenarios.guarantees import (
     DEFAULT_FAULTS,
     GuaranteesRun,
     compare_guarantees,
-    compare_traces,
     default_run,
 )
-
-GOLDEN = Path(__file__).parent / "golden" / "guarantees.json"
 
 # Seed 0 with a 10 % chance of every fault draws: m8's first send is lost, and the consumer
 # crashes right after charging m8 the first time.
 SEED0_RATES = dict(
     lose_message=0.1, lose_ack=0.1, lose_commit=0.1, crash_before_effect=0.1, crash_after_effect=0.1
 )
-
-
-def golden_data():
-    return {"default_run": default_run().events(), "compare": compare_traces()}
 
 
 # -- the three guarantees on fixed schedules ---------------------------------------------------
@@ -406,10 +397,6 @@ def test_stepwise_faults_apply_to_the_next_message_and_switching_resets():
     assert [e["kind"] for e in run.events()].count("duplicate_rejected") == 2
 
 
-def test_golden_trace():
-    assert json.loads(GOLDEN.read_text()) == json.loads(json.dumps(golden_data()))
-
-
 def test_default_faults_cover_every_kind():
     assert {f.kind for f in DEFAULT_FAULTS} == set(FAULT_KINDS)
 
@@ -421,9 +408,3 @@ def test_docstring_examples():
 def test_balance_store_defaults():
     store = BalanceStore()
     assert (store.balance, store.processed_ids, store.data) == (1000, set(), {})
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(golden_data(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")

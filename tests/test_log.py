@@ -7,9 +7,7 @@ Run ``python tests/test_log.py`` to rewrite tests/golden/kafka_log.json after a 
 from __future__ import annotations
 
 import doctest
-import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -26,8 +24,6 @@ from mqlib.models.log import (
 )
 from mqlib.models.partitioner import kafka_partition
 from mqlib.scenarios.kafka_log import KafkaLogRun, default_run
-
-GOLDEN = Path(__file__).parent / "golden" / "kafka_log.json"
 
 
 def make_log(partitions=3, **kwargs):
@@ -743,21 +739,3 @@ def test_scenario_consume_returns_plain_records_and_rebalances_on_kill():
     assert run.remove_member("g") == "g-3"
     run.remove_group("g")
     assert run.lag() == {}
-
-
-def golden_trace() -> list[dict]:
-    return json.loads(json.dumps(default_run().sim.trace.as_dicts()))
-
-
-def test_default_run_matches_the_golden_trace():
-    assert golden_trace() == json.loads(GOLDEN.read_text())
-
-
-def test_same_seed_same_trace():
-    assert golden_trace() == golden_trace()
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(golden_trace(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")

@@ -5,9 +5,7 @@ change of the trace is intended).
 """
 
 import doctest
-import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -27,16 +25,6 @@ from mqlib.models.ordering import (
     simulate_ordering,
 )
 from mqlib.scenarios.ordering import OrderingRun, competing_run, default_run
-
-GOLDEN = Path(__file__).parent / "golden" / "ordering.json"
-
-
-def golden_data():
-    return {
-        "default_run": default_run().sim.trace.as_dicts(),
-        "competing_run": competing_run().sim.trace.as_dicts(),
-    }
-
 
 # -- keys and partitions -----------------------------------------------------------------------
 
@@ -296,10 +284,6 @@ def test_same_seed_same_trace():
     assert traces[0].sim.trace.as_dicts() == traces[1].sim.trace.as_dicts()
 
 
-def test_golden_trace():
-    assert json.loads(GOLDEN.read_text()) == json.loads(json.dumps(golden_data()))
-
-
 def test_docstring_examples():
     assert doctest.testmod(ordering_module).failed == 0
 
@@ -382,9 +366,3 @@ def test_random_bad_values_are_refused_naming_the_parameter(target, value):
         assert name in {"jitter", "seconds", "send_interval", "seed", "consumers", "orders"} or (
             name == "keyed" and isinstance(value, bool)
         )
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(golden_data(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")

@@ -4,7 +4,6 @@ Regenerate the golden trace with ``python tests/test_playground.py``.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,12 +18,6 @@ from mqlib.scenarios.playground import (
     experiment_poison_pill,
     run_experiments,
 )
-
-GOLDEN = Path(__file__).parent / "golden" / "playground.json"
-
-
-def as_json(run):
-    return json.loads(json.dumps(run.sim.trace.as_dicts()))
 
 
 def depths_from_trace(run):
@@ -207,14 +200,6 @@ def test_default_run_summary_state_and_series():
     assert run.series["time"][-1] == 30
 
 
-def test_same_seed_same_trace():
-    assert as_json(default_run()) == as_json(default_run())
-
-
-def test_default_run_matches_golden_trace():
-    assert as_json(default_run()) == json.loads(GOLDEN.read_text())
-
-
 # -- bad input ------------------------------------------------------------------------------------
 BAD_VALUES = st.one_of(
     st.just(-1),
@@ -252,9 +237,3 @@ def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
         return  # any int is a valid seed
     with pytest.raises((ValueError, TypeError), match=name):
         CALLS[name](value)
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(default_run().sim.trace.as_dicts(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")

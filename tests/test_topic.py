@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import doctest
 import inspect
-import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,8 +18,6 @@ import mqlib.models.topic as topic_module
 from mqlib.core import Simulation
 from mqlib.models.topic import ConsumerGroup, Topic
 from mqlib.scenarios.pubsub import PubSubRun, default_run
-
-GOLDEN = Path(__file__).parent / "golden" / "pubsub.json"
 
 
 def test_the_lessons_groups_every_group_gets_every_message_members_split_them():
@@ -343,21 +339,3 @@ def test_removing_a_member_from_an_empty_group_is_refused():
 
 
 # --- golden trace --------------------------------------------------------------------------------
-
-
-def golden_trace() -> list[dict]:
-    return json.loads(json.dumps(default_run().sim.trace.as_dicts()))
-
-
-def test_default_run_matches_the_golden_trace():
-    assert golden_trace() == json.loads(GOLDEN.read_text())
-
-
-def test_same_seed_same_trace():
-    assert golden_trace() == golden_trace()
-
-
-if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(golden_trace(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")
