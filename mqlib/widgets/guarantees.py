@@ -113,9 +113,11 @@ class DeliveryGuarantees(SimulationView):
     def _build(self) -> None:
         mx = bq.OrdinalScale()
         my = bq.LinearScale(min=0.0, max=3.0)
+        # Never empty: grouped Bars with no x fail to update in a live notebook ("Error setting
+        # state"), so an empty run is drawn as one blank, zero-height group.
         self.message_mark = bq.Bars(
-            x=[],
-            y=[[], [], []],
+            x=[" "],
+            y=[[0], [0], [0]],
             scales={"x": mx, "y": my},
             type="grouped",
             colors=SERIES_COLOURS,
@@ -272,8 +274,8 @@ class DeliveryGuarantees(SimulationView):
 
     def _draw(self) -> None:
         rows = self.run.per_message()
-        ids = [row["message"] for row in rows]
-        values = [[row[s] for row in rows] for s in SERIES]
+        ids = [row["message"] for row in rows] or [" "]
+        values = [[row[s] for row in rows] or [0] for s in SERIES]
         top = max([3, *(v + 1 for series in values for v in series)])
         with self.message_figure.hold_sync():
             self.message_mark.scales["y"].max = float(top)

@@ -111,7 +111,12 @@ class SyncVsAsync(SimulationView):
             line_style="dash_dotted",
             labels=["user gets an answer"],
         )
+        # Labels start with (empty) data: a Label created without x, y and text fails to update
+        # in a live notebook ("Error setting state").
         self.user_label = bq.Label(
+            x=[],
+            y=[],
+            text=[],
             scales=scales,
             colors=[PALETTE["black"]],
             font_weight="bold",
@@ -122,6 +127,9 @@ class SyncVsAsync(SimulationView):
         )
         # Says what happened on rows without a bar: "never called", "still waiting in its queue".
         self.status_label = bq.Label(
+            x=[],
+            y=[],
+            text=[],
             scales=scales,
             colors=[PALETTE["black"]],
             default_size=12,

@@ -153,11 +153,27 @@ class MessageOrdering(SimulationView):
         self.event_mark = bq.Scatter(scales=scales, default_size=110, stroke="white")
         # Step names above and below the dots, alternating along each row so that neighbours do
         # not collide (one bqplot Label mark has a single y offset, hence two marks).
+        # Created with (empty) data: a Label without x, y and text fails to update in a live
+        # notebook ("Error setting state").
         self.label_above = bq.Label(
-            scales=scales, default_size=12, align="middle", font_weight="bold", y_offset=-19
+            x=[],
+            y=[],
+            text=[],
+            scales=scales,
+            default_size=12,
+            align="middle",
+            font_weight="bold",
+            y_offset=-19,
         )
         self.label_below = bq.Label(
-            scales=scales, default_size=12, align="middle", font_weight="bold", y_offset=29
+            x=[],
+            y=[],
+            text=[],
+            scales=scales,
+            default_size=12,
+            align="middle",
+            font_weight="bold",
+            y_offset=29,
         )
         self.figure = bq.Figure(
             marks=[
