@@ -9,6 +9,8 @@ learner who opens one in JupyterLab sees the simulations' pictures before runnin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,8 +34,19 @@ def execute(path: Path) -> float:
     ).execute()
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)  # timestamps would change every run
-    nbformat.write(nb, path)
+    nbformat.write(stable_widget_ids(nb, path.stem), path)
     return time.perf_counter() - started
+
+
+def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """Replace the kernel's random widget model ids by ids derived from the notebook's name and the
+    widget's position, so that re-executing an unchanged notebook leaves it unchanged in git."""
+    widgets = nb.metadata.get("widgets", {})
+    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    text = json.dumps(nb)
+    for index, old in enumerate(list(state)):
+        text = text.replace(old, hashlib.md5(f"{name}:{index}".encode()).hexdigest())
+    return nbformat.reads(text, as_version=4)
 
 
 def main(argv: list[str]) -> int:
