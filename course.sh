@@ -19,4 +19,4 @@ extra=()
 [ "$(id -u)" = 0 ] && extra+=(--allow-root)  # JupyterLab refuses to run as root without it
 # The whole project is visible in the file browser; the first page is chapter 0.
 exec .venv/bin/jupyter lab "${extra[@]}" --ServerApp.root_dir=. \
-  --ServerApp.default_url=/lab/tree/chapters/00-the-problem.ipynb "$@"
+  --LabApp.default_url=/lab/tree/chapters/00-the-problem.ipynb "$@"
