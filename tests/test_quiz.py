@@ -83,3 +83,17 @@ def test_show_renders_a_stable_quiz_without_mathjax_or_network(capsys):
     assert 'id="mqQuizch01"' in html
     assert "typeof MathJax" not in script
     assert json.dumps(quiz.load("ch01")[0]["question"]) in script
+
+
+def test_chapter_1_timeout_answer_matches_the_engine():
+    """A visibility timeout shorter than the processing time: processed again and again, every
+    ACK refused, never deleted."""
+    run = PointToPointRun({"A": 2.0, "B": 2.0, "C": 2.0}, visibility_timeout=1.0)
+    run.send(1)
+    run.advance(60)
+    assert run.queue.acked_count == 0
+    assert sum(run.processed_by().values()) > 20
+    assert len(run.sim.trace.of_kind("ack_rejected")) == sum(run.processed_by().values())
+    assert run.queue.depth == 1
+    right = next(a for a in quiz.load("ch01")[2]["answers"] if a["correct"])
+    assert "never deleted" in right["answer"]

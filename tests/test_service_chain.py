@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mqlib import OrderFlow, compare_modes
+from mqlib import OrderFlow, Step, compare_modes
 
 
 def test_sync_wait_is_order_plus_every_call_plus_the_timeout():
@@ -93,3 +93,19 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
     mode = kwargs.pop("mode", "sync")
     with pytest.raises((ValueError, TypeError), match=message):
         OrderFlow(mode, **kwargs)
+
+
+def test_async_slow_service_finishes_and_one_cut_off_is_reported_working():
+    done = OrderFlow("async", latencies_ms={"email": 30_000}, down=[]).run()
+    assert done.step("email") == Step("email", "ok", 55.0, 30_055.0)
+    cut = OrderFlow("async", latencies_ms={"email": 30_000}, down=[], horizon_ms=10_000).run()
+    assert cut.step("email") == Step("email", "working", 55.0, None)
+    assert "Still working when the run stopped: email" in cut.summary()
+
+
+@pytest.mark.parametrize("name", ["latencies_ms", "recovers_at_ms"])
+def test_settings_that_must_be_mappings_say_so(name):
+    with pytest.raises(TypeError, match=f"{name} must be a mapping"):
+        OrderFlow("async", **{name: 5})
+    with pytest.raises(TypeError, match=f"{name} must be a mapping"):
+        OrderFlow("async", **{name: []})

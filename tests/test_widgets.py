@@ -111,3 +111,18 @@ def test_point_to_point_methods_validate_before_touching_controls():
         view.crash_consumer("Q")
     view.set_visibility_timeout(45)
     assert view.visibility_control.value == 45  # slider grew to fit
+
+
+def test_controls_show_values_outside_their_usual_range_instead_of_clamping():
+    view = SyncVsAsync(timeout_ms=20_000, recovers_at_ms=30_000)
+    assert view.timeout_control.value == 20_000
+    assert view.recovery_control.value == 30_000
+    view.set_latency("email", 12.5)
+    assert view.latency_controls["email"].value == 12.5
+    run = PointToPointRun({"A": 10.0, "B": 0.1}, visibility_timeout=60)
+    p2p = PointToPoint(run)
+    assert p2p.speed_controls["A"].value == 10.0
+    assert p2p.speed_controls["B"].value == 0.1
+    assert p2p.visibility_control.value == 60
+    p2p.set_processing_time("B", 0.05)
+    assert p2p.speed_controls["B"].value == 0.05

@@ -61,7 +61,7 @@ def test_crash_before_ack_makes_the_message_visible_after_the_timeout_for_anothe
     assert queue.acked_count == 3
 
 
-def test_a_slow_consumer_ack_after_the_timeout_is_rejected_and_the_message_runs_twice():
+def test_a_consumer_slower_than_the_timeout_never_gets_its_ack_accepted():
     sim, queue, consumers = make(times=(3.0, 3.0), visibility_timeout=2.0)
     queue.send()
     sim.run(until=5.5)
@@ -159,3 +159,15 @@ def test_max_in_flight_one_makes_the_queue_fifo_across_consumers():
     assert done[0] == (1.0, "m1")  # A took m1; fast B had to wait for it
     with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
         WorkQueue(sim, max_in_flight=0)
+
+
+def test_processing_times_must_be_a_mapping():
+    with pytest.raises(TypeError, match="processing_times must be a mapping"):
+        PointToPointRun(5)
+    with pytest.raises(TypeError, match="processing_times must be a mapping"):
+        PointToPointRun(["A"])
+
+
+def test_one_advance_is_at_most_a_day():
+    with pytest.raises(ValueError, match="seconds must be <= 86400"):
+        PointToPointRun().advance(1e9)

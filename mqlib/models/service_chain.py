@@ -50,9 +50,11 @@ class Step:
     """What happened to one service for one order.
 
     ``status`` is ``"ok"``, ``"timeout"`` (the call failed after waiting the timeout),
-    ``"not_reached"`` (sync: the chain stopped before it) or ``"queued"`` (async: the event is still
-    waiting in the service's queue because the service is down). ``start_ms``/``end_ms`` are
-    ``None`` for a step that never ran; for a queued step ``start_ms`` is when the event arrived.
+    ``"not_reached"`` (sync: the chain stopped before it), ``"queued"`` (async: the event is still
+    waiting in the service's queue because the service is down) or ``"working"`` (async: the
+    service has the event but had not finished when the run stopped at ``horizon_ms``).
+    ``start_ms``/``end_ms`` are ``None`` for a step that never ran; for a queued step ``start_ms``
+    is when the event arrived, for a working one when the service took it.
     """
 
     service: str
@@ -90,6 +92,18 @@ class FlowResult:
         return f"{line}. {self.explanation}"
 
 
+def _mapping(name: str, value: Any) -> Mapping[str, float]:
+    """``value`` as a mapping of service name -> milliseconds (``None`` is an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a mapping of service name to milliseconds, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return value
+
+
 def _and(items: Any) -> str:
     """'a', 'a and b', 'a, b and c'."""
     items = list(items)
@@ -116,7 +130,8 @@ class OrderFlow:
     recovers_at_ms:
         Async mode: when each down service comes back (absent: it stays down for the whole run).
     horizon_ms:
-        How long the async run is simulated.
+        Async mode: stop the run at this time. ``None`` (the default) runs until every service
+        that is up, or comes back, has processed its event.
     """
 
     def __init__(
@@ -129,12 +144,12 @@ class OrderFlow:
         order_ms: float = 50.0,
         publish_ms: float = 5.0,
         recovers_at_ms: Mapping[str, float] | None = None,
-        horizon_ms: float = 20000.0,
+        horizon_ms: float | None = None,
     ) -> None:
         self.services = list(DEFAULT_LATENCIES_MS)
         self.mode = check.choice("mode", mode, MODES)
         self.latencies_ms = dict(DEFAULT_LATENCIES_MS)
-        for name, value in (latencies_ms or {}).items():
+        for name, value in _mapping("latencies_ms", latencies_ms).items():
             self.set_latency(name, value)
         if isinstance(down, str):
             raise TypeError(f"down must be a collection of service names, got the string {down!r}")
@@ -145,10 +160,10 @@ class OrderFlow:
         self.order_ms = check.non_negative("order_ms", order_ms)
         self.publish_ms = check.non_negative("publish_ms", publish_ms)
         self.recovers_at_ms: dict[str, float] = {}
-        for name, value in (recovers_at_ms or {}).items():
+        for name, value in _mapping("recovers_at_ms", recovers_at_ms).items():
             self._check_service(name)
             self.recovers_at_ms[name] = check.non_negative(f"recovers_at_ms[{name!r}]", value)
-        self.horizon_ms = check.positive("horizon_ms", horizon_ms)
+        self.horizon_ms = None if horizon_ms is None else check.positive("horizon_ms", horizon_ms)
 
     # -- settings ------------------------------------------------------------------------------
     def _check_service(self, name: str) -> str:
@@ -258,11 +273,13 @@ class OrderFlow:
         sim.process(order_service())
         for name in self.services:
             sim.process(service(name))
-        sim.run(until=self.horizon_ms)
+        sim.run(until=self.horizon_ms)  # None: until nothing is left to happen
         steps = []
         for name in self.services:
             if name in ends:
                 steps.append(Step(name, "ok", starts[name], ends[name]))
+            elif name in starts:
+                steps.append(Step(name, "working", starts[name], None))
             else:
                 steps.append(Step(name, "queued", state["wait"], None))
         queued = [s.service for s in steps if s.status == "queued"]
@@ -278,6 +295,9 @@ class OrderFlow:
             )
         if queued:
             parts.append(f"Still waiting in a queue: {', '.join(queued)}.")
+        working = [s.service for s in steps if s.status == "working"]
+        if working:
+            parts.append(f"Still working when the run stopped: {', '.join(working)}.")
         return FlowResult(
             "async",
             state["wait"],

@@ -39,6 +39,10 @@ from ..core import Simulation
 __all__ = ["SampledRun"]
 
 
+#: The longest single :meth:`SampledRun.advance`, in simulated seconds (one day).
+MAX_ADVANCE = 86_400.0
+
+
 class SampledRun:
     """Base for a live run whose :attr:`series` a chart plots against simulated time.
 
@@ -82,6 +86,8 @@ class SampledRun:
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass."""
         check.positive("seconds", seconds)
+        # A bound on one step keeps the series drawable: a day is 345,600 samples at 0.25 s.
+        check.number("seconds", seconds, maximum=MAX_ADVANCE)
         self.sim.advance(seconds)
         self._sample()
 

@@ -49,6 +49,11 @@ class PointToPointRun(SampledRun):
         sample_every: float = 0.25,
         seed: int = 0,
     ) -> None:
+        if processing_times is not None and not isinstance(processing_times, Mapping):
+            raise TypeError(
+                "processing_times must be a mapping of consumer name to seconds per message, got "
+                f"{processing_times!r} ({type(processing_times).__name__})"
+            )
         times = dict(DEFAULT_PROCESSING_TIMES if processing_times is None else processing_times)
         if not times:
             raise ValueError("processing_times must name at least one consumer, got {}")
@@ -115,12 +120,6 @@ class PointToPointRun(SampledRun):
         """Each message that was received more than once: who dropped it and who got it next."""
         return [
             e.as_dict() for e in self.sim.trace.of_kind("receive") if e.data["receive_count"] > 1
-        ]
-
-    def processing_log(self) -> list[tuple[str, str]]:
-        """``(message, consumer)`` for every finished processing, in time order."""
-        return [
-            (e.data["message"], e.data["consumer"]) for e in self.sim.trace.of_kind("processed")
         ]
 
     def summary(self) -> str:

@@ -68,18 +68,25 @@ class SimulationView:
 
         return handler
 
-    def _sync(self, control: w.ValueWidget, value: Any, *, widen_max: bool = False) -> None:
+    def _sync(self, control: w.ValueWidget, value: Any, *, widen_max: bool = True) -> None:
         """Move ``control`` to ``value`` to match the scenario, without its :meth:`_on_control`
-        observer acting on the move. With ``widen_max`` a slider's ``max`` first grows to take
-        ``value`` (a value set from code may lie beyond the slider's range; without that the slider
-        would clamp it)."""
+        observer acting on the move. A slider's range first grows to take ``value`` (a value set
+        from code may lie outside it, and a slider would otherwise clamp it silently); pass
+        ``widen_max=False`` only for a control whose range is a hard limit of the scenario."""
         self._syncing = True
         try:
-            if widen_max:
+            if widen_max and hasattr(control, "max"):
                 control.max = max(control.max, value)
+                control.min = min(control.min, value)
             control.value = value
         finally:
             self._syncing = False
+
+    @staticmethod
+    def _slider(kind: type[w.ValueWidget], value: float, low: float, high: float, **options: Any):
+        """A slider of ``kind`` on ``[low, high]``, widened to include ``value``, so that a run
+        started with a value outside the usual range shows it instead of clamping it."""
+        return kind(value=value, min=min(low, value), max=max(high, value), **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = self.view._repr_mimebundle_(include=include, exclude=exclude)

@@ -52,9 +52,7 @@ class SyncVsAsync(SimulationView):
     def set_latency(self, service: str, ms: float) -> FlowResult:
         """Latency of ``service`` in milliseconds."""
         self.flow.set_latency(service, ms)
-        slider = self.latency_controls[service]
-        slider.max = max(slider.max, int(ms) + 1)
-        self._sync(slider, ms)
+        self._sync(self.latency_controls[service], ms)
         return self._rerun()
 
     def set_down(self, service: str, down: bool = True) -> FlowResult:
@@ -66,7 +64,6 @@ class SyncVsAsync(SimulationView):
     def set_timeout(self, ms: float) -> FlowResult:
         """How long a synchronous call waits before failing."""
         self.flow.timeout_ms = check.positive("timeout_ms", ms)
-        self.timeout_control.max = max(self.timeout_control.max, int(ms) + 1)
         self._sync(self.timeout_control, ms)
         return self._rerun()
 
@@ -82,9 +79,6 @@ class SyncVsAsync(SimulationView):
     # -- internals -----------------------------------------------------------------------------
     def _apply_recovery(self) -> None:
         self.flow.recovers_at_ms = {name: self.recovers_at_ms for name in self.flow.services}
-        self.flow.horizon_ms = max(
-            20000.0, self.recovers_at_ms + max(self.flow.latencies_ms.values()) + 1000.0
-        )
 
     def _rerun(self) -> FlowResult:
         self._apply_recovery()
@@ -167,15 +161,18 @@ class SyncVsAsync(SimulationView):
             value=self.flow.mode,
         )
         self.mode_control.observe(self._on_control(self.set_mode), "value")
-        self.latency_controls: dict[str, w.IntSlider] = {}
+        # Float sliders: a latency set from code (12.5 ms) is shown as it is, not truncated.
+        self.latency_controls: dict[str, w.FloatSlider] = {}
         self.down_controls: dict[str, w.Checkbox] = {}
         rows = []
         for name in self.flow.services:
-            slider = w.IntSlider(
-                value=int(self.flow.latencies_ms[name]),
-                min=0,
-                max=6000,
+            slider = self._slider(
+                w.FloatSlider,
+                self.flow.latencies_ms[name],
+                0,
+                6000,
                 step=10,
+                readout_format=",.0f",
                 description=f"{name} (ms)",
                 style={"description_width": "110px"},
                 layout=w.Layout(width="380px"),
@@ -191,21 +188,25 @@ class SyncVsAsync(SimulationView):
             self.latency_controls[name] = slider
             self.down_controls[name] = box
             rows.append(w.HBox([slider, box]))
-        self.timeout_control = w.IntSlider(
-            value=int(self.flow.timeout_ms),
-            min=100,
-            max=10000,
+        self.timeout_control = self._slider(
+            w.FloatSlider,
+            self.flow.timeout_ms,
+            100,
+            10000,
             step=100,
+            readout_format=",.0f",
             description="call timeout (ms)",
             style={"description_width": "130px"},
             layout=w.Layout(width="400px"),
         )
         self.timeout_control.observe(self._on_control(self.set_timeout), "value")
-        self.recovery_control = w.IntSlider(
-            value=int(self.recovers_at_ms),
-            min=0,
-            max=15000,
+        self.recovery_control = self._slider(
+            w.FloatSlider,
+            self.recovers_at_ms,
+            0,
+            15000,
             step=500,
+            readout_format=",.0f",
             description="down → up at (ms)",
             style={"description_width": "130px"},
             layout=w.Layout(width="400px"),
@@ -238,10 +239,11 @@ class SyncVsAsync(SimulationView):
             if r.mode == "async" and step.start_ms is not None and step.start_ms > r.user_wait_ms:
                 wait_x.append([r.user_wait_ms, step.start_ms])  # event queued while it was down
                 wait_y.append([row, row])
-            if step.status == "queued":
-                wait_x.append([r.user_wait_ms, self.flow.horizon_ms])
+        end = max([x for pair in work_x + wait_x for x in pair] + [r.user_wait_ms + 1000])
+        for row, step in enumerate(r.steps, start=1):
+            if step.status == "queued":  # still waiting when everything else is done
+                wait_x.append([r.user_wait_ms, end])
                 wait_y.append([row, row])
-        end = max([x for pair in work_x + wait_x for x in pair] + [r.user_wait_ms])
         self.x_scale.max = float(end) * 1.05
         with self.figure.hold_sync():
             self.work_mark.x, self.work_mark.y, self.work_mark.colors = work_x, work_y, colours

@@ -55,13 +55,13 @@ class PointToPoint(SimulationView):
     def set_processing_time(self, name: str, seconds: float) -> None:
         """Seconds consumer ``name`` needs per message."""
         self.run.set_processing_time(name, seconds)
-        self._sync(self.speed_controls[name], seconds, widen_max=True)
+        self._sync(self.speed_controls[name], seconds)
         self.refresh()
 
     def set_visibility_timeout(self, seconds: float) -> None:
         """The queue's visibility timeout in seconds."""
         self.run.set_visibility_timeout(seconds)
-        self._sync(self.visibility_control, seconds, widen_max=True)
+        self._sync(self.visibility_control, seconds)
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
@@ -137,10 +137,11 @@ class PointToPoint(SimulationView):
         self.speed_controls: dict[str, w.FloatSlider] = {}
         consumer_rows = []
         for name in names:
-            slider = w.FloatSlider(
-                value=self.run.consumers[name].processing_time,
-                min=0.2,
-                max=5.0,
+            slider = self._slider(
+                w.FloatSlider,
+                self.run.consumers[name].processing_time,
+                0.2,
+                5.0,
                 step=0.1,
                 description=f"{name}: s/message",
                 style={"description_width": "110px"},
@@ -163,10 +164,11 @@ class PointToPoint(SimulationView):
                     ]
                 )
             )
-        self.visibility_control = w.FloatSlider(
-            value=self.run.queue.visibility_timeout,
-            min=0.5,
-            max=30.0,
+        self.visibility_control = self._slider(
+            w.FloatSlider,
+            self.run.queue.visibility_timeout,
+            0.5,
+            30.0,
             step=0.5,
             description="visibility timeout (s)",
             style={"description_width": "150px"},
