@@ -28,6 +28,7 @@ from mqlib.models.delivery import (
 )
 from mqlib.scenarios.guarantees import (
     DEFAULT_FAULTS,
+    DEFAULT_SCRIPT,
     GuaranteesRun,
     compare_guarantees,
     default_run,
@@ -376,8 +377,8 @@ def test_stepwise_faults_apply_to_the_next_message_and_switching_resets():
     assert run.result().lost_ids == ("m2", "m3")
     assert run.balance == 990
 
-    run.set_guarantee("exactly-once")
-    assert run.counts()["sent"] == 0 and run.balance == 1000
+    run.set_guarantee("exactly-once", replay=False)
+    assert run.counts()["sent"] == 0 and run.balance == 1000 and run.actions() == []
     run.inject_lost_ack()
     run.inject_lost_ack()  # the retry's ack is lost too
     run.inject_lost_commit()
@@ -397,6 +398,87 @@ def test_stepwise_faults_apply_to_the_next_message_and_switching_resets():
     assert [e["kind"] for e in run.events()].count("duplicate_rejected") == 2
 
 
+def test_the_run_logs_its_actions_and_replays_them_under_another_guarantee():
+    run = default_run()
+    assert run.actions() == list(DEFAULT_SCRIPT)
+    opening = run.events()
+    run.set_guarantee("exactly-once")  # replay=True by default
+    assert run.guarantee == "exactly-once"
+    assert run.actions() == list(DEFAULT_SCRIPT)  # the replay logs the same story again
+    assert run.summary().startswith(
+        "exactly-once: sent 5, stored 5, delivered 6, charges applied 5"
+    )
+    run.set_guarantee("at-least-once")
+    assert run.events() == opening  # back to the same trace, step for step
+    # an armed fault that was never sent is replayed as armed
+    run.inject_lost_message()
+    run.set_guarantee("at-most-once")
+    assert run.armed() == ["lose_message (try 1)"]
+    assert run.actions()[-1] == ("inject_lost_message", ())
+    run.reset()
+    assert run.actions() == [] and run.result().sent == 0
+    run.set_guarantee("exactly-once")  # nothing to replay after a reset
+    assert run.result().sent == 0
+
+
+def test_play_checks_the_whole_script_first():
+    run = GuaranteesRun()
+    run.play([("send", (1,)), ["crash_consumer", ["before_effect"]]])
+    assert run.actions() == [("send", (1,)), ("crash_consumer", ("before_effect",))]
+    before = run.events()
+    with pytest.raises(ValueError, match="action must be one of 'send'"):
+        run.play([("send", (1,)), ("reset", ())])
+    with pytest.raises(TypeError, match="actions must contain \\(name, args\\) pairs"):
+        run.play([("send", 1)])
+    with pytest.raises(TypeError, match="actions must be a list"):
+        run.play("send")
+    with pytest.raises(TypeError, match="replay must be True or False"):
+        run.set_guarantee("exactly-once", replay="yes")
+    assert run.events() == before and run.guarantee == "at-least-once"
+    assert len(run.actions()) == 2
+
+
+def test_balance_series_is_the_balance_after_every_charge_against_the_expected():
+    run = default_run()
+    series = run.balance_series()
+    assert set(series) == {"time", "balance", "expected_time", "expected"}
+    assert all(type(v) is list for v in series.values())
+    effects = [e for e in run.events() if e["kind"] == "effect"]
+    assert series["time"] == [0.0, *(e["time"] for e in effects), run.now]
+    assert series["balance"] == [1000, 990, 980, 970, 960, 950, 940, 930, 930]
+    first_sends = [e["time"] for e in run.events() if e["kind"] == "send" and e["attempt"] == 1]
+    assert series["expected_time"] == [0.0, *first_sends, run.now]
+    assert series["expected"] == [1000, 990, 980, 970, 960, 950, 950]
+    assert series["time"] == sorted(series["time"])
+    empty = GuaranteesRun().balance_series()
+    assert empty == {"time": [0.0, 0.0], "balance": [1000, 1000],
+                     "expected_time": [0.0, 0.0], "expected": [1000, 1000]}  # fmt: skip
+
+
+def test_bookkeeping_counts_what_exactly_once_keeps_extra():
+    counts = {}
+    for guarantee in GUARANTEES:
+        run = GuaranteesRun(guarantee)
+        run.play(DEFAULT_SCRIPT)
+        counts[guarantee] = run.bookkeeping()
+    assert (
+        counts["at-most-once"]
+        == counts["at-least-once"]
+        == {
+            "sequence_numbers_tracked": 0,
+            "resends_rejected": 0,
+            "processed_ids_recorded": 0,
+            "duplicates_skipped": 0,
+        }
+    )
+    assert counts["exactly-once"] == {
+        "sequence_numbers_tracked": 5,
+        "resends_rejected": 1,
+        "processed_ids_recorded": 5,
+        "duplicates_skipped": 1,
+    }
+
+
 def test_default_faults_cover_every_kind():
     assert {f.kind for f in DEFAULT_FAULTS} == set(FAULT_KINDS)
 
@@ -408,3 +490,18 @@ def test_docstring_examples():
 def test_balance_store_defaults():
     store = BalanceStore()
     assert (store.balance, store.processed_ids, store.data) == (1000, set(), {})
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ChargeMessage("m1", amount="x"), "amount must be an integer"),
+        (lambda: ChargeMessage("m1", amount=0), "amount must be >= 1"),
+        (lambda: ChargeMessage("", amount=10), "id must be a non-empty string"),
+        (lambda: BalanceStore(balance=float("nan")), "balance must be an integer"),
+        (lambda: BalanceStore(processed_ids=["m1"]), "processed_ids must be a set"),
+    ],
+)
+def test_messages_and_balance_stores_check_their_fields(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()

@@ -14,6 +14,7 @@ from mqlib.models.delivery import (
     replay,
     simulate,
 )
+from mqlib.real.labs import dedup_lab
 from mqlib.scenarios.guarantees import (
     DEFAULT_FAULTS,
     GuaranteesRun,
@@ -34,7 +35,7 @@ def buttons(view):
 
 def test_opens_on_the_populated_default_run():
     view = DeliveryGuarantees()
-    assert view.run.events() == default_run().events()  # the view's script is default_run's
+    assert view.run.events() == default_run().events()  # the view draws default_run
     assert list(view.message_mark.x) == ["m1", "m2", "m3", "m4", "m5"]
     stored, delivered, charged = (list(s) for s in view.message_mark.y)
     assert stored == [1, 1, 2, 1, 1]  # m3's ack was lost: the retry is stored again
@@ -101,6 +102,28 @@ def test_buttons_drive_the_engine():
     view.set_guarantee("exactly-once")  # nothing to replay after a reset
     assert view.run.result().sent == 0
     assert np.asarray(view.balance_mark.y).tolist() == [1000, 1000]
+
+
+def test_the_view_draws_the_run_and_replays_a_run_scripted_in_code():
+    run = GuaranteesRun("at-most-once")
+    run.send()
+    run.inject_lost_message()
+    run.send(2)
+    view = DeliveryGuarantees(run)
+    series = run.balance_series()
+    assert np.asarray(view.balance_mark.x).tolist() == series["time"]
+    assert np.asarray(view.balance_mark.y).tolist() == series["balance"]
+    assert np.asarray(view.expected_mark.x).tolist() == series["expected_time"]
+    assert np.asarray(view.expected_mark.y).tolist() == series["expected"]
+    assert view.run.result().lost_ids == ("m2",)
+    view.guarantee_control.value = "at-least-once"  # the run replays its own log
+    assert view.run is run and run.actions() == [
+        ("send", (1,)),
+        ("inject_lost_message", ()),
+        ("send", (2,)),
+    ]
+    assert (run.result().sent, run.result().lost, run.balance) == (3, 0, 970)
+    assert np.asarray(view.balance_mark.y).tolist() == run.balance_series()["balance"]
 
 
 def test_methods_validate_before_touching_anything():
@@ -186,8 +209,18 @@ def test_quiz_facts_about_the_guarantees():
     run.send()
     assert (run.result().stored, run.balance) == (2, 980)
     # exactly-once: the broker drops the resend (same producer id and sequence number)
-    run.set_guarantee("exactly-once")
-    run.inject_lost_ack()
-    run.send()
+    run.set_guarantee("exactly-once")  # the same lost ack and send, replayed
     assert (run.result().stored, run.balance) == (1, 990)
     assert any(e["kind"] == "duplicate_rejected" for e in run.events())
+
+
+def test_the_lab_reports_the_duplicate_windows_the_prose_quotes():
+    # the chapter: "the lab set 60 s; the second stream, which sets none, got 120 s"
+    lab = dedup_lab(orders=1, retries=1, crash_on=1, ack_wait=0.3)
+    assert (lab["duplicate_window"], lab["default_duplicate_window"]) == (60.0, 120.0)
+    assert (
+        dedup_lab(orders=1, retries=0, crash_on=1, duplicate_window=2.5, ack_wait=0.3)[
+            "duplicate_window"
+        ]
+        == 2.5
+    )

@@ -109,6 +109,11 @@ class ChargeMessage:
     amount: int = 10
     number: int = 0
 
+    def __post_init__(self) -> None:
+        check.text("id", self.id)
+        check.integer("amount", self.amount, minimum=1)
+        check.integer("number", self.number, minimum=0)
+
 
 @dataclass
 class BalanceStore:
@@ -122,6 +127,13 @@ class BalanceStore:
     balance: int = 1000
     processed_ids: set[str] = field(default_factory=set)
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check.integer("balance", self.balance)
+        if not isinstance(self.processed_ids, set):
+            raise TypeError(f"processed_ids must be a set, got {type(self.processed_ids).__name__}")
+        if not isinstance(self.data, dict):
+            raise TypeError(f"data must be a dict, got {type(self.data).__name__}")
 
 
 Handler = Callable[[ChargeMessage, BalanceStore], Any]

@@ -444,7 +444,10 @@ def dedup_lab(
       (``"charged"``, ``"charged, crashed before ACK"``, ``"skipped: already charged"``);
     * ``charges``: the msg ids charged, in order (each once); ``redelivered``: msg ids
       delivered more than once;
-    * ``orders``, ``retries``, ``duplicate_window``, ``ack_wait``, ``elapsed_s``, ``summary``.
+    * ``duplicate_window``: the deduplicating stream's window in seconds, as the server reports
+      its configuration; ``default_duplicate_window``: the window the server gave the second
+      stream, created without one (its default);
+    * ``orders``, ``retries``, ``ack_wait``, ``elapsed_s``, ``summary``.
     """
     _validate.integer("orders", orders, minimum=1, maximum=100)
     _validate.integer("retries", retries, minimum=0, maximum=10)
@@ -495,8 +498,10 @@ async def _dedup(
                     }
                 )
                 await js.publish(naive_subject, msg_id.encode())
-        stored = (await js.stream_info(stream)).state.messages
-        naive_stored = (await js.stream_info(naive_stream)).state.messages
+        info, naive_info = await js.stream_info(stream), await js.stream_info(naive_stream)
+        stored, naive_stored = info.state.messages, naive_info.state.messages
+        configured_window = info.config.duplicate_window  # seconds (nats-py converts from ns)
+        default_window = naive_info.config.duplicate_window
 
         late: dict[str, Any] | None = None
         if late_retry:
@@ -558,7 +563,8 @@ async def _dedup(
     return {
         "orders": orders,
         "retries": retries,
-        "duplicate_window": window,
+        "duplicate_window": configured_window,
+        "default_duplicate_window": default_window,
         "ack_wait": ack_wait,
         "publishes": publishes,
         "stream_messages": stored,

@@ -7,6 +7,8 @@ Two ways in:
 * :class:`GuaranteesRun` is what the chapter's widget drives: pick a guarantee, arm a fault for the
   next message (:meth:`~GuaranteesRun.inject_lost_message`, :meth:`~GuaranteesRun.inject_lost_ack`,
   :meth:`~GuaranteesRun.crash_consumer`, ...), :meth:`~GuaranteesRun.send`, and read the counts.
+  The run keeps a log of those actions (:meth:`~GuaranteesRun.actions`), so
+  :meth:`~GuaranteesRun.set_guarantee` can replay the same story under another guarantee.
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ DEFAULT_FAULTS: tuple[Fault, ...] = (
 """The chapter's schedule for ten messages: one fault of every kind, each on the first try."""
 
 CRASH_POINTS = ("before_effect", "after_effect")
+
+Action = tuple[str, tuple[Any, ...]]
+"""One logged action of a :class:`GuaranteesRun`: a method name and its positional arguments."""
+
+ACTIONS = ("send", "inject_lost_message", "inject_lost_ack", "inject_lost_commit", "crash_consumer")
+"""The methods of :class:`GuaranteesRun` that are logged and can be replayed."""
+
+DEFAULT_SCRIPT: tuple[Action, ...] = (
+    ("send", (2,)),
+    ("inject_lost_ack", ()),
+    ("send", (1,)),
+    ("crash_consumer", ("after_effect",)),
+    ("send", (1,)),
+    ("send", (1,)),
+)
+"""The chapter's opening story (see :func:`default_run`), as actions for :meth:`GuaranteesRun.play`:
+two clean messages, a lost ack, a consumer crash after the charge, one more clean message."""
 
 
 def compare_guarantees(
@@ -81,6 +100,11 @@ class GuaranteesRun:
     first ack is lost. Arming the same fault twice makes the retry fail too. :meth:`send` runs the
     simulation until that message has settled (retries, redeliveries and all).
 
+    The run logs every send and every armed fault since the last :meth:`reset`
+    (:meth:`actions`). :meth:`set_guarantee` uses the log to replay the same story on a fresh
+    account under another guarantee, and :meth:`play` performs a list of actions (such as
+    :data:`DEFAULT_SCRIPT`).
+
     Parameters
     ----------
     guarantee:
@@ -108,39 +132,75 @@ class GuaranteesRun:
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
     def reset(self) -> None:
-        """Start again: a fresh account, broker and consumer, nothing armed."""
-        self.sim = Simulation(seed=self.seed)
-        self.pipeline = DeliveryPipeline(
-            self.sim, self.guarantee, start_balance=self.start_balance, amount=self.amount
-        )
-        self._armed: list[Fault] = []
+        """Start again: a fresh account, broker and consumer, nothing armed, an empty log."""
+        self._fresh()
+        self._log: list[Action] = []
 
-    def set_guarantee(self, guarantee: str) -> None:
-        """Switch the guarantee. This starts a fresh run: a new account, nothing sent."""
-        self.guarantee = check.choice("guarantee", guarantee, GUARANTEES)
+    def set_guarantee(self, guarantee: str, *, replay: bool = True) -> None:
+        """Switch to ``guarantee`` on a fresh account.
+
+        With ``replay=True`` (the default) the actions logged since the last :meth:`reset` (sends
+        and armed faults, see :meth:`actions`) are performed again, in order, under the new
+        guarantee: the same story, told by another guarantee. With ``replay=False`` the run
+        starts empty (nothing sent, an empty log).
+        """
+        check.choice("guarantee", guarantee, GUARANTEES)
+        check.boolean("replay", replay)
+        script = self._log if replay else []
+        self.guarantee = guarantee
         self.reset()
+        self.play(script)
+
+    def play(self, actions: Iterable[Action]) -> None:
+        """Perform ``actions``, a list of ``(method name, arguments)`` pairs such as
+        ``[("send", (2,)), ("inject_lost_ack", ()), ("send", (1,))]``; each is logged as if
+        called directly. Every name and pair is checked before the first action is performed;
+        each method then checks its own arguments, before it changes anything."""
+        if isinstance(actions, str) or not isinstance(actions, Iterable):
+            raise TypeError(
+                f"actions must be a list of (name, args) pairs, got {actions!r} "
+                f"({type(actions).__name__})"
+            )
+        script = list(actions)
+        for action in script:
+            if (
+                not isinstance(action, tuple | list)
+                or len(action) != 2
+                or not isinstance(action[1], tuple | list)
+            ):
+                raise TypeError(
+                    f"actions must contain (name, args) pairs with args a tuple, got {action!r}"
+                )
+            check.choice("action", action[0], ACTIONS)
+        for name, args in script:
+            getattr(self, name)(*args)
 
     def inject_lost_message(self) -> None:
         """The next message's next send is lost on the way to the broker."""
         self._arm("lose_message")
+        self._log.append(("inject_lost_message", ()))
 
     def inject_lost_ack(self) -> None:
         """The broker stores the next message, but its ack to the producer is lost."""
         self._arm("lose_ack")
+        self._log.append(("inject_lost_ack", ()))
 
     def inject_lost_commit(self) -> None:
         """The consumer's offset commit for the next message never reaches the broker."""
         self._arm("lose_commit")
+        self._log.append(("inject_lost_commit", ()))
 
     def crash_consumer(self, point: str = "after_effect") -> None:
         """The consumer crashes while handling the next message, ``"before_effect"`` (after the
         fetch, before the charge) or ``"after_effect"`` (after the charge)."""
         check.choice("point", point, CRASH_POINTS)
         self._arm(f"crash_{point}")
+        self._log.append(("crash_consumer", (point,)))
 
     def send(self, count: int = 1) -> None:
         """Send ``count`` messages, one after the other, each until it has settled."""
         check.integer("count", count, minimum=1, maximum=1000)
+        self._log.append(("send", (count,)))
         for _ in range(count):
             armed, self._armed = self._armed, []
             number = len(self.pipeline.messages) + 1
@@ -158,6 +218,59 @@ class GuaranteesRun:
     def balance(self) -> int:
         """The account balance in dollars."""
         return self.pipeline.store.balance
+
+    def actions(self) -> list[Action]:
+        """The sends and armed faults since the last :meth:`reset`, in order, as
+        ``(method name, arguments)`` pairs; :meth:`set_guarantee` replays them and :meth:`play`
+        accepts them."""
+        return list(self._log)
+
+    def balance_series(self) -> dict[str, list[Any]]:
+        """The account balance over simulated time, and the balance the sends call for.
+
+        Returns plain lists: ``time`` (seconds) and ``balance`` (dollars) step at every charge
+        applied; ``expected_time`` and ``expected`` step down by one charge at each message's
+        first send. Both series start at 0 s with the opening balance and end at :attr:`now`.
+        Drawn as step-after lines, the gap between them is the money lost or charged twice.
+        """
+        times, balances = [0.0], [self.start_balance]
+        expected_times, expected = [0.0], [self.start_balance]
+        for event in self.events():
+            if event["kind"] == "effect":
+                times.append(float(event["time"]))
+                balances.append(event["balance"])
+            elif event["kind"] == "send" and event["attempt"] == 1:
+                expected_times.append(float(event["time"]))
+                expected.append(expected[-1] - self.amount)
+        now = float(self.now)
+        times.append(now)
+        balances.append(self.balance)
+        expected_times.append(now)
+        expected.append(expected[-1])
+        return {
+            "time": times,
+            "balance": balances,
+            "expected_time": expected_times,
+            "expected": expected,
+        }
+
+    def bookkeeping(self) -> dict[str, int]:
+        """The extra records exactly-once keeps, counted from this run's engine state.
+
+        ``sequence_numbers_tracked``: records the broker stored with a producer id and sequence
+        number (0 unless the producer is idempotent); ``resends_rejected``: resends the broker
+        recognised by that number and did not store; ``processed_ids_recorded``: message ids the
+        consumer wrote to its processed-id set; ``duplicates_skipped``: deliveries the consumer
+        skipped because the id was already there.
+        """
+        return {
+            "sequence_numbers_tracked": sum(
+                1 for r in self.pipeline.broker.log if r.sequence is not None
+            ),
+            "resends_rejected": self.pipeline.broker.duplicates_rejected,
+            "processed_ids_recorded": len(self.pipeline.store.processed_ids),
+            "duplicates_skipped": sum(1 for e in self.events() if e["kind"] == "skipped"),
+        }
 
     def armed(self) -> list[str]:
         """The faults waiting for the next message, e.g. ``["lose_ack (try 1)"]``."""
@@ -190,6 +303,13 @@ class GuaranteesRun:
         )
 
     # -- internals -----------------------------------------------------------------------------
+    def _fresh(self) -> None:
+        self.sim = Simulation(seed=self.seed)
+        self.pipeline = DeliveryPipeline(
+            self.sim, self.guarantee, start_balance=self.start_balance, amount=self.amount
+        )
+        self._armed: list[Fault] = []
+
     def _arm(self, kind: str) -> None:
         attempt = 1 + sum(1 for f in self._armed if f.kind == kind)
         self._armed.append(Fault(kind, message=1, attempt=attempt))  # renumbered in send()
@@ -198,12 +318,8 @@ class GuaranteesRun:
 def default_run() -> GuaranteesRun:
     """The chapter's opening picture, at-least-once: two clean messages, then a lost ack (the
     retry is stored twice), then a crash after the charge (the message is processed again),
-    then a clean one. Five messages sent, seven charges: $930 instead of $950."""
+    then a clean one (:data:`DEFAULT_SCRIPT`). Five messages sent, seven charges: $930 instead of
+    $950."""
     run = GuaranteesRun("at-least-once")
-    run.send(2)
-    run.inject_lost_ack()
-    run.send()
-    run.crash_consumer("after_effect")
-    run.send()
-    run.send()
+    run.play(DEFAULT_SCRIPT)
     return run

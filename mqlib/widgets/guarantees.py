@@ -10,23 +10,12 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..models.delivery import GUARANTEES
-from ..scenarios.guarantees import CRASH_POINTS, GuaranteesRun
+from ..scenarios.guarantees import CRASH_POINTS, GuaranteesRun, default_run
 from ._base import PALETTE, SimulationView
 
 SERIES = ("stored", "delivered", "effects")
 SERIES_LABELS = {"stored": "stored by the broker", "delivered": "delivered", "effects": "charged"}
 SERIES_COLOURS = [PALETTE["blue"], PALETTE["sky"], PALETTE["orange"]]
-
-#: The button presses that make the opening picture; the same steps as
-#: :func:`mqlib.scenarios.guarantees.default_run` (a test keeps the two in step).
-DEFAULT_SCRIPT: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("send", (2,)),
-    ("inject_lost_ack", ()),
-    ("send", (1,)),
-    ("crash_consumer", ("after_effect",)),
-    ("send", (1,)),
-    ("send", (1,)),
-)
 
 
 def _time_ticks(end: float) -> list[float]:
@@ -41,35 +30,28 @@ class DeliveryGuarantees(SimulationView):
 
     Every control is also a method: :meth:`set_guarantee`, :meth:`send`,
     :meth:`inject_lost_message`, :meth:`inject_lost_ack`, :meth:`inject_lost_commit`,
-    :meth:`crash_consumer` and :meth:`reset`. The view remembers the sends and faults since the last
-    reset, so switching the guarantee replays the same story on a fresh account. Pass ``run`` to
-    view a run you scripted yourself; the default replays the chapter's opening scenario (two clean
-    messages, a lost ack, a consumer crash after the charge, one more clean message).
+    :meth:`crash_consumer` and :meth:`reset`; each calls the same method of the
+    :class:`~mqlib.scenarios.guarantees.GuaranteesRun` it draws. That run logs its sends and faults,
+    so switching the guarantee replays the same story on a fresh account
+    (:meth:`GuaranteesRun.set_guarantee <mqlib.scenarios.guarantees.GuaranteesRun.set_guarantee>`).
+    Pass ``run`` to view a run you scripted yourself; the default is
+    :func:`~mqlib.scenarios.guarantees.default_run` (two clean messages, a lost ack, a consumer
+    crash after the charge, one more clean message).
     """
 
     def __init__(self, run: GuaranteesRun | None = None) -> None:
         super().__init__()
         if run is not None and not isinstance(run, GuaranteesRun):
             raise TypeError(f"run must be a GuaranteesRun or None, got {type(run).__name__}")
-        self._script: list[tuple[str, tuple[Any, ...]]] = []
-        if run is None:
-            self.run = GuaranteesRun("at-least-once")
-            for name, args in DEFAULT_SCRIPT:
-                self._do(name, *args)
-        else:
-            self.run = run
+        self.run = default_run() if run is None else run
         self._syncing = False
         self._build()
         self.refresh()
 
     # -- scriptable actions (each button calls one of these) ------------------------------------
     def set_guarantee(self, guarantee: str) -> None:
-        """Switch to ``guarantee`` and replay this view's sends and faults on a fresh account."""
-        self.run.set_guarantee(guarantee)  # validates, then starts a fresh run
-        script, self._script = self._script, []
-        for name, args in script:
-            self._do(name, *args)
-        self._sync(self.guarantee_control, guarantee)
+        """Switch to ``guarantee``: the run replays its sends and faults on a fresh account."""
+        self.run.set_guarantee(guarantee, replay=True)  # validates, then replays
         self.refresh()
 
     def send(self, count: int = 1) -> None:
@@ -93,21 +75,16 @@ class DeliveryGuarantees(SimulationView):
         self._act("crash_consumer", point)
 
     def reset(self) -> None:
-        """A fresh account and pipeline under the current guarantee; forget the replay script."""
+        """A fresh account and pipeline under the current guarantee; the run forgets its log."""
         self.run.reset()
-        self._script = []
         self.refresh()
 
     def summary(self) -> str:
         return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
-    def _do(self, name: str, *args: Any) -> None:
-        getattr(self.run, name)(*args)  # the scenario validates before anything changes
-        self._script.append((name, args))
-
     def _act(self, name: str, *args: Any) -> None:
-        self._do(name, *args)
+        getattr(self.run, name)(*args)  # the scenario validates and logs the action
         self.refresh()
 
     def _build(self) -> None:
@@ -173,7 +150,7 @@ class DeliveryGuarantees(SimulationView):
             f"Bars: {swatches}. &nbsp; Lines: "
             f'<span style="color:{PALETTE["vermillion"]}"><b>&#8212;</b></span> balance &nbsp; '
             f'<span style="color:{PALETTE["grey"]}"><b>- -</b></span> expected '
-            "($10 per message sent)"
+            f"(${self.run.amount} per message sent)"
         )
         self.problems_label = w.HTML()
 
@@ -229,7 +206,8 @@ class DeliveryGuarantees(SimulationView):
         )
         note = w.HTML(
             "<small>Fault buttons arm a fault for the next message; then press Send. Switching "
-            "the guarantee replays the same sends and faults on a fresh $1,000 account.</small>"
+            "the guarantee replays the same sends and faults on a fresh "
+            f"${self.run.start_balance:,} account.</small>"
         )
         self.view = w.VBox(
             [
@@ -252,26 +230,6 @@ class DeliveryGuarantees(SimulationView):
             ]
         )
 
-    def _balance_series(self) -> tuple[list[float], list[int], list[float], list[int]]:
-        # Read the balance from the trace: every "effect" event carries the new balance; every
-        # first send of a message lowers the expected balance by one charge.
-        start, amount = self.run.start_balance, self.run.amount
-        times, balances = [0.0], [start]
-        expected_times, expected = [0.0], [start]
-        for event in self.run.events():
-            if event["kind"] == "effect":
-                times.append(event["time"])
-                balances.append(event["balance"])
-            elif event["kind"] == "send" and event["attempt"] == 1:
-                expected_times.append(event["time"])
-                expected.append(expected[-1] - amount)
-        now = float(self.run.now)
-        times.append(now)
-        balances.append(self.run.balance)
-        expected_times.append(now)
-        expected.append(expected[-1])
-        return times, balances, expected_times, expected
-
     def _draw(self) -> None:
         rows = self.run.per_message()
         ids = [row["message"] for row in rows] or [" "]
@@ -282,7 +240,9 @@ class DeliveryGuarantees(SimulationView):
             self.message_figure.axes[1].tick_values = list(range(top + 1))
             self.message_mark.x = ids
             self.message_mark.y = values
-        times, balances, expected_times, expected = self._balance_series()
+        series = self.run.balance_series()
+        times, balances = series["time"], series["balance"]
+        expected_times, expected = series["expected_time"], series["expected"]
         low = min(balances + expected)
         scale = self.balance_mark.scales["y"]
         with self.balance_figure.hold_sync():
