@@ -15,16 +15,21 @@ import mqlib.models.ordering as ordering_module
 from mqlib import kafka_partition
 from mqlib.core import Simulation
 from mqlib.models.ordering import (
+    MAX_CONSUMERS,
+    MAX_PARTITIONS,
+    MODES,
     ORDER_STEPS,
     CompetingOrdering,
     OrderEvent,
     PartitionedOrdering,
+    Processed,
     find_violations,
+    flag_violations,
     order_events,
     partition_mapping,
     simulate_ordering,
 )
-from mqlib.scenarios.ordering import OrderingRun, competing_run, default_run
+from mqlib.scenarios.ordering import OrderingRun, competing_run, default_run, repartition
 
 # -- keys and partitions -----------------------------------------------------------------------
 
@@ -67,10 +72,57 @@ def test_keyed_default_run_puts_each_order_in_its_own_partition():
     assert run.assignment() == {"A": [0], "B": [1], "C": [2], "D": [3]}
     assert run.violations() == []
     assert run.summary() == (
-        "t=1.58122s, 4 partitions, keyed, 4 consumers: processed 9 of 9 "
+        "t=1.58 s, 4 partitions, keyed, 4 consumers: processed 9 of 9 "
         "(42: created > paid > shipped; 43: created > paid > shipped; "
         "44: created > paid > shipped); 0 ordering violations"
     )
+
+
+def test_repartition_from_4_to_5_moves_every_lesson_key():
+    change = repartition(4, 5)
+    assert (change.before, change.after) == (4, 5)
+    assert change.mapping == {42: (0, 2), 43: (2, 4), 44: (3, 4)}
+    assert change.moved == [42, 43, 44]
+    assert change.summary == (
+        "4 → 5 partitions: order 42: partition 0 → 2; order 43: partition 2 → 4; "
+        "order 44: partition 3 → 4; 3 of 3 orders change partition"
+    )
+    same = repartition(4, 4)
+    assert same.moved == [] and same.summary.endswith("0 of 3 orders change partition")
+    assert "order 42: stays on 0" in same.summary
+    doubled = repartition(4, 8, orders=[42, 43])
+    assert doubled.mapping == {42: (0, 4), 43: (2, 2)}
+    assert doubled.moved == [42] and doubled.summary.endswith("1 of 2 orders change partition")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=st.integers(1, MAX_PARTITIONS),
+    after=st.integers(1, MAX_PARTITIONS),
+    orders=st.lists(st.integers(0, 10**6), min_size=1, max_size=6, unique=True),
+)
+def test_repartition_agrees_with_kafkas_partitioner(before, after, orders):
+    change = repartition(before, after, orders)
+    assert change.mapping == {
+        o: (kafka_partition(str(o), before), kafka_partition(str(o), after)) for o in orders
+    }
+    assert change.moved == [o for o in orders if change.mapping[o][0] != change.mapping[o][1]]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: repartition(0, 5), "before must be >= 1"),
+        (lambda: repartition(4, 65), "after must be <= 64"),
+        (lambda: repartition(4.0, 5), "before must be an integer"),
+        (lambda: repartition(4, "5"), "after must be an integer"),
+        (lambda: repartition(4, 5, orders=[]), "orders must name at least one order id"),
+        (lambda: repartition(4, 5, orders="42"), "orders must be a list"),
+    ],
+)
+def test_repartition_refuses_bad_arguments_naming_them(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
 
 
 # -- competing consumers on one queue ----------------------------------------------------------
@@ -100,6 +152,10 @@ def test_competing_consumers_break_order_exactly_as_the_lesson_says():
         {"time": 0.16, "consumer": "B", "order": 42, "event": "paid", "before": "created"},
         {"time": 0.31, "consumer": "B", "order": 42, "event": "shipped", "before": "created"},
     ]
+    # Each processed row says whether it broke its order's sequence.
+    assert [p["violation"] for p in run.processed()] == [False] * 2 + [True] + [False] * 2 + [
+        True
+    ] + [False] * 3
 
 
 def test_equal_consumers_on_one_queue_still_break_order_with_jitter_seed_2():
@@ -201,6 +257,16 @@ def test_order_holds_within_a_partition(
     for seqs in [*per_partition.values(), *per_key_in_partition.values()]:
         assert seqs == sorted(seqs)  # offsets are read in order, so send order is kept
     assert len(result.processed) == 3 * len(orders)
+    # The rows flagged as violations are exactly the events find_violations names.
+    flagged = [
+        (p["time"], p["consumer"], p["order"], p["step"])
+        for p in result.processed
+        if p["violation"]
+    ]
+    named = list(
+        dict.fromkeys((v["time"], v["consumer"], v["order"], v["event"]) for v in result.violations)
+    )
+    assert flagged == named
 
 
 def test_consumers_beyond_the_partition_count_sit_idle():
@@ -225,7 +291,7 @@ def test_violations_show_as_soon_as_they_happen():
     run.send()
     run.advance(0.3)
     assert run.summary() == (
-        "t=0.3s, 4 partitions, unkeyed, 4 consumers: processed 2 of 9 "
+        "t=0.30 s, 4 partitions, unkeyed, 4 consumers: processed 2 of 9 "
         "(42: paid; 43: created); 1 ordering violation"
     )
     assert run.violations() == [
@@ -260,13 +326,42 @@ def test_settings_start_a_fresh_run_and_send_adds_batches():
 
 def test_find_violations_counts_an_earlier_event_still_in_progress():
     first, second = OrderEvent(7, "created", 1), OrderEvent(7, "paid", 2)
-    from mqlib.models.ordering import Processed
-
     done = [Processed(1.0, "B", second)]
     assert find_violations(done) == []  # "created" is not known to have been sent
+    assert flag_violations(done) == [False]
     assert find_violations(done, [first, second]) == [
         {"time": 1.0, "consumer": "B", "order": 7, "event": "paid", "before": "created"}
     ]
+    assert flag_violations(done, [first, second]) == [True]
+
+
+def test_violation_flags_mark_rows_not_times():
+    # Two events of one order finished at the same instant by the same consumer name cannot be
+    # told apart by time; the flag is per row, so only the out-of-order one is marked.
+    created, paid, shipped = (
+        OrderEvent(7, "created", 1),
+        OrderEvent(7, "paid", 2),
+        OrderEvent(7, "shipped", 3),
+    )
+    done = [Processed(1.0, "A", created), Processed(2.0, "A", shipped), Processed(2.0, "A", paid)]
+    assert flag_violations(done) == [False, True, False]
+    assert len(find_violations(done)) == 1
+    # An event that jumps two earlier ones is one flagged row but two violations.
+    assert flag_violations([Processed(1.0, "A", shipped)], [created, paid, shipped]) == [True]
+    assert len(find_violations([Processed(1.0, "A", shipped)], [created, paid, shipped])) == 2
+
+
+def test_processed_rows_are_flagged_as_they_happen():
+    run = OrderingRun(keyed=False, jitter=0.2)
+    run.send()
+    run.advance(0.3)
+    assert [(p["order"], p["step"], p["violation"]) for p in run.processed()] == [
+        (42, "paid", True),  # 42 created is still waiting
+        (43, "created", False),
+    ]
+    run.run()
+    assert sum(p["violation"] for p in run.processed()) == len(run.violations()) == 3
+    assert run.result().processed == run.processed()
 
 
 def test_run_gives_up_after_its_limit():
@@ -337,32 +432,79 @@ _bad_values = st.one_of(
 )
 
 
-@settings(max_examples=120, deadline=None)
-@given(
-    target=st.sampled_from(
-        [
-            ("mode", lambda v: OrderingRun(mode=v)),
-            ("partitions", lambda v: OrderingRun().set_partitions(v)),
-            ("keyed", lambda v: OrderingRun().set_keyed(v)),
-            ("consumers", lambda v: OrderingRun().set_consumers(v)),
-            ("jitter", lambda v: OrderingRun().set_jitter(v)),
-            ("seconds", lambda v: OrderingRun().advance(v)),
-            ("send_interval", lambda v: OrderingRun(send_interval=v)),
-            ("seed", lambda v: OrderingRun(seed=v)),
-            ("orders", lambda v: OrderingRun(orders=v)),
-        ]
+def _real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: Parameter -> (a call that sets it to ``v`` and returns the run, is ``v`` a valid value?,
+#: the value the run holds afterwards).
+_SETTINGS = {
+    "mode": (lambda v: OrderingRun(mode=v), lambda v: v in MODES, lambda r: r.mode),
+    "partitions": (
+        lambda v: _set(OrderingRun(), "set_partitions", v),
+        lambda v: _whole(v) and 1 <= v <= MAX_PARTITIONS,
+        lambda r: r.partitions,
     ),
-    value=_bad_values,
-)
-def test_random_bad_values_are_refused_naming_the_parameter(target, value):
-    name, call = target
+    "keyed": (
+        lambda v: _set(OrderingRun(), "set_keyed", v),
+        lambda v: isinstance(v, bool),
+        lambda r: r.keyed,
+    ),
+    "consumers": (
+        lambda v: _set(OrderingRun(), "set_consumers", v),
+        lambda v: v is None or (_whole(v) and 1 <= v <= MAX_CONSUMERS),
+        lambda r: r.consumers,
+    ),
+    "jitter": (
+        lambda v: _set(OrderingRun(), "set_jitter", v),
+        lambda v: _real(v) and v >= 0 and v < float("inf"),
+        lambda r: r.jitter,
+    ),
+    "seconds": (
+        lambda v: _set(OrderingRun(), "advance", v),
+        lambda v: _real(v) and 0 < v < float("inf"),
+        lambda r: r.now,
+    ),
+    "send_interval": (
+        lambda v: OrderingRun(send_interval=v),
+        lambda v: _real(v) and 0 <= v < float("inf"),
+        lambda r: r.send_interval,
+    ),
+    "seed": (lambda v: OrderingRun(seed=v), _whole, lambda r: r.seed),
+    "orders": (
+        lambda v: OrderingRun(orders=v),
+        lambda v: (
+            isinstance(v, list)
+            and len(v) > 0
+            and all(_whole(o) and o >= 0 for o in v)
+            and len(set(v)) == len(v)
+        ),
+        lambda r: list(r.orders),
+    ),
+}
+
+
+def _set(run: OrderingRun, method: str, value: object) -> OrderingRun:
+    getattr(run, method)(value)
+    return run
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(_SETTINGS)), value=_bad_values)
+def test_random_bad_values_are_refused_naming_the_parameter(name, value):
+    call, valid, held = _SETTINGS[name]
     try:
-        call(value)
+        run = call(value)
     except (ValueError, TypeError) as error:
         assert name in str(error) or (name == "orders" and "order id" in str(error))
-    else:
-        # A few random values are valid: a large jitter or advance, seed 0 or -5, None consumers,
-        # a list of distinct non-negative order ids...
-        assert name in {"jitter", "seconds", "send_interval", "seed", "consumers", "orders"} or (
-            name == "keyed" and isinstance(value, bool)
-        )
+        assert not valid(value), (name, value, str(error))
+        return
+    # Accepted: the value must really be a valid one, and the run must hold it as given (not
+    # clamped, rounded or replaced by a default).
+    assert valid(value), (name, value)
+    expected = 4 if name == "consumers" and value is None else value  # None: one per partition
+    assert held(run) == expected, (name, value, held(run))

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mqlib.models.topic as topic_module
+import mqlib.scenarios.pubsub as pubsub_module
 from mqlib.core import Simulation
 from mqlib.models.topic import ConsumerGroup, Topic
 from mqlib.scenarios.pubsub import PubSubRun, default_run
@@ -68,9 +69,25 @@ def test_default_run_exact_split():
         "t=10s: published 10; received per group (split over current members): payment 10 (5/5); "
         "email 10 (4/3/3); analytics 10 (10); inventory 4 (2/2); 34 copies in all"
     )
-    assert run.series["time"] == [0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
-    assert run.series["inventory"] == [None] * 6 + [1, 2, 3, 4, 4]
-    assert run.series["payment"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10]
+    # Who got each message, as the chapter's chart draws it.
+    assert run.group_order() == ["payment", "email", "analytics", "inventory"]
+    copies = run.copies()
+    assert copies["messages"] == list(range(1, 11))
+    assert copies["groups"]["inventory"] == {
+        "delivered": [0] * 6 + [1] * 4,
+        "waiting": [0] * 10,
+        "member": [None] * 6 + ["inventory-1", "inventory-2"] * 2,
+    }
+    assert copies["groups"]["payment"]["member"] == ["payment-1", "payment-2"] * 5
+    assert copies["groups"]["email"]["member"][:4] == ["email-1", "email-2", "email-3", "email-1"]
+    assert copies["groups"]["analytics"]["delivered"] == [1] * 10
+    assert run.copies(window=3)["messages"] == [8, 9, 10]
+    assert run.copies(window=3)["groups"]["inventory"]["member"] == [
+        "inventory-2",
+        "inventory-1",
+        "inventory-2",
+    ]
+    assert run.copies(window=50) == copies  # a window wider than the run shows all of it
 
 
 def test_a_new_group_needs_no_producer_change():
@@ -133,7 +150,41 @@ def test_removing_a_group_stops_its_copies():
     run.publish(2)
     assert run.received() == {"payment": 4, "analytics": 4}
     assert "email" not in run.deliveries()
-    assert run.series["email"] == [2, None]
+    # The removed group keeps its place (and its earlier copies) in the chart data.
+    assert run.group_order() == ["payment", "email", "analytics"]
+    assert run.copies()["groups"]["email"] == {
+        "delivered": [1, 1, 0, 0],
+        "waiting": [0, 0, 0, 0],
+        "member": ["email-1", "email-2", None, None],
+    }
+    run.add_group("email", 1)  # subscribing again does not move it
+    run.publish(1)
+    assert run.group_order() == ["payment", "email", "analytics"]
+    assert run.copies()["groups"]["email"]["member"][-1] == "email-1"  # the new group's
+
+
+def test_copies_mark_messages_waiting_for_a_member():
+    run = PubSubRun({"payment": 1, "analytics": 0})
+    run.publish(2)
+    assert run.copies() == {
+        "messages": [1, 2],
+        "groups": {
+            "payment": {
+                "delivered": [1, 1],
+                "waiting": [0, 0],
+                "member": ["payment-1", "payment-1"],
+            },
+            "analytics": {"delivered": [0, 0], "waiting": [1, 1], "member": [None, None]},
+        },
+    }
+    run.add_member("analytics")
+    assert run.copies()["groups"]["analytics"] == {
+        "delivered": [1, 1],
+        "waiting": [0, 0],
+        "member": ["analytics-1", "analytics-1"],
+    }
+    assert PubSubRun({}).copies() == {"messages": [], "groups": {}}
+    assert PubSubRun().copies(window=5)["messages"] == []
 
 
 _actions = st.lists(
@@ -206,6 +257,8 @@ def test_members_of_a_stable_group_split_the_messages_round_robin(members, messa
 
 def test_docstring_examples():
     result = doctest.testmod(topic_module, extraglobs={"Simulation": Simulation})
+    assert result.failed == 0 and result.attempted > 0
+    result = doctest.testmod(pubsub_module)
     assert result.failed == 0 and result.attempted > 0
 
 
@@ -319,6 +372,11 @@ _CASES = {
         lambda v: _run().remove_member("g", v),
     ),
     "run.advance(seconds)": ("seconds", _not_seconds, lambda v: _run().advance(v)),
+    "run.copies(window)": (
+        "window",
+        st.one_of(_not_int.filter(lambda v: v is not None), st.integers(max_value=0)),
+        lambda v: _run().copies(v),
+    ),
 }
 
 

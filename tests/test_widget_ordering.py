@@ -6,7 +6,7 @@ import pytest
 
 from mqlib import kafka_partition, quiz
 from mqlib.models.ordering import partition_mapping
-from mqlib.scenarios.ordering import OrderingRun, competing_run
+from mqlib.scenarios.ordering import OrderingRun, competing_run, repartition
 from mqlib.widgets import MessageOrdering
 from mqlib.widgets.ordering import VIOLATION, Repartitioning
 
@@ -21,7 +21,7 @@ def test_opens_on_the_populated_keyed_default_run():
     assert len(view.ring_mark.x) == 0  # and none is ringed
     assert all(len(x) == 2 and x[1] > 0 for x in view.track_mark.x)  # the chart is never empty
     assert view.summary() == (
-        "t=1.58122s, 4 partitions, keyed, 4 consumers: processed 9 of 9 "
+        "t=1.58 s, 4 partitions, keyed, 4 consumers: processed 9 of 9 "
         "(42: created > paid > shipped; 43: created > paid > shipped; "
         "44: created > paid > shipped); 0 ordering violations"
     )
@@ -52,7 +52,10 @@ def test_one_queue_rings_order_42s_paid_and_shipped():
 def test_the_lessons_competing_consumers_exactly():
     view = MessageOrdering(competing_run())
     assert points(view.ring_mark) == [(0.16, 0.0), (0.31, 0.0)]
-    assert view.summary().startswith("t=0.5s, one queue, 2 competing consumers")
+    # The rings are the rows the scenario flags as violations.
+    flagged = [(p["time"], 0.0) for p in view.run.processed() if p["violation"]]
+    assert points(view.ring_mark) == flagged
+    assert view.summary().startswith("t=0.50 s, one queue, 2 competing consumers")
 
 
 def test_unkeyed_partitions_break_order_and_keyed_never_do():
@@ -81,7 +84,7 @@ def test_stepping_buttons_drive_the_engine():
     view.buttons["Start over"].click()
     assert len(view.event_mark.x) == 0
     assert view.summary() == (
-        "t=0s, 4 partitions, keyed, 4 consumers: processed 0 of 0; 0 ordering violations"
+        "t=0.00 s, 4 partitions, keyed, 4 consumers: processed 0 of 0; 0 ordering violations"
     )
     view.buttons["Send a batch"].click()
     view.buttons["Advance 0.1 s"].click()
@@ -139,9 +142,37 @@ def test_repartitioning_moves_every_lesson_key_from_4_to_5():
     view.set_after(8)
     assert view.after_control.value == 8
     assert view.mapping() == {42: (0, 4), 43: (2, 2), 44: (3, 3)}
-    with pytest.raises(ValueError, match="partition count"):
+    with pytest.raises(ValueError, match="before must be >= 1"):
         view.set_before(0)
     assert view.before == 4
+    assert view.before_control.value == 4  # a refused value leaves the view as it was
+    # The view draws what the scenario computes, nothing of its own.
+    view.set_before(3)
+    change = repartition(3, 8)
+    assert (view.mapping(), view.moved(), view.summary()) == (
+        change.mapping,
+        change.moved,
+        change.summary,
+    )
+    assert points(view.old_mark) == [(old, i) for i, (old, _) in enumerate(change.mapping.values())]
+    with pytest.raises(ValueError, match="after must be <= 64"):
+        Repartitioning(before=4, after=65)
+    with pytest.raises(ValueError, match="orders must name at least one order id"):
+        Repartitioning(orders=[])
+
+
+def test_sliders_start_at_the_values_given_widening_instead_of_clamping():
+    view = Repartitioning(before=20, after=30)
+    assert (view.before_control.value, view.after_control.value) == (20, 30)
+    assert view.before_control.max >= 30 and view.after_control.max >= 30
+    assert view.summary() == repartition(20, 30).summary
+    scripted = OrderingRun(partitions=12, consumers=10, jitter=0.8)
+    scripted.run()
+    ordering = MessageOrdering(scripted)
+    assert ordering.partition_control.value == 12
+    assert ordering.consumer_control.value == 10
+    assert ordering.jitter_control.value == 0.8
+    assert (scripted.partitions, scripted.consumers, scripted.jitter) == (12, 10, 0.8)
 
 
 # -- the numbers the chapter's prose and quiz state ---------------------------------------------

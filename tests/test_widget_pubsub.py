@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mqlib import quiz
+from mqlib.real import labs
 from mqlib.scenarios.pubsub import PubSubRun, default_run
 from mqlib.widgets import PubSub
 from mqlib.widgets.pubsub import WAITING_COLOUR, WINDOW
@@ -155,6 +156,16 @@ def test_the_chart_shows_the_latest_messages_only():
     assert list(view.copies_mark.x) == list(range(16, 36))
     assert len(view.copies_mark.x) == WINDOW
     assert view.run.published == 35
+    # The chart draws the scenario's own data for that window.
+    assert view.copies() == view.run.copies(WINDOW)
+    assert view.group_order() == view.run.group_order()
+    data = view.run.copies(WINDOW)
+    assert np.asarray(view.copies_mark.y, dtype=float).tolist() == [
+        row[part]
+        for name in view.run.group_order()
+        for row in [data["groups"][name]]
+        for part in ("delivered", "waiting")
+    ]
 
 
 def test_methods_validate_through_the_scenario_and_leave_the_view_alone():
@@ -244,7 +255,6 @@ def test_quiz_answers_are_what_the_engine_computes():
 
 
 def test_jetstream_lab_matches_the_simulator():
-    labs = pytest.importorskip("mqlib.real.labs")
     groups = {"payment": 2, "email": 2, "analytics": 1}
     lab = labs.pubsub_lab(events=6, groups=groups)
     run = PubSubRun(groups)

@@ -51,6 +51,7 @@ __all__ = [
     "Processed",
     "consumer_names",
     "find_violations",
+    "flag_violations",
     "order_events",
     "partition_mapping",
     "processing_sequences",
@@ -197,13 +198,38 @@ def find_violations(
 
     Each violation is ``{"time", "consumer", "order", "event", "before"}``: at ``time``
     ``consumer`` finished ``event`` of ``order`` although ``before`` (sent earlier) was not done.
+    One processed event may give several violations (one per earlier event not done yet).
     """
+    return [v for _, v in _violations(processed, sent)]
+
+
+def flag_violations(
+    processed: Sequence[Processed], sent: Iterable[OrderEvent] | None = None
+) -> list[bool]:
+    """For each entry of ``processed``: was it processed out of order (see
+    :func:`find_violations`, which it agrees with)?
+
+    >>> a, b = order_events((42,))[:2]
+    >>> flag_violations([Processed(0.1, "B", b), Processed(0.5, "A", a)])
+    [True, False]
+    """
+    flags = [False] * len(processed)
+    for index, _ in _violations(processed, sent):
+        flags[index] = True
+    return flags
+
+
+def _violations(
+    processed: Sequence[Processed], sent: Iterable[OrderEvent] | None
+) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`find_violations`'s list, each violation with the index in ``processed`` of the
+    event that broke the order."""
     known = {p.event for p in processed}
     if sent is not None:
         known.update(sent)
     done: set[OrderEvent] = set()
     violations = []
-    for p in processed:
+    for index, p in enumerate(processed):
         earlier = sorted(
             (
                 e
@@ -214,13 +240,16 @@ def find_violations(
         )
         for e in earlier:
             violations.append(
-                {
-                    "time": round(p.time, 9),
-                    "consumer": p.consumer,
-                    "order": p.event.order_id,
-                    "event": p.event.step,
-                    "before": e.step,
-                }
+                (
+                    index,
+                    {
+                        "time": round(p.time, 9),
+                        "consumer": p.consumer,
+                        "order": p.event.order_id,
+                        "event": p.event.step,
+                        "before": e.step,
+                    },
+                )
             )
         done.add(p.event)
     return violations
@@ -302,6 +331,14 @@ class _OrderingSystem:
     def violations(self) -> list[dict[str, Any]]:
         """See :func:`find_violations`."""
         return find_violations(self.processed, self.sent)
+
+    def processed_rows(self) -> list[dict[str, Any]]:
+        """Every finished processing as plain data (:meth:`Processed.as_dict`) plus
+        ``violation``: ``True`` where the event was processed out of order."""
+        flags = flag_violations(self.processed, self.sent)
+        return [
+            {**p.as_dict(), "violation": bad} for p, bad in zip(self.processed, flags, strict=True)
+        ]
 
 
 class CompetingOrdering(_OrderingSystem):
@@ -458,6 +495,7 @@ class OrderingResult:
     assignment: dict[str, list[int]]
     placement: dict[str, int]
     processed: list[dict[str, Any]]
+    """Every finished processing: time, consumer, order, step, seq, partition, violation."""
     sequences: dict[int, list[str]]
     violations: list[dict[str, Any]]
 
@@ -524,7 +562,7 @@ def ordering_result(system: PartitionedOrdering | CompetingOrdering) -> Ordering
         processing_times=dict(system.processing_times),
         assignment={k: list(v) for k, v in system.assignment.items()} if partitioned else {},
         placement=dict(system.placement) if partitioned else {},
-        processed=[p.as_dict() for p in system.processed],
+        processed=system.processed_rows(),
         sequences=system.sequences(),
         violations=system.violations(),
     )

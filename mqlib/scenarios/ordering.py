@@ -6,11 +6,15 @@
 :meth:`~OrderingRun.send` publishes one batch of events (created, paid, shipped for every order)
 and :meth:`~OrderingRun.run` processes everything sent. The state is plain data: each order's
 processing sequence, the violations, where every event went.
+
+:func:`repartition` answers the chapter's other question: where each order's key goes when the
+topic's partition count changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
@@ -195,8 +199,10 @@ class OrderingRun:
         return dict(self.system.processing_times)
 
     def processed(self) -> list[dict[str, Any]]:
-        """Every finished processing in time order: time, consumer, order, step, seq, partition."""
-        return [p.as_dict() for p in self.system.processed]
+        """Every finished processing in time order: time, consumer, order, step, seq, partition,
+        and ``violation`` (``True`` where it was processed before an earlier event of its order,
+        see :meth:`violations`)."""
+        return self.system.processed_rows()
 
     def sequences(self) -> dict[int, list[str]]:
         """Each order's steps in the order they were processed."""
@@ -249,7 +255,7 @@ class OrderingRun:
         )
         violations = len(self.violations())
         return (
-            f"t={self.now:g}s, {setup}: processed {done} of {self._scheduled}"
+            f"t={self.now:.2f} s, {setup}: processed {done} of {self._scheduled}"
             + (f" ({sequences})" if sequences else "")
             + f"; {violations} ordering violation{'' if violations == 1 else 's'}"
         )
@@ -277,3 +283,48 @@ def competing_run() -> OrderingRun:
     run = OrderingRun(mode="queue")
     run.run()
     return run
+
+
+@dataclass(frozen=True)
+class Repartition:
+    """Where each order's events go before and after a topic's partition count changes."""
+
+    before: int
+    """The partition count the events already in the topic were written with."""
+    after: int
+    """The partition count new events are written with."""
+    mapping: dict[int, tuple[int, int]]
+    """``{order: (partition before, partition after)}``."""
+    moved: list[int]
+    """The orders whose new events go to a different partition than their old ones."""
+    summary: str
+    """One line describing the change."""
+
+
+def repartition(before: int, after: int, orders: Iterable[int] = DEFAULT_ORDERS) -> Repartition:
+    """Where Kafka's partitioner puts each order's key with ``before`` partitions and with
+    ``after`` partitions.
+
+    >>> change = repartition(4, 5)
+    >>> change.mapping
+    {42: (0, 2), 43: (2, 4), 44: (3, 4)}
+    >>> change.moved
+    [42, 43, 44]
+    >>> repartition(4, 8).moved  # doubling keeps about half the keys where they were
+    [42]
+    """
+    check.integer("before", before, minimum=1, maximum=MAX_PARTITIONS)
+    check.integer("after", after, minimum=1, maximum=MAX_PARTITIONS)
+    orders = _check_orders(orders)
+    where = partition_mapping(orders, [before, after])
+    mapping = {o: (where[o][before], where[o][after]) for o in orders}
+    moved = [o for o, (old, new) in mapping.items() if old != new]
+    parts = "; ".join(
+        f"order {o}: partition {old} → {new}" if old != new else f"order {o}: stays on {old}"
+        for o, (old, new) in mapping.items()
+    )
+    summary = (
+        f"{before} → {after} partitions: {parts}; "
+        f"{len(moved)} of {len(orders)} orders change partition"
+    )
+    return Repartition(before, after, mapping, moved, summary)

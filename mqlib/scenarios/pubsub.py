@@ -2,7 +2,8 @@
 
 :class:`PubSubRun` is what the chapter's widget drives and its tests script. Every button is a
 method (:meth:`~PubSubRun.publish`, :meth:`~PubSubRun.add_group`, :meth:`~PubSubRun.add_member`,
-...), and the state is plain data (:meth:`~PubSubRun.deliveries`, :attr:`~PubSubRun.series`).
+...), and the state is plain data (:meth:`~PubSubRun.deliveries`, :meth:`~PubSubRun.copies`,
+...).
 The producer side is one call, ``publish``, whatever groups exist: adding a group changes nothing
 for the producer.
 """
@@ -45,19 +46,14 @@ class PubSubRun:
             )
         self.sim = Simulation(seed=seed)
         self.topic = Topic(self.sim, topic)
-        #: Samples after every action: ``time``, ``published`` and, per group, messages received
-        #: (``None`` before a group existed or after it was removed).
-        self.series: dict[str, list[Any]] = {"time": [], "published": []}
         for name, members in groups.items():
             self.topic.subscribe(name, members)
-        self._sample()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
     def publish(self, count: int = 1) -> list[str]:
         """The producer publishes ``count`` messages now; returns their ids."""
         check.integer("count", count, minimum=1, maximum=10_000)
         ids = [self.topic.publish().id for _ in range(count)]
-        self._sample()
         return ids
 
     def add_group(self, name: str, members: int = 1) -> list[str]:
@@ -66,18 +62,15 @@ class PubSubRun:
         It receives every message published from now on; the producer is not touched.
         """
         group = self.topic.subscribe(name, members)
-        self._sample()
         return list(group.members)
 
     def remove_group(self, name: str) -> None:
         """Unsubscribe group ``name``."""
         self.topic.unsubscribe(name)
-        self._sample()
 
     def add_member(self, group: str) -> str:
         """Start one more instance in ``group``; returns its id."""
         member = self.topic.group(group).add_member()
-        self._sample()
         return member
 
     def remove_member(self, group: str, member: str | None = None) -> str:
@@ -88,7 +81,6 @@ class PubSubRun:
                 raise ValueError(f"group {group!r} has no members to remove")
             member = g.members[-1]
         g.remove_member(member)
-        self._sample()
         return member
 
     def advance(self, seconds: float) -> None:
@@ -96,7 +88,6 @@ class PubSubRun:
         check.positive("seconds", seconds)
         self.sim.advance(seconds)
         self.sim.settle()
-        self._sample()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -131,6 +122,43 @@ class PubSubRun:
             for e in self.sim.trace.of_kind("deliver")
         ]
 
+    def group_order(self) -> list[str]:
+        """Every group that has subscribed during the run, in the order it first did (groups
+        that unsubscribed since are still listed: their earlier copies are part of the story)."""
+        return list(dict.fromkeys(e.data["group"] for e in self.sim.trace.of_kind("subscribe")))
+
+    def copies(self, window: int | None = None) -> dict[str, Any]:
+        """Who got each published message: the latest ``window`` of them (all when ``None``).
+
+        Returns ``{"messages": [seq, ...], "groups": {group: row}}`` with a row for every group in
+        :meth:`group_order`. A row has one entry per message in ``messages``: ``delivered`` (1
+        where a member of the group got the message, else 0), ``waiting`` (1 where the message
+        waits in the group's backlog because the group has no member) and ``member`` (the member
+        that got it, or ``None``).
+
+        >>> run = PubSubRun({"payment": 2, "email": 0})
+        >>> _ = run.publish(2)
+        >>> run.copies()["messages"]
+        [1, 2]
+        >>> run.copies()["groups"]["payment"]
+        {'delivered': [1, 1], 'waiting': [0, 0], 'member': ['payment-1', 'payment-2']}
+        >>> run.copies(window=1)["groups"]["email"]
+        {'delivered': [0], 'waiting': [1], 'member': [None]}
+        """
+        if window is not None:
+            check.integer("window", window, minimum=1)
+        got = {(message, group): member for message, group, member in self.delivery_log()}
+        waiting = {(m.id, name) for name, g in self.topic.groups.items() for m in g.pending}
+        shown = self.topic.messages if window is None else self.topic.messages[-window:]
+        rows: dict[str, dict[str, list[Any]]] = {}
+        for name in self.group_order():
+            rows[name] = {
+                "delivered": [1 if (m.id, name) in got else 0 for m in shown],
+                "waiting": [1 if (m.id, name) in waiting else 0 for m in shown],
+                "member": [got.get((m.id, name)) for m in shown],
+            }
+        return {"messages": [m.seq for m in shown], "groups": rows}
+
     def summary(self) -> str:
         """One line describing the state of the run."""
         parts = []
@@ -144,24 +172,6 @@ class PubSubRun:
             f"t={self.now:g}s: published {self.published}; received per group (split over "
             f"current members): {groups}; {copies} copies in all"
         )
-
-    # -- internals -----------------------------------------------------------------------------
-    def _sample(self) -> None:
-        t = self.sim.now
-        length = len(self.series["time"])
-        if length and self.series["time"][-1] == t:
-            for values in self.series.values():
-                values.pop()
-            length -= 1
-        self.series["time"].append(t)
-        self.series["published"].append(self.published)
-        for name in self.topic.groups:
-            self.series.setdefault(name, [None] * length)
-        for name, values in self.series.items():
-            if name in ("time", "published"):
-                continue
-            group = self.topic.groups.get(name)
-            values.append(group.received if group is not None else None)
 
 
 def default_run() -> PubSubRun:

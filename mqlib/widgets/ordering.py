@@ -3,7 +3,8 @@
 :class:`MessageOrdering` draws one row per order with a dot for every event at the simulated time
 it was processed; an event processed before an earlier event of its order is ringed in vermillion.
 :class:`Repartitioning` shows how Kafka's partitioner moves keys when the partition count changes.
-Both only draw what :class:`~mqlib.scenarios.ordering.OrderingRun` reports.
+Both only draw what the scenario reports: :class:`~mqlib.scenarios.ordering.OrderingRun` and
+:func:`~mqlib.scenarios.ordering.repartition`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..models.ordering import DEFAULT_ORDERS
-from ..scenarios.ordering import OrderingRun, default_run
+from ..scenarios.ordering import OrderingRun, default_run, repartition
 from ._base import PALETTE, SimulationView
 
 STEP_COLOURS = {
@@ -27,6 +28,7 @@ STEP_COLOURS = {
 VIOLATION = PALETTE["vermillion"]
 MAX_SLIDER_PARTITIONS = 8
 MAX_SLIDER_CONSUMERS = 8
+MAX_SLIDER_JITTER = 0.5
 
 
 def _ms(seconds: float) -> str:
@@ -217,8 +219,9 @@ class MessageOrdering(SimulationView):
         )
         self.mode_control.observe(self._on_control(self.set_mode), "value")
         self.partition_control = w.IntSlider(
+            value=self.run.partitions,
             min=1,
-            max=MAX_SLIDER_PARTITIONS,
+            max=max(MAX_SLIDER_PARTITIONS, self.run.partitions),
             description="partitions",
             style={"description_width": "90px"},
             layout=w.Layout(width="330px"),
@@ -227,16 +230,18 @@ class MessageOrdering(SimulationView):
         self.keyed_control = w.Checkbox(description="key = order id", indent=False)
         self.keyed_control.observe(self._on_control(self.set_keyed), "value")
         self.consumer_control = w.IntSlider(
+            value=self.run.consumers,
             min=1,
-            max=MAX_SLIDER_CONSUMERS,
+            max=max(MAX_SLIDER_CONSUMERS, self.run.consumers),
             description="consumers",
             style={"description_width": "90px"},
             layout=w.Layout(width="330px"),
         )
         self.consumer_control.observe(self._on_control(self.set_consumers), "value")
         self.jitter_control = w.FloatSlider(
+            value=self.run.jitter,
             min=0.0,
-            max=0.5,
+            max=max(MAX_SLIDER_JITTER, self.run.jitter),
             step=0.01,
             description="jitter (s)",
             readout_format=".2f",
@@ -272,15 +277,11 @@ class MessageOrdering(SimulationView):
             ]
         )
 
-    def _flagged(self) -> set[tuple[float, str, int, str]]:
-        return {(v["time"], v["consumer"], v["order"], v["event"]) for v in self.run.violations()}
-
     def _draw(self) -> None:
         run = self.run
         row = {order: i for i, order in enumerate(run.orders)}
         processed = run.processed()
-        flagged = self._flagged()
-        bad = [(p["time"], p["consumer"], p["order"], p["step"]) in flagged for p in processed]
+        bad = [p["violation"] for p in processed]
         end = max([p["time"] for p in processed] + [run.now, 0.1])
         times = [p["time"] for p in processed]
         rows = [row[p["order"]] for p in processed]
@@ -358,55 +359,54 @@ class Repartitioning(SimulationView):
 
     ``before`` is the count the events already in the topic were written with, ``after`` the
     count new events are written with. :meth:`set_before` and :meth:`set_after` are the sliders.
+    It draws what :func:`~mqlib.scenarios.ordering.repartition` computes.
     """
 
     def __init__(
         self, before: int = 4, after: int = 5, orders: Iterable[int] = DEFAULT_ORDERS
     ) -> None:
         super().__init__()
-        self.run = OrderingRun(orders=orders)
-        self.run.mapping([before, after])  # validates both counts before anything is drawn
-        self.before, self.after = before, after
+        self.change = repartition(before, after, orders)
+        self.orders = tuple(self.change.mapping)
         self._build()
         self.refresh()
 
+    @property
+    def before(self) -> int:
+        """The partition count the existing events were written with."""
+        return self.change.before
+
+    @property
+    def after(self) -> int:
+        """The partition count new events are written with."""
+        return self.change.after
+
     def set_before(self, n: int) -> None:
         """The partition count the existing events were written with."""
-        self.run.mapping([n])
-        self.before = n
+        self.change = repartition(n, self.after, self.orders)
         self._sync(self.before_control, n, widen_max=True)
         self.refresh()
 
     def set_after(self, n: int) -> None:
         """The partition count new events are written with."""
-        self.run.mapping([n])
-        self.after = n
+        self.change = repartition(self.before, n, self.orders)
         self._sync(self.after_control, n, widen_max=True)
         self.refresh()
 
     def mapping(self) -> dict[int, tuple[int, int]]:
         """``{order: (partition before, partition after)}``."""
-        where = self.run.mapping([self.before, self.after])
-        return {o: (where[o][self.before], where[o][self.after]) for o in self.run.orders}
+        return dict(self.change.mapping)
 
     def moved(self) -> list[int]:
         """The orders whose new events go to a different partition than their old ones."""
-        return [o for o, (old, new) in self.mapping().items() if old != new]
+        return list(self.change.moved)
 
     def summary(self) -> str:
-        parts = "; ".join(
-            f"order {o}: partition {old} → {new}" if old != new else f"order {o}: stays on {old}"
-            for o, (old, new) in self.mapping().items()
-        )
-        moved = len(self.moved())
-        return (
-            f"{self.before} → {self.after} partitions: {parts}; "
-            f"{moved} of {len(self.run.orders)} orders change partition"
-        )
+        return self.change.summary
 
     def _build(self) -> None:
         self._syncing = False
-        rows = len(self.run.orders)
+        rows = len(self.orders)
         self.x_scale = bq.LinearScale(min=-0.5, max=MAX_SLIDER_PARTITIONS - 0.5)
         self.y_scale = bq.LinearScale(min=-0.6, max=rows - 0.4, reverse=True)
         scales = {"x": self.x_scale, "y": self.y_scale}
@@ -433,7 +433,7 @@ class Repartitioning(SimulationView):
                     scale=self.y_scale,
                     side="left",
                     tick_values=list(range(rows)),
-                    tick_labels={str(i): f"key {o}" for i, o in enumerate(self.run.orders)},
+                    tick_labels={str(i): f"key {o}" for i, o in enumerate(self.orders)},
                     grid_lines="none",
                 ),
             ],
@@ -442,10 +442,12 @@ class Repartitioning(SimulationView):
             layout=w.Layout(width="100%", height="240px"),
         )
         self.legend = w.HTML()
+        # Both sliders share one range, wide enough for the counts given (never clamped).
+        top = max(MAX_SLIDER_PARTITIONS, self.before, self.after)
         self.before_control = w.IntSlider(
             value=self.before,
             min=1,
-            max=MAX_SLIDER_PARTITIONS,
+            max=top,
             description="written with",
             style={"description_width": "100px"},
             layout=w.Layout(width="340px"),
@@ -453,7 +455,7 @@ class Repartitioning(SimulationView):
         self.after_control = w.IntSlider(
             value=self.after,
             min=1,
-            max=MAX_SLIDER_PARTITIONS,
+            max=top,
             description="partitions now",
             style={"description_width": "100px"},
             layout=w.Layout(width="340px"),
@@ -473,11 +475,10 @@ class Repartitioning(SimulationView):
         )
 
     def _draw(self) -> None:
-        mapping = self.mapping()
-        rows = range(len(self.run.orders))
+        mapping = self.change.mapping
+        rows = range(len(self.orders))
         width = max(self.before, self.after, MAX_SLIDER_PARTITIONS)
-        moved = [(i, old, new) for i, (old, new) in zip(rows, mapping.values(), strict=True)]
-        moved = [m for m in moved if m[1] != m[2]]
+        moved = [(i, *mapping[o]) for i, o in enumerate(self.orders) if o in self.change.moved]
         with self.figure.hold_sync():
             self.x_scale.max = width - 0.5
             self.x_axis.tick_values = list(range(width))

@@ -108,31 +108,15 @@ class PubSub(SimulationView):
     def summary(self) -> str:
         return self.run.summary()
 
-    # -- chart data (plain data, also what the tests read) --------------------------------------
+    # -- chart data: the scenario's, for the latest WINDOW messages -----------------------------
     def group_order(self) -> list[str]:
-        """Every group that has subscribed during the run, in the order it first did."""
-        return [k for k in self.run.series if k not in ("time", "published")]
+        """See :meth:`PubSubRun.group_order <mqlib.scenarios.pubsub.PubSubRun.group_order>`."""
+        return self.run.group_order()
 
     def copies(self) -> dict[str, Any]:
-        """Who got each of the latest :data:`WINDOW` messages, reshaped for the stacked chart.
-
-        Returns ``messages`` (sequence numbers), and per group in :meth:`group_order` a row of
-        ``delivered`` (1 where a member of the group got the message) and ``waiting`` (1 where
-        the message waits in the group's backlog for a member), plus ``member`` (the member
-        that got it, or ``None``).
-        """
-        log = self.run.delivery_log()
-        got = {(message, group): member for message, group, member in log}
-        waiting = {(m.id, name) for name, g in self.run.topic.groups.items() for m in g.pending}
-        published = self.run.topic.messages[-WINDOW:]
-        rows: dict[str, dict[str, list[Any]]] = {}
-        for name in self.group_order():
-            rows[name] = {
-                "delivered": [1 if (m.id, name) in got else 0 for m in published],
-                "waiting": [1 if (m.id, name) in waiting else 0 for m in published],
-                "member": [got.get((m.id, name)) for m in published],
-            }
-        return {"messages": [m.seq for m in published], "groups": rows}
+        """What the left chart draws: :meth:`PubSubRun.copies
+        <mqlib.scenarios.pubsub.PubSubRun.copies>` for the latest :data:`WINDOW` messages."""
+        return self.run.copies(WINDOW)
 
     # -- internals -----------------------------------------------------------------------------
     def _colour(self, group: str) -> str:
@@ -248,10 +232,10 @@ class PubSub(SimulationView):
         return {"box": w.HBox([label, add, remove, drop]), "label": label, "remove": remove}
 
     def _draw(self) -> None:
-        for name in self.group_order():
+        order = self.group_order()
+        for name in order:
             self._colour(name)
         data = self.copies()
-        order = self.group_order()
         heights, colours = [], []
         for name in order:
             heights += [data["groups"][name]["delivered"], data["groups"][name]["waiting"]]
