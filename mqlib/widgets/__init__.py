@@ -14,6 +14,11 @@ _VIEWS = {
     "PubSub": "pubsub",
     "DeliveryGuarantees": "guarantees",
     "MessageOrdering": "ordering",
+    "Backpressure": "backpressure",
+    "DeadLetters": "dead_letter",
+    "KafkaLog": "kafka_log",
+    "KafkaCluster": "cluster",
+    "MessageQueueSimulator": "playground",
 }
 
 __all__ = list(_VIEWS)
