@@ -1,0 +1,439 @@
+"""Chapter 5's view: a fast producer, slow consumers and the ways to push back."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.backpressure import BackpressureRun, default_run
+from ._base import PALETTE, SimulationView
+
+#: The mode buttons: label shown -> the scenario's mode name.
+MODE_LABELS = {
+    "unbounded": "Unbounded",
+    "block": "Block when full",
+    "reject": "Reject when full",
+    "rate_limit": "Rate limit on lag",
+    "shed": "Shed low priority",
+}
+
+#: What each chart line is drawn in.
+COLOURS = {
+    "depth": PALETTE["blue"],
+    "lag": PALETTE["orange"],
+    "limit": PALETTE["grey"],
+    "producer_rate": PALETTE["vermillion"],
+    "consumer_rate": PALETTE["green"],
+    "rejected": PALETTE["purple"],
+    "dropped": PALETTE["sky"],
+}
+
+
+class Backpressure(SimulationView):
+    """Depth and lag, effective rates and lost messages over time, with a control per setting.
+
+    The controls call the same methods you can call from code: :meth:`set_mode`,
+    :meth:`set_rate`, :meth:`set_consumer_rate`, :meth:`add_consumer`, :meth:`remove_consumer`,
+    :meth:`set_capacity`, :meth:`set_shed_threshold`, :meth:`set_lag_threshold`,
+    :meth:`set_partitions` (starts the run over), :meth:`start_over` and :meth:`advance`. Pass
+    ``run`` to view a run you scripted; the default is
+    :func:`~mqlib.scenarios.backpressure.default_run` (10 msg/s into one consumer doing 2 msg/s,
+    a queue bounded at 20 that blocks the producer, 30 s).
+    """
+
+    def __init__(self, run: BackpressureRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, BackpressureRun):
+            raise TypeError(f"run must be a BackpressureRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each control calls one of these) ----------------------------------
+    def set_mode(self, mode: str) -> None:
+        """Switch the backpressure policy: one of ``"unbounded"``, ``"block"``, ``"reject"``,
+        ``"rate_limit"``, ``"shed"``."""
+        self.run.set_mode(mode)
+        self._sync(self.mode_control, mode)
+        self.refresh()
+
+    def set_rate(self, rate: float) -> None:
+        """Messages per second the producer tries to send (0 pauses it)."""
+        self.run.set_rate(rate)
+        self._sync(self.rate_control, rate)
+        self.refresh()
+
+    def set_consumer_rate(self, rate: float) -> None:
+        """Messages per second each consumer processes."""
+        self.run.set_consumer_rate(rate)
+        self._sync(self.consumer_rate_control, rate)
+        self.refresh()
+
+    def add_consumer(self) -> str:
+        """A consumer joins the group (idle if there is no partition left for it)."""
+        name = self.run.add_consumer()
+        self.refresh()
+        return name
+
+    def remove_consumer(self) -> str:
+        """The newest consumer leaves the group."""
+        name = self.run.remove_consumer()
+        self.refresh()
+        return name
+
+    def set_capacity(self, capacity: int) -> None:
+        """The bound of the queue in the two bounded modes."""
+        self.run.set_capacity(capacity)
+        self._sync(self.capacity_control, capacity)
+        self.refresh()
+
+    def set_shed_threshold(self, threshold: int) -> None:
+        """Depth from which load shedding drops low-priority messages."""
+        self.run.set_shed_threshold(threshold)
+        self._sync(self.shed_control, threshold)
+        self.refresh()
+
+    def set_lag_threshold(self, threshold: int) -> None:
+        """Lag above which the rate-limited producer slows down."""
+        self.run.set_lag_threshold(threshold)
+        self._sync(self.lag_control, threshold)
+        self.refresh()
+
+    def set_partitions(self, partitions: int) -> None:
+        """Start over at t=0 on a topic with ``partitions`` partitions, keeping every other
+        setting (a topic's partition count is chosen when it is created)."""
+        self._restart(partitions)
+        self._sync(self.partition_control, partitions)
+        self.refresh()
+
+    def start_over(self) -> None:
+        """Start over at t=0 with the current settings."""
+        self._restart(self.run.broker.partition_count)
+        self.refresh()
+
+    def advance(self, seconds: float = 1.0) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    def chart_data(self) -> dict[str, list[float]]:
+        """What the three charts draw: the scenario's :attr:`series` (time, depth, lag,
+        producer_rate, consumer_rate, dropped, rejected)."""
+        return self.run.series
+
+    def limit(self) -> tuple[str, int] | None:
+        """The dashed line on the queue chart: what limits the current mode, and its value."""
+        mode = self.run.broker.mode
+        if mode in ("block", "reject"):
+            return ("capacity", self.run.broker.capacity)
+        if mode == "shed":
+            return ("shed threshold", self.run.broker.shed_threshold)
+        if mode == "rate_limit":
+            return ("lag threshold", self.run.producer.lag_threshold)
+        return None
+
+    # -- internals -----------------------------------------------------------------------------
+    def _restart(self, partitions: int) -> None:
+        old = self.run
+        # Built before it replaces the old run: a refused value leaves the view as it was.
+        self.run = BackpressureRun(
+            rate=old.producer.rate,
+            consumer_rate=old.consumer_rate,
+            consumers=len(old.consumers),
+            partitions=partitions,
+            mode=old.broker.mode,
+            capacity=old.broker.capacity,
+            lag_threshold=old.producer.lag_threshold,
+            throttled_rate=old.producer.throttled_rate,
+            low_priority_share=old.producer.low_priority_share,
+            shed_threshold=old.broker.shed_threshold,
+            sample_every=old.sample_every,
+            seed=old.sim.seed,
+        )
+
+    def _figure(
+        self, title: str, marks: list, x: Any, y: Any, ylabel: str, width: str, height: str
+    ) -> bq.Figure:
+        return bq.Figure(
+            marks=marks,
+            title=title,
+            axes=[
+                bq.Axis(scale=x, label="simulated time (s)", num_ticks=5),
+                bq.Axis(scale=y, side="left", label=ylabel, tick_format="d"),
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 65, "right": 15},
+            layout=w.Layout(width=width, height=height),
+        )
+
+    def _line(self, key: str, x: Any, y: Any, dashed: bool = False, width: float = 2.5):
+        return bq.Lines(
+            x=[0.0],
+            y=[0.0],
+            scales={"x": x, "y": y},
+            colors=[COLOURS[key]],
+            stroke_width=width,
+            line_style="dashed" if dashed else "solid",
+            interpolation="linear" if key.endswith("_rate") else "step-after",
+        )
+
+    def _build(self) -> None:
+        self.x_scale = x = bq.LinearScale(min=0.0)
+        self.queue_scale = qy = bq.LinearScale(min=0.0)
+        self.rate_scale = ry = bq.LinearScale(min=0.0)
+        self.lost_scale = ly = bq.LinearScale(min=0.0)
+        self.marks = {
+            "depth": self._line("depth", x, qy, width=3.5),
+            "lag": self._line("lag", x, qy, dashed=True, width=2),
+            "limit": self._line("limit", x, qy, dashed=True, width=1.5),
+            # the producer wide underneath, the consumers thin on top: both stay visible where
+            # the producer has been slowed to the consumers' rate
+            "producer_rate": self._line("producer_rate", x, ry, width=4),
+            "consumer_rate": self._line("consumer_rate", x, ry, dashed=True, width=2),
+            "rejected": self._line("rejected", x, ly, width=3.5),
+            "dropped": self._line("dropped", x, ly, dashed=True, width=2),
+        }
+        m = self.marks
+        self.queue_figure = self._figure(
+            "Queue: depth and lag",
+            [m["limit"], m["depth"], m["lag"]],
+            x,
+            qy,
+            "messages",
+            "49%",
+            "290px",
+        )
+        self.rate_figure = self._figure(
+            "Effective rates",
+            [m["producer_rate"], m["consumer_rate"]],
+            x,
+            ry,
+            "messages per second",
+            "49%",
+            "290px",
+        )
+        self.lost_figure = self._figure(
+            "Lost: running totals",
+            [m["rejected"], m["dropped"]],
+            x,
+            ly,
+            "messages",
+            "98%",
+            "190px",
+        )
+        self.axes = {
+            "queue": self.queue_figure.axes[1],
+            "rate": self.rate_figure.axes[1],
+            "lost": self.lost_figure.axes[1],
+        }
+
+        def swatch(key: str, text: str, dashed: bool = False) -> str:
+            line = "&#9477;&#9477;" if dashed else "&#9473;&#9473;"
+            return f'<span style="color:{COLOURS[key]}"><b>{line}</b></span> {text}'
+
+        # Legends in HTML: bqplot's own legend box sits on top of the lines it explains.
+        self.legend = w.HTML(
+            "<b>Left:</b> "
+            + " &nbsp; ".join(
+                [
+                    swatch("depth", "depth (waiting)"),
+                    swatch("lag", "lag (produced &minus; consumed offset)", True),
+                    swatch("limit", "the mode's limit", True),
+                ]
+            )
+            + "<br><b>Right:</b> "
+            + " &nbsp; ".join(
+                [
+                    swatch("producer_rate", "producer (what it really got into the queue)"),
+                    swatch("consumer_rate", "consumers (what they finished)", True),
+                ]
+            )
+        )
+        self.lost_legend = w.HTML(
+            " &nbsp; ".join(
+                [
+                    swatch("rejected", "rejected (refused by a full queue)"),
+                    swatch("dropped", "dropped (shed: low priority only)", True),
+                ]
+            )
+        )
+
+        self.mode_control = w.ToggleButtons(
+            options=[(label, mode) for mode, label in MODE_LABELS.items()],
+            value=self.run.broker.mode,
+            style={"button_width": "146px"},
+            tooltips=[
+                "no limit: the queue grows as long as the producer is faster",
+                "a full queue makes the producer wait: nothing is lost",
+                "a full queue refuses the message: the producer gets an error",
+                "the producer slows down while the consumer lag is above the threshold",
+                "above the threshold the queue drops low-priority messages",
+            ],
+        )
+        self.mode_control.observe(self._on_control(self.set_mode), "value")
+        producer = self.run.producer
+        self.rate_control = self._slider(
+            w.FloatSlider,
+            producer.rate,
+            0.0,
+            30.0,
+            step=0.5,
+            description="producer (msg/s)",
+            style={"description_width": "170px"},
+            readout_format=".1f",
+            layout=w.Layout(width="380px"),
+        )
+        self.rate_control.observe(self._on_control(self.set_rate), "value")
+        self.consumer_rate_control = self._slider(
+            w.FloatSlider,
+            self.run.consumer_rate,
+            0.5,
+            10.0,
+            step=0.5,
+            description="each consumer (msg/s)",
+            style={"description_width": "170px"},
+            readout_format=".1f",
+            layout=w.Layout(width="380px"),
+        )
+        self.consumer_rate_control.observe(self._on_control(self.set_consumer_rate), "value")
+        self.consumer_label = w.HTML(layout=w.Layout(width="300px"))
+        self.add_button = self._button(
+            "+ consumer", self.add_consumer, "a consumer joins the group (idle without a partition)"
+        )
+        self.remove_button = self._button(
+            "− consumer", self.remove_consumer, "the newest consumer leaves the group"
+        )
+        self.partition_control = self._slider(
+            w.IntSlider,
+            self.run.broker.partition_count,
+            1,
+            8,
+            description="partitions (starts over)",
+            style={"description_width": "170px"},
+            layout=w.Layout(width="380px"),
+        )
+        self.partition_control.observe(self._on_control(self.set_partitions), "value")
+        self.capacity_control = self._slider(
+            w.IntSlider,
+            self.run.broker.capacity,
+            1,
+            100,
+            description="capacity (block/reject)",
+            style={"description_width": "170px"},
+            layout=w.Layout(width="380px"),
+        )
+        self.capacity_control.observe(self._on_control(self.set_capacity), "value")
+        self.lag_control = self._slider(
+            w.IntSlider,
+            producer.lag_threshold,
+            0,
+            100,
+            description="lag threshold (rate limit)",
+            style={"description_width": "170px"},
+            layout=w.Layout(width="380px"),
+        )
+        self.lag_control.observe(self._on_control(self.set_lag_threshold), "value")
+        self.shed_control = self._slider(
+            w.IntSlider,
+            self.run.broker.shed_threshold,
+            0,
+            100,
+            description="shed threshold (shed)",
+            style={"description_width": "170px"},
+            layout=w.Layout(width="380px"),
+        )
+        self.shed_control.observe(self._on_control(self.set_shed_threshold), "value")
+        self.buttons = {
+            "Advance 1 s": self._button("Advance 1 s", lambda: self.advance(1), "let 1 s pass"),
+            "Advance 10 s": self._button("Advance 10 s", lambda: self.advance(10), "let 10 s pass"),
+            "Advance 60 s": self._button(
+                "Advance 60 s", lambda: self.advance(60), "let a minute pass"
+            ),
+            "Start over": self._button(
+                "Start over", self.start_over, "back to t=0 with the current settings", "undo"
+            ),
+        }
+        self.view = w.VBox(
+            [
+                w.HBox([self.queue_figure, self.rate_figure]),
+                self.legend,
+                self.lost_figure,
+                self.lost_legend,
+                self.summary_label,
+                w.HBox(list(self.buttons.values())),
+                w.HTML("<b>Backpressure mode</b> (what happens when the consumers fall behind)"),
+                self.mode_control,
+                w.HBox([self.rate_control, self.consumer_rate_control]),
+                w.HBox([self.consumer_label, self.add_button, self.remove_button]),
+                w.HBox([self.partition_control, self.capacity_control]),
+                w.HBox([self.lag_control, self.shed_control]),
+            ]
+        )
+
+    def _draw(self) -> None:
+        s = self.chart_data()
+        t = [float(v) for v in s["time"]]
+        now = float(self.run.now)
+        limit = self.limit()
+        queue_top = max(s["depth"] + s["lag"] + [limit[1] if limit else 0, 1])
+        rate_top = max(s["producer_rate"] + s["consumer_rate"] + [self.run.producer.rate, 1])
+        lost_top = max(s["rejected"] + s["dropped"] + [1])
+        m = self.marks
+        with (
+            self.queue_figure.hold_sync(),
+            self.rate_figure.hold_sync(),
+            self.lost_figure.hold_sync(),
+        ):
+            # Room right of the newest sample and above the highest value, so the latest change
+            # is never drawn on the frame.
+            self.x_scale.max = now + max(1.0, 0.05 * now)
+            for name, scale, top in (
+                ("queue", self.queue_scale, queue_top),
+                ("rate", self.rate_scale, rate_top),
+                ("lost", self.lost_scale, lost_top),
+            ):
+                ticks = integer_ticks(top * 1.1)
+                self.axes[name].tick_values = ticks
+                scale.max = float(ticks[-1])
+            for key in ("depth", "lag", "producer_rate", "consumer_rate", "rejected", "dropped"):
+                m[key].x = t
+                m[key].y = [float(v) for v in s[key]]
+            if limit is None:
+                m["limit"].visible = False
+            else:
+                m["limit"].x = [0.0, now]
+                m["limit"].y = [float(limit[1])] * 2
+                m["limit"].visible = True
+        consumers = self.run.state()["assignment"]
+        idle = [c for c, parts in consumers.items() if not parts]
+        self.consumer_label.value = (
+            f"<b>{len(consumers)} consumer{'' if len(consumers) == 1 else 's'}</b> on "
+            f"{self.run.broker.partition_count} partition"
+            f"{'' if self.run.broker.partition_count == 1 else 's'}"
+            + (f", idle: {', '.join(idle)}" if idle else "")
+        )
+        self.remove_button.disabled = not consumers
+        self.add_button.disabled = len(consumers) >= 26
+        mode = self.run.broker.mode
+        self.capacity_control.disabled = mode not in ("block", "reject")
+        self.lag_control.disabled = mode != "rate_limit"
+        self.shed_control.disabled = mode != "shed"
+
+
+def integer_ticks(top: float) -> list[int]:
+    """Whole-number ticks from 0 to at least ``top`` in at most 8 steps of 1, 2, 5, 10, 20, ...
+
+    >>> integer_ticks(23)
+    [0, 5, 10, 15, 20, 25]
+    """
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 5 * scale):
+            if top / step <= 8:
+                return list(range(0, math.ceil(max(top, 1) / step) * step + 1, step))
+        scale *= 10
