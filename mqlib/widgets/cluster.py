@@ -1,0 +1,279 @@
+"""Chapter 7's cluster view: which broker leads each partition, who is in sync, what is committed.
+
+:class:`KafkaCluster` draws what :class:`~mqlib.scenarios.cluster.ClusterRun` reports: a grid with
+one cell per replica (partition row, broker column) coloured by its role (leader, in-sync follower,
+out of the ISR, broker down) and labelled with the replica's log end offset; each row's label gives
+the partition's high watermark and leader epoch. Every button calls one of its methods.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.cluster import ClusterRun, default_run
+from ._base import PALETTE, SimulationView
+
+ROLE_COLOURS = {
+    "leader": PALETTE["blue"],
+    "in sync": PALETTE["sky"],
+    "out of sync": PALETTE["orange"],
+    "down": "#BBBBBB",
+}
+#: Label colour on each role's cell.
+_TEXT_ON = {"leader": "white", "in sync": "black", "out of sync": "black", "down": "black"}
+KEYS = ("order-42", "order-43", "order-44", "order-45")
+ACKS: tuple[tuple[str, Any], ...] = (("acks=all", "all"), ("acks=1", 1), ("acks=0", 0))
+
+
+class KafkaCluster(SimulationView):
+    """Topic "orders" on a broker cluster: replicas, leaders, the ISR and the high watermark.
+
+    The buttons call the same methods a cell can: :meth:`produce`, :meth:`kill_broker`,
+    :meth:`restart_broker`, :meth:`set_unclean_leader_election` and :meth:`advance`. Pass ``run``
+    to view a run you scripted; the default is :func:`~mqlib.scenarios.cluster.default_run`
+    (3 brokers, 3 partitions, RF 3, min ISR 2; broker 1 crashed and was replaced as leader).
+    """
+
+    def __init__(self, run: ClusterRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, ClusterRun):
+            raise TypeError(f"run must be a ClusterRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self.last_request: dict[str, Any] | None = None
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each button calls one of these) ------------------------------------
+    def produce(self, key: str | None, value: Any = None, *, acks: int | str = "all") -> dict:
+        """Send one record to the partition Kafka picks for ``key``; returns the request."""
+        self.last_request = self.run.produce(key, value, acks=acks)
+        self.refresh()
+        return self.last_request
+
+    def kill_broker(self, broker_id: int) -> None:
+        """Crash broker ``broker_id`` (the controller notices after the session timeout)."""
+        self.run.kill_broker(broker_id)
+        self.refresh()
+
+    def restart_broker(self, broker_id: int) -> None:
+        """Start broker ``broker_id`` again with the log it had on disk."""
+        self.run.restart_broker(broker_id)
+        self.refresh()
+
+    def set_unclean_leader_election(self, enabled: bool) -> None:
+        """Allow (``True``) or forbid an out-of-sync replica to become leader."""
+        self.run.set_unclean_leader_election(enabled)
+        self._sync(self.unclean_control, bool(self.run.cluster.unclean_leader_election))
+        self.refresh()
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass (followers fetch, the controller reacts)."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- chart data ----------------------------------------------------------------------------
+    def cells(self) -> list[dict[str, Any]]:
+        """One entry per replica: partition, broker, role and log end offset, from the
+        scenario's :meth:`~mqlib.scenarios.cluster.ClusterRun.state`."""
+        state = self.run.state()
+        rows = []
+        for part in state["partitions"]:
+            for broker in part["replicas"]:
+                if state["brokers"][broker] == "down":
+                    role = "down"
+                elif broker == part["leader"]:
+                    role = "leader"
+                elif broker in part["isr"]:
+                    role = "in sync"
+                else:
+                    role = "out of sync"
+                rows.append(
+                    {
+                        "partition": part["partition"],
+                        "broker": broker,
+                        "role": role,
+                        "log_end_offset": part["log_end_offsets"][broker],
+                    }
+                )
+        return rows
+
+    # -- internals -----------------------------------------------------------------------------
+    def _act(self, action: Callable[[], Any]) -> Callable[[], None]:
+        def handler() -> None:
+            try:
+                action()
+                self.message.value = ""
+            except (ValueError, KeyError) as error:
+                text = str(error)
+                self.message.value = (
+                    f'<span style="color:{PALETTE["vermillion"]}">Refused: '
+                    f"{html.escape(str(text))}</span>"
+                )
+
+        return handler
+
+    def _build(self) -> None:
+        state = self.run.state()
+        brokers = sorted(state["brokers"])
+        partitions = len(state["partitions"])
+        self.x_scale = bq.LinearScale(min=min(brokers) - 0.5, max=max(brokers) + 0.5)
+        self.y_scale = bq.LinearScale(min=-0.5, max=partitions - 0.5, reverse=True)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self.cell_mark = bq.Scatter(
+            x=[], y=[], scales=scales, marker="square", default_size=2600, stroke="white"
+        )
+        self.role_labels = bq.Label(
+            x=[], y=[], text=[], scales=scales, align="middle", default_size=12,
+            font_weight="bold", y_offset=-4,
+        )  # fmt: skip
+        self.offset_labels = bq.Label(
+            x=[], y=[], text=[], scales=scales, align="middle", default_size=11, y_offset=12
+        )
+        self.y_axis = bq.Axis(scale=self.y_scale, side="left", grid_lines="none")
+        self.figure = bq.Figure(
+            marks=[self.cell_mark, self.role_labels, self.offset_labels],
+            axes=[
+                bq.Axis(
+                    scale=self.x_scale,
+                    tick_values=brokers,
+                    tick_labels={str(b): f"broker {b}" for b in brokers},
+                    grid_lines="none",
+                    label="broker (each cell: that broker's copy of the partition)",
+                    label_offset="40px",
+                ),
+                self.y_axis,
+            ],
+            title="Replicas of topic orders: role and log end offset (LEO)",
+            fig_margin={"top": 40, "bottom": 60, "left": 190, "right": 30},
+            layout=w.Layout(width="100%", height=f"{120 + 85 * partitions}px"),
+        )
+        swatches = " &nbsp; ".join(
+            f'<span style="color:{c}">&#9632;</span> {role}' for role, c in ROLE_COLOURS.items()
+        )
+        self.legend = w.HTML(
+            f"{swatches}<br>The high watermark (HW) of a partition is the offset up to which every "
+            "in-sync replica has the records: consumers only see records below it."
+        )
+        self.request_html = w.HTML()
+        self.lost_html = w.HTML()
+        self.message = w.HTML()
+        self.key_control = w.Dropdown(
+            options=KEYS, value="order-42", description="key",
+            style={"description_width": "35px"}, layout=w.Layout(width="160px"),
+        )  # fmt: skip
+        self.acks_control = w.Dropdown(options=ACKS, value="all", layout=w.Layout(width="100px"))
+        self.unclean_control = w.Checkbox(
+            value=bool(self.run.cluster.unclean_leader_election),
+            description="unclean leader election",
+            indent=False,
+        )
+        self.unclean_control.observe(
+            self._on_control(self._act_value(self.set_unclean_leader_election)), "value"
+        )
+        self.buttons: dict[str, w.Button] = {}
+        for label, action, tip in (
+            ("Produce", self._produce_selected, "send one record with the chosen acks"),
+            ("Advance 1 s", lambda: self.advance(1.0), "followers fetch every 0.5 s"),
+            ("Advance 10 s", lambda: self.advance(10.0), "long enough to notice a dead broker"),
+        ):
+            self.buttons[label] = self._button(label, self._act(action), tip)
+        self.broker_buttons: dict[int, w.Button] = {}
+        for b in brokers:
+            button = self._button(f"Kill broker {b}", self._act(lambda b=b: self._toggle(b)), "")
+            button.layout.width = "150px"
+            self.broker_buttons[b] = button
+
+        def row(title: str, *children: w.Widget) -> w.HBox:
+            return w.HBox([w.HTML(f"<b>{title}</b>", layout=w.Layout(width="90px")), *children])
+
+        self.view = w.VBox(
+            [
+                self.figure,
+                self.legend,
+                self.summary_label,
+                row("Producer:", self.key_control, self.acks_control, self.buttons["Produce"]),
+                self.request_html,
+                row("Brokers:", *self.broker_buttons.values()),
+                row(
+                    "Time:",
+                    self.buttons["Advance 1 s"],
+                    self.buttons["Advance 10 s"],
+                    self.unclean_control,
+                ),
+                self.lost_html,
+                self.message,
+            ]
+        )
+
+    def _act_value(self, action: Callable[[Any], Any]) -> Callable[[Any], None]:
+        return lambda value: self._act(lambda: action(value))()
+
+    def _toggle(self, broker: int) -> None:
+        if self.run.state()["brokers"][broker] == "up":
+            self.kill_broker(broker)
+        else:
+            self.restart_broker(broker)
+
+    def _produce_selected(self) -> None:
+        self.produce(self.key_control.value, "event", acks=self.acks_control.value)
+
+    def _draw(self) -> None:
+        state = self.run.state()
+        cells = self.cells()
+        with self.figure.hold_sync():
+            xs = [c["broker"] for c in cells]
+            ys = [c["partition"] for c in cells]
+            self.cell_mark.x, self.cell_mark.y = xs, ys
+            self.cell_mark.colors = [ROLE_COLOURS[c["role"]] for c in cells]
+            text_colours = [_TEXT_ON[c["role"]] for c in cells]
+            self.role_labels.x, self.role_labels.y = xs, ys
+            self.role_labels.text = [c["role"] for c in cells]
+            self.role_labels.colors = text_colours
+            self.offset_labels.x, self.offset_labels.y = xs, ys
+            self.offset_labels.text = [f"LEO {c['log_end_offset']}" for c in cells]
+            self.offset_labels.colors = text_colours
+            self.y_axis.tick_values = [p["partition"] for p in state["partitions"]]
+            self.y_axis.tick_labels = {
+                str(p["partition"]): f"p{p['partition']}: HW {p['high_watermark']}, "
+                f"epoch {p['leader_epoch']}"
+                for p in state["partitions"]
+            }
+        for b, button in self.broker_buttons.items():
+            up = state["brokers"][b] == "up"
+            button.description = f"{'Kill' if up else 'Restart'} broker {b}"
+            button.tooltip = (
+                f"crash broker {b}" if up else f"start broker {b} again with its log on disk"
+            )
+        self.request_html.value = self._request_text()
+        lost = self.run.lost_records()
+        if lost:
+            items = ", ".join(
+                f"p{x['partition']} offset {x['offset']} ({html.escape(str(x['value']))}, "
+                f"{x['status']})"
+                for x in lost
+            )
+            self.lost_html.value = (
+                f'<span style="color:{PALETTE["vermillion"]}"><b>Lost records:</b> {items}</span>'
+            )
+        else:
+            self.lost_html.value = "<b>Lost records:</b> none"
+
+    def _request_text(self) -> str:
+        requests = self.run.requests()
+        if not requests:
+            return "Last request: none yet"
+        r = requests[-1]
+        where = f"p{r['partition']}" + (f" offset {r['offset']}" if r["offset"] is not None else "")
+        error = f" ({r['error']})" if r.get("error") else ""
+        return (
+            f"Last request: {html.escape(str(r['key']))} acks={r['acks']} &rarr; {where}: "
+            f"<b>{r['status']}</b>{html.escape(error)}"
+        )

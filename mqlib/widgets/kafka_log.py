@@ -1,0 +1,407 @@
+"""Chapter 7's log view: each partition's records by offset, and where every consumer group is.
+
+:class:`KafkaLog` draws what :class:`~mqlib.scenarios.kafka_log.KafkaLogRun` reports: the stored
+records of each partition as boxes at their offsets (coloured by key), the offsets retention has
+already deleted, the log end offset where the next record will go, and a marker per consumer group
+at its committed offset (the next record it will read). Every button calls one of its methods.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.kafka_log import KafkaLogRun, default_run
+from ._base import PALETTE, SimulationView
+
+#: Record colours by key, in the order keys first appear (light colours: the offset is on top).
+KEY_COLOURS = [PALETTE["sky"], PALETTE["green"], PALETTE["yellow"], PALETTE["purple"]]
+NO_KEY_COLOUR = "#DDDDDD"
+DELETED_COLOUR = "#EEEEEE"
+#: Group marker colours, in the order groups appear.
+GROUP_COLOURS = [PALETTE["blue"], PALETTE["vermillion"], PALETTE["black"], PALETTE["orange"]]
+#: The chart shows at most this many offsets per partition (the latest ones).
+WINDOW = 16
+KEYS = ("order-42", "order-43", "order-44", "order-45", "(no key)")
+EVENTS = ("created", "paid", "shipped", "delivered")
+NEW_GROUPS = ("audit", "search", "fraud-check", "warehouse", "email")
+
+
+class KafkaLog(SimulationView):
+    """A topic's partitions as logs, read by consumer groups at their own offsets.
+
+    The buttons call the same methods a cell can: :meth:`produce`, :meth:`consume`, :meth:`seek`,
+    :meth:`seek_to_beginning`, :meth:`add_group`, :meth:`add_member`, :meth:`remove_member` and
+    :meth:`advance`. Pass ``run`` to view a run you scripted; the default is
+    :func:`~mqlib.scenarios.kafka_log.default_run` (3 partitions, 30 s retention, groups billing
+    and analytics, nine order events, 34 s later).
+    """
+
+    def __init__(self, run: KafkaLogRun | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, KafkaLogRun):
+            raise TypeError(f"run must be a KafkaLogRun or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._key_colours: dict[str, str] = {}
+        self._group_colours: dict[str, str] = {}
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each button calls one of these) ------------------------------------
+    def produce(self, key: str | None = None, value: Any = None) -> dict[str, Any]:
+        """Append one record (a key picks its partition); returns it as plain data."""
+        record = self.run.produce(key, value)
+        self.refresh()
+        return record
+
+    def consume(self, group: str, max_records: int | None = None) -> list[dict[str, Any]]:
+        """Every live member of ``group`` polls (at most ``max_records`` per partition) and
+        commits; returns the records read."""
+        records = self.run.consume(group, max_records=max_records)
+        self.refresh()
+        return records
+
+    def seek(self, group: str, partition: int, offset: int) -> None:
+        """Move ``group``'s committed offset of ``partition`` to ``offset`` (rewind or skip)."""
+        self.run.seek(group, partition, offset)
+        self.refresh()
+
+    def seek_to_beginning(self, group: str, partition: int | None = None) -> None:
+        """Rewind ``group`` to the oldest stored record (of ``partition``, or of all)."""
+        self.run.seek_to_beginning(group, partition)
+        self.refresh()
+
+    def add_group(self, name: str, members: int = 1) -> list[str]:
+        """A new consumer group that starts at the oldest stored record; returns its members."""
+        added = self.run.add_group(name, members)
+        self.refresh()
+        return added
+
+    def add_member(self, group: str) -> str:
+        """One more consumer joins ``group`` (the partitions are shared out again)."""
+        member = self.run.add_member(group)
+        self.refresh()
+        return member
+
+    def remove_member(self, group: str) -> str:
+        """The newest consumer of ``group`` leaves (the partitions are shared out again)."""
+        member = self.run.remove_member(group)
+        self.refresh()
+        return member
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass: retention deletes records that are too old."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- chart data ----------------------------------------------------------------------------
+    def window(self) -> tuple[int, int]:
+        """The offsets the chart shows: ``[first, last]`` (the latest :data:`WINDOW`)."""
+        end = max(o["log_end_offset"] for o in self.run.offsets().values())
+        last = max(end, 8)
+        return max(0, last - WINDOW + 1), last
+
+    # -- internals -----------------------------------------------------------------------------
+    def _key_colour(self, key: str | None) -> str:
+        if key is None:
+            return NO_KEY_COLOUR
+        if key not in self._key_colours:
+            self._key_colours[key] = KEY_COLOURS[len(self._key_colours) % len(KEY_COLOURS)]
+        return self._key_colours[key]
+
+    def _group_colour(self, group: str) -> str:
+        if group not in self._group_colours:
+            n = len(self._group_colours)
+            self._group_colours[group] = GROUP_COLOURS[n % len(GROUP_COLOURS)]
+        return self._group_colours[group]
+
+    def _act(self, action: Callable[[], Any]) -> Callable[[], None]:
+        """A button handler: run ``action`` and show a refused action's reason under the
+        controls instead of losing it in the browser's log."""
+
+        def handler() -> None:
+            try:
+                action()
+                self.message.value = ""
+            except (ValueError, KeyError) as error:
+                text = str(error)
+                self.message.value = (
+                    f'<span style="color:{PALETTE["vermillion"]}">Refused: '
+                    f"{html.escape(str(text))}</span>"
+                )
+
+        return handler
+
+    def _build(self) -> None:
+        partitions = len(self.run.offsets())
+        self.x_scale = bq.LinearScale(min=-0.6, max=8.6)
+        self.y_scale = bq.LinearScale(min=-0.5, max=partitions - 0.05, reverse=True)
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self.deleted_mark = bq.Scatter(
+            x=[], y=[], scales=scales, marker="square", default_size=700,
+            colors=[DELETED_COLOUR], stroke="#BBBBBB",
+        )  # fmt: skip
+        self.record_mark = bq.Scatter(
+            x=[], y=[], scales=scales, marker="square", default_size=700, stroke="white"
+        )
+        self.next_mark = bq.Scatter(
+            x=[], y=[], scales=scales, marker="square", default_size=700, fill=False,
+            colors=[PALETTE["grey"]], stroke_width=2,
+        )  # fmt: skip
+        self.offset_labels = bq.Label(
+            x=[], y=[], text=[], scales=scales, align="middle", default_size=12, y_offset=5,
+            font_weight="bold",
+        )  # fmt: skip
+        self.group_mark = bq.Scatter(
+            x=[], y=[], scales=scales, marker="triangle-up", default_size=90, stroke="white"
+        )
+        self.group_labels = bq.Label(
+            x=[], y=[], text=[], scales=scales, align="start", default_size=11, x_offset=7,
+            y_offset=4,
+        )  # fmt: skip
+        self.x_axis = bq.Axis(scale=self.x_scale, label="offset", tick_format="d")
+        self.y_axis = bq.Axis(
+            scale=self.y_scale,
+            side="left",
+            tick_values=list(range(partitions)),
+            tick_labels={str(p): f"partition {p}" for p in range(partitions)},
+            grid_lines="none",
+        )
+        self.figure = bq.Figure(
+            marks=[
+                self.deleted_mark,
+                self.record_mark,
+                self.next_mark,
+                self.offset_labels,
+                self.group_mark,
+                self.group_labels,
+            ],
+            axes=[self.x_axis, self.y_axis],
+            title="Each partition's log, and where each group will read next",
+            fig_margin={"top": 40, "bottom": 50, "left": 90, "right": 70},
+            layout=w.Layout(width="100%", height=f"{150 + 80 * partitions}px"),
+        )
+        self.legend = w.HTML()
+        self.groups_html = w.HTML()
+        self.message = w.HTML()
+
+        wide = {"description_width": "60px"}
+        self.key_control = w.Dropdown(
+            options=KEYS, value="order-42", description="key", style=wide,
+            layout=w.Layout(width="190px"),
+        )  # fmt: skip
+        self.value_control = w.Dropdown(
+            options=EVENTS, value="delivered", description="value", style=wide,
+            layout=w.Layout(width="190px"),
+        )  # fmt: skip
+        self.group_control = w.Dropdown(
+            description="group", style=wide, layout=w.Layout(width="190px")
+        )
+        self.partition_control = w.Dropdown(
+            options=list(range(partitions)), description="partition", style=wide,
+            layout=w.Layout(width="130px"),
+        )  # fmt: skip
+        self.offset_control = w.IntText(
+            value=0, description="offset", style={"description_width": "45px"},
+            layout=w.Layout(width="120px"),
+        )  # fmt: skip
+        self.new_group_control = w.Dropdown(
+            description="new group", style={"description_width": "75px"},
+            layout=w.Layout(width="220px"),
+        )  # fmt: skip
+        self.buttons = {
+            b.description: b
+            for b in (
+                self._button("Produce", self._act(self._produce_selected), "append one record"),
+                self._button(
+                    "Poll all",
+                    self._act(lambda: self.consume(self.group_control.value)),
+                    "every member of the group reads everything it has not read yet",
+                ),
+                self._button(
+                    "Poll 1",
+                    self._act(lambda: self.consume(self.group_control.value, 1)),
+                    "every member reads one record from each partition it owns",
+                ),
+                self._button(
+                    "+ member",
+                    self._act(lambda: self.add_member(self.group_control.value)),
+                    "one more consumer joins the group",
+                ),
+                self._button(
+                    "− member",
+                    self._act(lambda: self.remove_member(self.group_control.value)),
+                    "the group's newest consumer leaves",
+                ),
+                self._button(
+                    "Seek",
+                    self._act(
+                        lambda: self.seek(
+                            self.group_control.value,
+                            self.partition_control.value,
+                            self.offset_control.value,
+                        )
+                    ),
+                    "move the group's position in this partition to this offset",
+                ),
+                self._button(
+                    "Rewind to start",
+                    self._act(lambda: self.seek_to_beginning(self.group_control.value)),
+                    "move the group back to the oldest stored record of every partition",
+                ),
+                self._button(
+                    "Add group",
+                    self._act(lambda: self.add_group(self.new_group_control.value, 1)),
+                    "a new group with one member, starting at the oldest stored record",
+                ),
+                self._button("Advance 5 s", self._act(lambda: self.advance(5.0)), "let 5 s pass"),
+                self._button(
+                    "Advance 30 s", self._act(lambda: self.advance(30.0)), "let 30 s pass"
+                ),
+            )
+        }
+        b = self.buttons
+
+        def row(title: str, *children: w.Widget) -> w.HBox:
+            return w.HBox([w.HTML(f"<b>{title}</b>", layout=w.Layout(width="90px")), *children])
+
+        self.view = w.VBox(
+            [
+                self.figure,
+                self.legend,
+                self.summary_label,
+                self.groups_html,
+                row("Producer:", self.key_control, self.value_control, b["Produce"]),
+                row(
+                    "Group:",
+                    self.group_control,
+                    b["Poll all"],
+                    b["Poll 1"],
+                    b["+ member"],
+                    b["− member"],
+                ),
+                row(
+                    "Position:",
+                    self.partition_control,
+                    self.offset_control,
+                    b["Seek"],
+                    b["Rewind to start"],
+                ),
+                row(
+                    "Time:",
+                    b["Advance 5 s"],
+                    b["Advance 30 s"],
+                    self.new_group_control,
+                    b["Add group"],
+                ),
+                self.message,
+            ]
+        )
+
+    def _produce_selected(self) -> None:
+        key = self.key_control.value
+        self.produce(None if key == "(no key)" else key, self.value_control.value)
+
+    def _draw(self) -> None:
+        run = self.run
+        offsets = run.offsets()
+        first, last = self.window()
+        in_view = range(first, last + 1)
+        rx, ry, colours, lx, ly, text = [], [], [], [], [], []
+        for p, records in run.logs().items():
+            for r in records:
+                if r["offset"] in in_view:
+                    rx.append(r["offset"])
+                    ry.append(p)
+                    colours.append(self._key_colour(r["key"]))
+        dx, dy = [], []
+        for p, o in offsets.items():
+            for offset in range(max(first, 0), min(o["log_start_offset"], last + 1)):
+                dx.append(offset)
+                dy.append(p)
+        for x, y in zip(dx + rx, dy + ry, strict=True):
+            lx.append(x)
+            ly.append(y)
+            text.append(str(x))
+        nx = [o["log_end_offset"] for o in offsets.values() if o["log_end_offset"] in in_view]
+        ny = [p for p, o in offsets.items() if o["log_end_offset"] in in_view]
+        gx, gy, gcolours, gtext = [], [], [], []
+        committed = run.committed()
+        for gi, (group, positions) in enumerate(committed.items()):
+            colour = self._group_colour(group)
+            for p, offset in positions.items():
+                if offset in in_view:
+                    gx.append(offset)
+                    gy.append(p + 0.3 + 0.16 * (gi % 3))
+                    gcolours.append(colour)
+                    gtext.append(group)
+        with self.figure.hold_sync():
+            self.x_scale.min = first - 0.6
+            self.x_scale.max = last + 1.6
+            self.deleted_mark.x, self.deleted_mark.y = dx, dy
+            self.record_mark.x, self.record_mark.y = rx, ry
+            self.record_mark.colors = colours or [NO_KEY_COLOUR]
+            self.next_mark.x, self.next_mark.y = nx, ny
+            self.offset_labels.x, self.offset_labels.y, self.offset_labels.text = lx, ly, text
+            self.offset_labels.colors = [PALETTE["black"]] * len(text) or [PALETTE["black"]]
+            self.group_mark.x, self.group_mark.y = gx, gy
+            self.group_mark.colors = gcolours or [PALETTE["blue"]]
+            self.group_labels.x, self.group_labels.y, self.group_labels.text = gx, gy, gtext
+            self.group_labels.colors = gcolours or [PALETTE["blue"]]
+        self._draw_text(first)
+        self._draw_controls()
+
+    def _draw_text(self, first: int) -> None:
+        run = self.run
+        keys = " &nbsp; ".join(
+            f'<span style="color:{c}">&#9632;</span> {html.escape(k)}'
+            for k, c in self._key_colours.items()
+        )
+        earlier = f" Offsets before {first} are off the chart." if first else ""
+        self.legend.value = (
+            f"Records by key: {keys} &nbsp; "
+            f'<span style="color:{NO_KEY_COLOUR}">&#9632;</span> no key &nbsp; '
+            f'<span style="color:#BBBBBB">&#9633;</span> deleted by retention &nbsp; '
+            f'<span style="color:{PALETTE["grey"]}">&#9633;</span> empty: the next append goes '
+            "here (log end offset)<br>A triangle is a group's committed offset: the next record "
+            f"that group reads in that partition.{earlier}"
+        )
+        lags, assignments, committed = run.lag(), run.assignments(), run.committed()
+        lines = []
+        for group, members in assignments.items():
+            colour = self._group_colour(group)
+            owners = "; ".join(
+                f"{html.escape(m)} reads "
+                + (", ".join(f"p{p}" for p in ps) if ps else "nothing (idle)")
+                for m, ps in members.items()
+            )
+            positions = ", ".join(
+                f"p{p} at {committed[group][p]} (lag {lags[group][p]})" for p in committed[group]
+            )
+            lines.append(
+                f'<span style="color:{colour}">&#9650;</span> <b>{html.escape(group)}</b>: '
+                f"{owners or 'no members'}. Next offsets: {positions}; "
+                f"total lag {sum(lags[group].values())}"
+            )
+        self.groups_html.value = '<div style="line-height:1.5">' + "<br>".join(lines) + "</div>"
+
+    def _draw_controls(self) -> None:
+        groups = list(self.run.committed())
+        if list(self.group_control.options) != groups:
+            current = self.group_control.value
+            self.group_control.options = groups
+            self.group_control.value = current if current in groups else (groups or [None])[0]
+        free = [n for n in NEW_GROUPS if n not in groups]
+        if list(self.new_group_control.options) != free:
+            self.new_group_control.options = free
+            self.new_group_control.value = free[0] if free else None
+        self.buttons["Add group"].disabled = not free
+        for label in ("Poll all", "Poll 1", "+ member", "− member", "Seek", "Rewind to start"):
+            self.buttons[label].disabled = not groups
