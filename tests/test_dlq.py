@@ -408,3 +408,18 @@ def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
 def test_bad_method_arguments_raise_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call(DeadLetterRun())
+
+
+def test_attempt_history_counts_failures_across_replays():
+    run = DeadLetterRun(rate=1.0, consumers=1)
+    run.inject_poison()
+    run.advance(12)
+    run.replay()  # before the fix: three more failures, back to the DLQ
+    run.advance(12)
+    run.fix_bug()
+    run.replay()
+    run.advance(5)
+    pill = next(row for row in run.attempt_history() if row["failed"])
+    assert (pill["failed"], pill["succeeded"]) == (6, 1)
+    good = [row for row in run.attempt_history() if not row["failed"]]
+    assert good and all(row["succeeded"] == 1 for row in good)

@@ -297,6 +297,22 @@ class DeadLetterRun(PoisonPillRun):
         counts.update({e["message_id"]: e["receive_count"] for e in self.dlq.inspect()})
         return counts
 
+    def attempt_history(self) -> list[dict[str, Any]]:
+        """Every message in the order it was first sent, with how many of its processings failed
+        and how many succeeded over all its trips through the queue (a message replayed from the
+        DLQ keeps its id, so its earlier failures still count), read from the trace."""
+        trace = self.sim.trace
+        order: dict[str, int] = {}
+        for event in trace.of_kind("send"):
+            order.setdefault(event.data["message"], len(order))
+        failed = dict.fromkeys(order, 0)
+        succeeded = dict.fromkeys(order, 0)
+        for event in trace.of_kind("processing_failed"):
+            failed[event.data["message"]] += 1
+        for event in trace.of_kind("processed"):
+            succeeded[event.data["message"]] += 1
+        return [{"message": m, "failed": failed[m], "succeeded": succeeded[m]} for m in order]
+
     def processed_ids(self) -> list[str]:
         """Ids of successfully processed messages, in the order they were processed."""
         return [e.data["message"] for e in self.sim.trace.of_kind("processed")]
