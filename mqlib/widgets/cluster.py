@@ -27,7 +27,7 @@ ROLE_COLOURS = {
 #: Label colour on each role's cell.
 _TEXT_ON = {"leader": "white", "in sync": "black", "out of sync": "black", "down": "black"}
 KEYS = ("order-42", "order-43", "order-44", "order-45")
-ACKS: tuple[tuple[str, Any], ...] = (("acks=all", "all"), ("acks=1", 1), ("acks=0", 0))
+ACKS: tuple[tuple[str, Any], ...] = (("all", "all"), ("1", 1), ("0", 0))
 
 
 class KafkaCluster(SimulationView):
@@ -169,7 +169,10 @@ class KafkaCluster(SimulationView):
             options=KEYS, value="order-42", description="key",
             style={"description_width": "35px"}, layout=w.Layout(width="160px"),
         )  # fmt: skip
-        self.acks_control = w.Dropdown(options=ACKS, value="all", layout=w.Layout(width="100px"))
+        self.acks_control = w.Dropdown(
+            options=ACKS, value="all", description="acks",
+            style={"description_width": "35px"}, layout=w.Layout(width="140px"),
+        )  # fmt: skip
         self.unclean_control = w.Checkbox(
             value=bool(self.run.cluster.unclean_leader_election),
             description="unclean leader election",

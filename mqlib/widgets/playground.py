@@ -1,0 +1,373 @@
+"""Chapter 8's view: the message queue playground - a producer, a broker queue with its DLQ and
+three consumers, with every control at once."""
+
+from __future__ import annotations
+
+import html
+
+import bqplot as bq
+import ipywidgets as w
+
+from ..scenarios.playground import Playground, default_run
+from ._base import PALETTE, SimulationView
+
+#: Seconds over which the throughput line is averaged (samples come every 0.5 s, and a consumer
+#: finishes a message every 0.5 s, so the raw per-sample rate jumps between neighbouring values).
+THROUGHPUT_WINDOW = 2.0
+
+DEPTH_COLOUR = PALETTE["blue"]
+DLQ_COLOUR = PALETTE["vermillion"]
+THROUGHPUT_COLOUR = PALETTE["green"]
+PRODUCER_COLOUR = PALETTE["orange"]
+
+
+def _windowed_rate(
+    times: list[float], totals: list[float], window: float = THROUGHPUT_WINDOW
+) -> list[float]:
+    """Per-second growth of the counter ``totals`` over the last ``window`` seconds at each sample
+    (over what there is near the start). Drawing only: it smooths the scenario's own counter."""
+    rates, start = [], 0
+    for i, t in enumerate(times):
+        while times[start] < t - window - 1e-9:
+            start += 1
+        dt = t - times[start]
+        rates.append((totals[i] - totals[start]) / dt if dt > 0 else 0.0)
+    return rates
+
+
+def _card_layout() -> w.Layout:
+    return w.Layout(
+        border="1px solid #ccc", padding="2px 8px 6px 8px", margin="4px 8px 4px 0", width="175px"
+    )
+
+
+def _row(title: str, children: list[w.Widget]) -> w.HBox:
+    """A titled row of controls that wraps on a narrow page instead of squeezing its buttons."""
+    for child in children:
+        if isinstance(child, w.Button):
+            child.layout.flex = "0 0 auto"
+    return w.HBox(
+        [w.HTML(f"<b>{title}</b>", layout=w.Layout(width="80px", flex="0 0 auto")), *children],
+        layout=w.Layout(flex_flow="row wrap", align_items="center"),
+    )
+
+
+class MessageQueueSimulator(SimulationView):
+    """Queue depth, DLQ depth and throughput over time, each consumer's state, and every control.
+
+    Every control is also a method: :meth:`set_rate`, :meth:`advance`, :meth:`kill_consumer`,
+    :meth:`revive_consumer`, :meth:`inject_poison`, :meth:`set_dlq`, :meth:`set_max_receives`,
+    :meth:`set_backpressure`, :meth:`fix_bug`, :meth:`replay_dlq` and :meth:`drain`; each calls
+    the method of the same name of the :class:`~mqlib.scenarios.playground.Playground` it draws,
+    which checks its arguments first. Pass ``run`` to view a run you scripted; the default is
+    :func:`~mqlib.scenarios.playground.default_run` (5 msg/s, a poison pill at 5 s, consumer B
+    killed at 10 s and revived at 20 s, 30 s in all).
+    """
+
+    def __init__(self, run: Playground | None = None) -> None:
+        super().__init__()
+        if run is not None and not isinstance(run, Playground):
+            raise TypeError(f"run must be a Playground or None, got {type(run).__name__}")
+        self.run = default_run() if run is None else run
+        self._syncing = False
+        self._build()
+        self.refresh()
+
+    # -- scriptable actions (each control calls one of these) -----------------------------------
+    def set_rate(self, rate: float) -> None:
+        """Messages per second from the producer (0 pauses it)."""
+        self.run.set_rate(rate)
+        self.refresh()
+
+    def advance(self, seconds: float = 5.0) -> None:
+        """Let ``seconds`` of simulated time pass."""
+        self.run.advance(seconds)
+        self.refresh()
+
+    def kill_consumer(self, name: str) -> str | None:
+        """Kill consumer ``name`` now; returns the id of the message it dropped, if any."""
+        dropped = self.run.kill_consumer(name)
+        self.refresh()
+        return dropped
+
+    def revive_consumer(self, name: str) -> None:
+        """Bring the killed consumer ``name`` back."""
+        self.run.revive_consumer(name)
+        self.refresh()
+
+    def inject_poison(self) -> str:
+        """Send one poison pill (a message the consumers' handler cannot process); returns its
+        id."""
+        poison = self.run.inject_poison()
+        self.refresh()
+        return poison
+
+    def set_dlq(self, enabled: bool) -> None:
+        """Attach or detach the dead letter queue (without it, failures are retried forever)."""
+        self.run.set_dlq(enabled)
+        self.refresh()
+
+    def set_max_receives(self, max_receives: int) -> None:
+        """Receives before a failing message goes to the DLQ."""
+        self.run.set_max_receives(max_receives)
+        self.refresh()
+
+    def set_backpressure(self, enabled: bool, capacity: int | None = None) -> None:
+        """Bound the queue at ``capacity`` messages (a full queue blocks the producer), or not."""
+        self.run.set_backpressure(enabled, capacity)
+        self.refresh()
+
+    def fix_bug(self) -> None:
+        """Deploy the fix: poison pills are processed normally from now on."""
+        self.run.fix_bug()
+        self.refresh()
+
+    def replay_dlq(self) -> list[str]:
+        """Send every dead letter back to the queue; returns their ids."""
+        ids = self.run.replay_dlq()
+        self.refresh()
+        return ids
+
+    def drain(self) -> float:
+        """Stop the producer and let time pass until the queue is empty; returns the seconds it
+        took (``RuntimeError`` if it never empties: every consumer dead, or a poison pill stuck
+        with no DLQ)."""
+        try:
+            return self.run.drain()
+        finally:
+            self.refresh()
+
+    def summary(self) -> str:
+        return self.run.summary()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        names = list(self.run.consumers)
+        self.x_scale = x = bq.LinearScale(min=0.0)
+        self.depth_scale = y = bq.LinearScale(min=0.0)
+        self.depth_mark = bq.Lines(
+            scales={"x": x, "y": y},
+            colors=[DEPTH_COLOUR],
+            stroke_width=3,
+            interpolation="step-after",
+        )
+        self.dlq_mark = bq.Lines(
+            scales={"x": x, "y": y},
+            colors=[DLQ_COLOUR],
+            stroke_width=2.5,
+            line_style="dashed",
+            interpolation="step-after",
+        )
+        self.depth_figure = bq.Figure(
+            marks=[self.depth_mark, self.dlq_mark],
+            title="Messages waiting",
+            axes=[
+                bq.Axis(scale=x, label="simulated time (s)", tick_format="~g"),
+                bq.Axis(scale=y, side="left", label="messages", tick_format="d"),
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 15},
+            layout=w.Layout(width="50%", height="300px"),
+        )
+        tx = bq.LinearScale(min=0.0)
+        self.rate_scale = ty = bq.LinearScale(min=0.0)
+        self.producer_mark = bq.Lines(
+            scales={"x": tx, "y": ty},
+            colors=[PRODUCER_COLOUR],
+            stroke_width=2.5,
+            line_style="dashed",
+        )
+        self.throughput_mark = bq.Lines(
+            scales={"x": tx, "y": ty},
+            colors=[THROUGHPUT_COLOUR],
+            stroke_width=3,
+        )
+        self.throughput_figure = bq.Figure(
+            marks=[self.producer_mark, self.throughput_mark],
+            title="Messages per second",
+            axes=[
+                bq.Axis(scale=tx, label="simulated time (s)", tick_format="~g"),
+                bq.Axis(scale=ty, side="left", label="messages per second", tick_format="~g"),
+            ],
+            fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 15},
+            layout=w.Layout(width="48%", height="300px"),
+        )
+        # A legend in HTML: bqplot's own legend box sits on top of the lines it explains.
+        window = f"{THROUGHPUT_WINDOW:g}"
+        self.legend = w.HTML(
+            f'Left: <span style="color:{DEPTH_COLOUR}">&#9473;&#9473;</span> queue depth '
+            "(waiting, not yet handed out) &nbsp; "
+            f'<span style="color:{DLQ_COLOUR}">&#9477;&#9477;</span> dead letter queue. '
+            f'&nbsp; Right: <span style="color:{THROUGHPUT_COLOUR}">&#9473;&#9473;</span> '
+            "processed (throughput) &nbsp; "
+            f'<span style="color:{PRODUCER_COLOUR}">&#9477;&#9477;</span> sent by the producer '
+            f"(both averaged over the last {window} s)"
+        )
+
+        # One card per consumer: its state and a kill / revive button.
+        self.consumer_labels: dict[str, w.HTML] = {}
+        self.consumer_buttons: dict[str, w.Button] = {}
+        cards = []
+        for name in names:
+            label = w.HTML()
+            button = self._button(
+                f"Kill {name}",
+                lambda n=name: self._toggle(n),
+                "kill this consumer now, mid-message (click again to revive it)",
+            )
+            self.consumer_labels[name], self.consumer_buttons[name] = label, button
+            cards.append(w.VBox([label, button], layout=_card_layout()))
+        self.dlq_label = w.HTML()
+        cards.append(w.VBox([self.dlq_label], layout=_card_layout()))
+
+        self.rate_control = self._slider(
+            w.FloatSlider,
+            self.run.producer.rate,
+            0.0,
+            20.0,
+            step=0.5,
+            description="rate (msg/s)",
+            style={"description_width": "85px"},
+            readout_format=".1f",
+            layout=w.Layout(width="330px"),
+        )
+        self.rate_control.observe(self._on_control(self.set_rate), "value")
+        time_row = _row(
+            "Producer",
+            [
+                self.rate_control,
+                self._button("Advance 1 s", lambda: self.advance(1.0), "let one second pass"),
+                self._button("Advance 5 s", lambda: self.advance(5.0), "let five seconds pass"),
+                self._button("Advance 30 s", lambda: self.advance(30.0), "let 30 seconds pass"),
+                self._button(
+                    "Drain",
+                    self._drain_button,
+                    "stop the producer and run until the queue is empty",
+                ),
+            ],
+        )
+        self.dlq_control = w.Checkbox(description="dead letter queue", indent=False)
+        self.dlq_control.observe(self._on_control(self.set_dlq), "value")
+        self.max_receives_control = self._slider(
+            w.IntSlider,
+            self.run.queue.max_receives,
+            1,
+            10,
+            description="max receives",
+            style={"description_width": "100px"},
+            layout=w.Layout(width="300px"),
+        )
+        self.max_receives_control.observe(self._on_control(self.set_max_receives), "value")
+        failure_row = _row(
+            "Failures",
+            [
+                self._button(
+                    "Inject poison pill",
+                    self.inject_poison,
+                    "send a message the consumers' handler always fails on",
+                    "bolt",
+                ),
+                self.dlq_control,
+                self.max_receives_control,
+                self._button(
+                    "Fix bug", self.fix_bug, "deploy the fix: poison pills now succeed", "wrench"
+                ),
+                self._button(
+                    "Replay DLQ", self.replay_dlq, "send every dead letter back to the queue"
+                ),
+            ],
+        )
+        self.backpressure_control = w.Checkbox(
+            description="backpressure (bounded queue)", indent=False
+        )
+        self.backpressure_control.observe(
+            self._on_control(lambda on: self.set_backpressure(on)), "value"
+        )
+        self.capacity_control = self._slider(
+            w.IntSlider,
+            self.run.capacity,
+            1,
+            100,
+            description="capacity",
+            style={"description_width": "70px"},
+            layout=w.Layout(width="300px"),
+        )
+        self.capacity_control.observe(
+            self._on_control(lambda c: self.set_backpressure(self.run.state()["backpressure"], c)),
+            "value",
+        )
+        self.note_label = w.HTML()
+        self.view = w.VBox(
+            [
+                w.HBox([self.depth_figure, self.throughput_figure]),
+                self.legend,
+                w.HBox(cards, layout=w.Layout(flex_flow="row wrap")),
+                self.summary_label,
+                self.note_label,
+                time_row,
+                failure_row,
+                _row("Broker", [self.backpressure_control, self.capacity_control]),
+            ]
+        )
+
+    def _toggle(self, name: str) -> None:
+        if self.run.consumers[name].alive:
+            self.kill_consumer(name)
+        else:
+            self.revive_consumer(name)
+
+    def _drain_button(self) -> None:
+        try:
+            seconds = self.drain()
+        except RuntimeError as error:
+            self.note_label.value = f"<b>Cannot drain:</b> {html.escape(str(error))}"
+        else:
+            self.note_label.value = f"Drained in {seconds:g} s of simulated time."
+
+    def _draw(self) -> None:
+        series = self.run.series
+        times = series["time"]
+        x_max = float(self.run.now + max(1.0, 0.05 * self.run.now))
+        with self.depth_figure.hold_sync():
+            self.x_scale.max = x_max
+            self.depth_scale.max = float(
+                max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1
+            )
+            self.depth_mark.x = self.dlq_mark.x = times
+            self.depth_mark.y = series["depth"]
+            self.dlq_mark.y = series["dlq_depth"]
+        throughput = _windowed_rate(times, series["processed"])
+        producer = _windowed_rate(times, series["sent"])
+        with self.throughput_figure.hold_sync():
+            self.throughput_mark.scales["x"].max = x_max
+            self.rate_scale.max = float(max(throughput + producer + [1]) * 1.15 + 0.5)
+            self.throughput_mark.x = self.producer_mark.x = times
+            self.throughput_mark.y = throughput
+            self.producer_mark.y = producer
+        state = self.run.state()
+        for name, consumer in self.run.consumers.items():
+            if not consumer.alive:
+                doing, colour = "dead", PALETTE["grey"]
+            elif consumer.current is not None:
+                doing, colour = f"processing {consumer.current.message.id}", PALETTE["green"]
+            else:
+                doing, colour = "idle", PALETTE["blue"]
+            self.consumer_labels[name].value = (
+                f'<b>{name}</b> <span style="color:{colour}">&#9679;</span> {html.escape(doing)}'
+                f"<br>{consumer.processed} processed, {consumer.failed} failed"
+            )
+            button = self.consumer_buttons[name]
+            button.description = f"Kill {name}" if consumer.alive else f"Revive {name}"
+            button.icon = "" if consumer.alive else "rotate-right"
+        letters = [d["message_id"] for d in self.run.dlq.inspect()]
+        shown = ", ".join(letters[:5]) + (", ..." if len(letters) > 5 else "")
+        self.dlq_label.value = (
+            f"<b>DLQ</b>: {len(letters)} message(s)"
+            + (f"<br>{html.escape(shown)}" if letters else "")
+            if state["dlq"]
+            else "<b>DLQ</b>: off (failures are retried forever)"
+        )
+        self._sync(self.rate_control, state["rate"])
+        self._sync(self.dlq_control, state["dlq"])
+        self._sync(self.max_receives_control, self.run.queue.max_receives)
+        self._sync(self.backpressure_control, state["backpressure"])
+        self._sync(self.capacity_control, state["capacity"])
