@@ -511,3 +511,14 @@ def test_a_full_group_refuses_another_consumer():
     run = BackpressureRun(consumers=26)
     with pytest.raises(ValueError, match="consumers must be <= 26"):
         run.add_consumer()
+
+
+def test_restarted_keeps_every_setting_but_the_changed_ones():
+    run = BackpressureRun(rate=7.0, mode="shed", capacity=30, consumers=2, seed=4)
+    run.advance(5)
+    fresh = run.restarted(partitions=3)
+    assert fresh.now == 0
+    assert fresh.settings() == {**run.settings(), "partitions": 3}
+    assert fresh.limit() == ("shed threshold", 10)
+    with pytest.raises(ValueError, match="restarted\\(\\) takes only"):
+        run.restarted(colour="red")

@@ -153,6 +153,45 @@ class BackpressureRun(SampledRun):
         return name
 
     # -- state ---------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments that reproduce this run's current settings."""
+        return {
+            "rate": self.producer.rate,
+            "consumer_rate": self.consumer_rate,
+            "consumers": len(self.consumers),
+            "partitions": self.broker.partition_count,
+            "mode": self.broker.mode,
+            "capacity": self.broker.capacity,
+            "lag_threshold": self.producer.lag_threshold,
+            "throttled_rate": self.producer.throttled_rate,
+            "low_priority_share": self.producer.low_priority_share,
+            "shed_threshold": self.broker.shed_threshold,
+            "sample_every": self.sample_every,
+            "seed": self.sim.seed,
+        }
+
+    def restarted(self, **changes: Any) -> BackpressureRun:
+        """A fresh run at t=0 with this run's settings, except ``changes`` (for example
+        ``partitions=4``: a topic's partition count is chosen when it is created)."""
+        unknown = set(changes) - set(self.settings())
+        if unknown:
+            raise ValueError(
+                f"restarted() takes only {', '.join(sorted(self.settings()))}; "
+                f"got {', '.join(sorted(unknown))}"
+            )
+        return BackpressureRun(**{**self.settings(), **changes})
+
+    def limit(self) -> tuple[str, int] | None:
+        """What bounds the queue in the current mode and its value (``None`` when unbounded)."""
+        mode = self.broker.mode
+        if mode in ("block", "reject"):
+            return ("capacity", self.broker.capacity)
+        if mode == "shed":
+            return ("shed threshold", self.broker.shed_threshold)
+        if mode == "rate_limit":
+            return ("lag threshold", self.producer.lag_threshold)
+        return None
+
     def state(self) -> dict[str, Any]:
         """Counters and settings as plain data."""
         b, p = self.broker, self.producer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
@@ -24,7 +25,8 @@ PALETTE = {
 class SimulationView:
     """Base for the chapter simulations.
 
-    Subclasses build ``self.view`` (the whole widget) and implement :meth:`summary`; calling
+    Subclasses set ``self.run`` (a scenario, see :meth:`_take_run`) and build ``self.view`` (the
+    whole widget); :meth:`summary` is the scenario's. Calling
     :meth:`refresh` redraws from the scenario. In a notebook the object displays as its widget, and
     its plain-text form is the one-line summary, which is what nbval compares.
     """
@@ -36,8 +38,22 @@ class SimulationView:
     def __init__(self) -> None:
         self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
 
-    def summary(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def summary(self) -> str:
+        """The one-line summary of the scenario this view shows."""
+        return self.run.summary()
+
+    @staticmethod
+    def _take_run(run: Any, kind: type, default: Callable[[], Any]) -> Any:
+        """``run`` if it is a ``kind`` scenario, ``default()`` if it is ``None``; anything else is
+        a ``TypeError`` naming the parameter."""
+        if run is None:
+            return default()
+        if not isinstance(run, kind):
+            article = "an" if kind.__name__[0] in "AEIOU" else "a"
+            raise TypeError(
+                f"run must be {article} {kind.__name__} or None, got {type(run).__name__}"
+            )
+        return run
 
     def refresh(self) -> None:
         """Redraw the charts and the summary line from the scenario's state."""

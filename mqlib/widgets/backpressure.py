@@ -46,9 +46,7 @@ class Backpressure(SimulationView):
 
     def __init__(self, run: BackpressureRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, BackpressureRun):
-            raise TypeError(f"run must be a BackpressureRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, BackpressureRun, default_run)
         self._build()
         self.refresh()
 
@@ -119,9 +117,6 @@ class Backpressure(SimulationView):
         self.run.advance(seconds)
         self.refresh()
 
-    def summary(self) -> str:
-        return self.run.summary()
-
     def chart_data(self) -> dict[str, list[float]]:
         """What the three charts draw: the scenario's :attr:`series` (time, depth, lag,
         producer_rate, consumer_rate, dropped, rejected)."""
@@ -129,33 +124,12 @@ class Backpressure(SimulationView):
 
     def limit(self) -> tuple[str, int] | None:
         """The dashed line on the queue chart: what limits the current mode, and its value."""
-        mode = self.run.broker.mode
-        if mode in ("block", "reject"):
-            return ("capacity", self.run.broker.capacity)
-        if mode == "shed":
-            return ("shed threshold", self.run.broker.shed_threshold)
-        if mode == "rate_limit":
-            return ("lag threshold", self.run.producer.lag_threshold)
-        return None
+        return self.run.limit()
 
     # -- internals -----------------------------------------------------------------------------
     def _restart(self, partitions: int) -> None:
-        old = self.run
         # Built before it replaces the old run: a refused value leaves the view as it was.
-        self.run = BackpressureRun(
-            rate=old.producer.rate,
-            consumer_rate=old.consumer_rate,
-            consumers=len(old.consumers),
-            partitions=partitions,
-            mode=old.broker.mode,
-            capacity=old.broker.capacity,
-            lag_threshold=old.producer.lag_threshold,
-            throttled_rate=old.producer.throttled_rate,
-            low_priority_share=old.producer.low_priority_share,
-            shed_threshold=old.broker.shed_threshold,
-            sample_every=old.sample_every,
-            seed=old.sim.seed,
-        )
+        self.run = self.run.restarted(partitions=partitions)
 
     def _figure(
         self, title: str, marks: list, x: Any, y: Any, ylabel: str, width: str, height: str

@@ -41,9 +41,7 @@ class KafkaCluster(SimulationView):
 
     def __init__(self, run: ClusterRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, ClusterRun):
-            raise TypeError(f"run must be a ClusterRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, ClusterRun, default_run)
         self.last_request: dict[str, Any] | None = None
         self._build()
         self.refresh()
@@ -75,9 +73,6 @@ class KafkaCluster(SimulationView):
         """Let ``seconds`` of simulated time pass (followers fetch, the controller reacts)."""
         self.run.advance(seconds)
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- chart data ----------------------------------------------------------------------------
     def cells(self) -> list[dict[str, Any]]:

@@ -60,9 +60,7 @@ class DeadLetters(SimulationView):
 
     def __init__(self, run: DeadLetterRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, DeadLetterRun):
-            raise TypeError(f"run must be a DeadLetterRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, DeadLetterRun, default_run)
         self._build()
         self.refresh()
 
@@ -139,9 +137,6 @@ class DeadLetters(SimulationView):
             sample_every=old.sample_every,
         )
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- what the charts draw --------------------------------------------------------------------
     def attempt_rows(self) -> list[dict[str, Any]]:

@@ -41,10 +41,7 @@ class DeliveryGuarantees(SimulationView):
 
     def __init__(self, run: GuaranteesRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, GuaranteesRun):
-            raise TypeError(f"run must be a GuaranteesRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
-        self._syncing = False
+        self.run = self._take_run(run, GuaranteesRun, default_run)
         self._build()
         self.refresh()
 
@@ -78,9 +75,6 @@ class DeliveryGuarantees(SimulationView):
         """A fresh account and pipeline under the current guarantee; the run forgets its log."""
         self.run.reset()
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
     def _act(self, name: str, *args: Any) -> None:

@@ -43,9 +43,7 @@ class KafkaLog(SimulationView):
 
     def __init__(self, run: KafkaLogRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, KafkaLogRun):
-            raise TypeError(f"run must be a KafkaLogRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, KafkaLogRun, default_run)
         self._key_colours: dict[str, str] = {}
         self._group_colours: dict[str, str] = {}
         self._build()
@@ -97,9 +95,6 @@ class KafkaLog(SimulationView):
         """Let ``seconds`` of simulated time pass: retention deletes records that are too old."""
         self.run.advance(seconds)
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- chart data ----------------------------------------------------------------------------
     def window(self) -> tuple[int, int]:

@@ -47,9 +47,7 @@ class MessageOrdering(SimulationView):
 
     def __init__(self, run: OrderingRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, OrderingRun):
-            raise TypeError(f"run must be an OrderingRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, OrderingRun, default_run)
         self._build()
         self._sync_controls()
         self.refresh()
@@ -106,9 +104,6 @@ class MessageOrdering(SimulationView):
         """Process everything sent (sending one batch first if nothing was sent)."""
         self.run.run()
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
     def _rerun(self) -> None:

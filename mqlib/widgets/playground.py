@@ -66,10 +66,7 @@ class MessageQueueSimulator(SimulationView):
 
     def __init__(self, run: Playground | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, Playground):
-            raise TypeError(f"run must be a Playground or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
-        self._syncing = False
+        self.run = self._take_run(run, Playground, default_run)
         self._build()
         self.refresh()
 
@@ -136,9 +133,6 @@ class MessageQueueSimulator(SimulationView):
             return self.run.drain()
         finally:
             self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
     def _build(self) -> None:

@@ -29,9 +29,7 @@ class PointToPoint(SimulationView):
 
     def __init__(self, run: PointToPointRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, PointToPointRun):
-            raise TypeError(f"run must be a PointToPointRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, PointToPointRun, default_run)
         self._build()
         self.refresh()
 
@@ -68,9 +66,6 @@ class PointToPoint(SimulationView):
         """Let ``seconds`` of simulated time pass."""
         self.run.advance(seconds)
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- internals -----------------------------------------------------------------------------
     def _build(self) -> None:

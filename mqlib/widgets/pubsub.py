@@ -63,9 +63,7 @@ class PubSub(SimulationView):
 
     def __init__(self, run: PubSubRun | None = None) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, PubSubRun):
-            raise TypeError(f"run must be a PubSubRun or None, got {type(run).__name__}")
-        self.run = default_run() if run is None else run
+        self.run = self._take_run(run, PubSubRun, default_run)
         self._colours: dict[str, str] = {}
         self._build()
         self.refresh()
@@ -104,9 +102,6 @@ class PubSub(SimulationView):
         """Let ``seconds`` of simulated time pass."""
         self.run.advance(seconds)
         self.refresh()
-
-    def summary(self) -> str:
-        return self.run.summary()
 
     # -- chart data: the scenario's, for the latest WINDOW messages -----------------------------
     def group_order(self) -> list[str]:
