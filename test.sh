@@ -9,6 +9,8 @@ python=${PYTHON:-python3}
   || { echo "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "The browser tests need Debian's chromium: apt-get install -y chromium"; exit 1; }
 command -v npm >/dev/null || { echo "npm is needed for the book's offline assets: apt-get install -y npm"; exit 1; }
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] \
+  || { echo "The RabbitMQ labs need Debian's rabbitmq-server: apt-get install -y rabbitmq-server"; exit 1; }
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 # Install only what changed since the last run (requirements, package metadata, npm lock file).
 stamp=.venv/.tests-installed

@@ -19,10 +19,20 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from nbedit import locked  # noqa: E402
 
 
 def execute(path: Path) -> float:
-    """Run every cell of ``path`` from a fresh kernel and write the result back; returns seconds."""
+    """Run every cell of ``path`` from a fresh kernel and write the result back; returns seconds.
+
+    Holds the notebook's edit lock (``tools/nbedit.py``) from reading to writing, so an edit made
+    meanwhile by someone else waits instead of being overwritten."""
+    with locked(path):
+        return _execute(path)
+
+
+def _execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     started = time.perf_counter()
     NotebookClient(
