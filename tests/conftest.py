@@ -1,4 +1,10 @@
-"""Shared fixtures: the built book (built once per test session) and a headless Chromium."""
+"""Shared fixtures: the built book (built once per test session) and a headless Chromium.
+
+Also the guard against leaked brokers: the session tags its environment with a value of its own
+(``MQLIB_TEST_SESSION``), which every process it starts inherits (notebook kernels, the servers
+they start, RabbitMQ's ``beam.smp`` and ``epmd``), and at the end it fails if any broker process
+carrying that tag is still running, even one that was orphaned and re-parented.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+
+from mqlib.real._process import SESSION_ENV_VAR, tagged_broker_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "screenshots"
@@ -26,6 +35,40 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+#: This session's tag, inherited by every process it starts (see the module docstring).
+SESSION_TAG = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+os.environ[SESSION_ENV_VAR] = SESSION_TAG
+#: How long a broker may take to exit after the last test before it counts as leaked.
+LEAK_GRACE_SECONDS = 15.0
+
+
+def leaked_brokers(grace: float = LEAK_GRACE_SECONDS) -> dict[int, str]:
+    """Broker processes of this session still alive after waiting up to ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while True:
+        alive = tagged_broker_processes(SESSION_TAG)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a broker process started by this session outlives it (then stop it)."""
+    leaked = leaked_brokers()
+    if not leaked:
+        return
+    lines = [f"  pid {pid}: {cmd}" for pid, cmd in sorted(leaked.items())]
+    message = "broker processes started by this test session outlived it:\n" + "\n".join(lines)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True, bold=True)
+    else:
+        print(message, file=sys.stderr)
+    for pid in leaked:  # ours by the tag: stop them so the machine is clean for the next run
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Tests for mqlib.models.assignors: Kafka's range and round-robin assignors."""
+"""Tests for mqlib.models.assignors: Kafka's range, round-robin and sticky assignors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqlib.models.assignors import STRATEGIES, assign
+from mqlib.models.assignors import STRATEGIES, assign, moved_partitions
 
 # --- Cases from Kafka's own tests --------------------------------------------------------------
 # apache/kafka clients/src/test/java/org/apache/kafka/clients/consumer/RangeAssignorTest.java and
@@ -17,7 +17,8 @@ from mqlib.models.assignors import STRATEGIES, assign
 # RoundRobinAssignor.java. Kafka's tests that the two assignors share give the same answer for
 # both, so they are run for both strategies.
 
-BOTH = pytest.mark.parametrize("strategy", STRATEGIES)
+HISTORYLESS = ("range", "roundrobin")
+BOTH = pytest.mark.parametrize("strategy", HISTORYLESS)
 
 
 @BOTH
@@ -153,7 +154,7 @@ def test_range_six_partitions_over_four_consumers() -> None:
 
 def test_more_members_than_partitions_leaves_spares() -> None:
     subscriptions = {f"c{i}": ["orders"] for i in range(5)}
-    for strategy in STRATEGIES:
+    for strategy in HISTORYLESS:
         result = assign(strategy, subscriptions, {"orders": 3})
         assert result == {
             "c0": [("orders", 0)],
@@ -186,7 +187,7 @@ def test_ids_are_ordered_like_java_strings() -> None:
     # before U+FFFF. Python's own order is the reverse; Kafka's is what counts.
     high, bmp = "\U00010000", "\uffff"
     assert bmp < high  # Python
-    for strategy in STRATEGIES:
+    for strategy in HISTORYLESS:
         result = assign(strategy, {bmp: ["t"], high: ["t"]}, {"t": 1})
         assert result == {high: [("t", 0)], bmp: []}
 
@@ -312,7 +313,7 @@ _anything = st.one_of(
 
 @given(st.one_of(st.text(max_size=12), _anything).filter(lambda s: s not in STRATEGIES))
 def test_unknown_strategy_lists_the_allowed_ones(value: object) -> None:
-    with pytest.raises(ValueError, match="^strategy must be one of 'range', 'roundrobin'; got"):
+    with pytest.raises(ValueError, match="^strategy must be one of 'range', 'roundrobin', 'sticky', 'cooperative-sticky'; got"):
         assign(value, {"c0": ["t"]}, {"t": 1})  # type: ignore[arg-type]
 
 
@@ -406,3 +407,138 @@ def test_subscribed_topic_missing_from_partitions_is_reported(strategy: str) -> 
 def test_missing_topic_with_no_partitions_at_all() -> None:
     with pytest.raises(ValueError, match=r"partitions has: no topics"):
         assign("range", {"c0": ["t"]}, {})
+
+
+# --- The sticky assignors ----------------------------------------------------------------------
+# Cases from apache/kafka clients/src/test/java/org/apache/kafka/clients/consumer/internals/
+# AbstractStickyAssignorTest.java (run there for StickyAssignor and CooperativeStickyAssignor),
+# without racks. Kafka visits members in java.util.HashMap order: for "consumer1".."consumer3"
+# that is consumer3, consumer2, consumer1, which decides who keeps an extra partition.
+
+
+def _tps(*pairs: tuple[str, int]) -> list[tuple[str, int]]:
+    return sorted(pairs)
+
+
+def test_sticky_add_then_remove_a_consumer_one_topic() -> None:
+    # testAddRemoveConsumerOneTopic: 3 partitions; consumer2 joins, then consumer1 leaves.
+    first = assign("sticky", {"consumer1": ["topic"]}, {"topic": 3})
+    assert first == {"consumer1": [("topic", 0), ("topic", 1), ("topic", 2)]}
+    subs = {"consumer1": ["topic"], "consumer2": ["topic"]}
+    second = assign("sticky", subs, {"topic": 3}, owned=first)
+    assert second == {"consumer1": [("topic", 0), ("topic", 1)], "consumer2": [("topic", 2)]}
+    assert moved_partitions(first, second) == {("topic", 2): ("consumer1", "consumer2")}
+    third = assign("sticky", {"consumer2": ["topic"]}, {"topic": 3}, owned=second)
+    assert third == {"consumer2": [("topic", 0), ("topic", 1), ("topic", 2)]}
+
+
+def test_sticky_consumer_owning_min_quota_expected_max_quota() -> None:
+    # testConsumerOwningMinQuotaExpectedMaxQuota: topic1 has 2 partitions, topic2 has 3.
+    subs = {"consumer1": ["topic1", "topic2"], "consumer2": ["topic1", "topic2"]}
+    owned = {
+        "consumer1": [("topic1", 0), ("topic2", 1)],
+        "consumer2": [("topic1", 1), ("topic2", 2)],
+    }
+    result = assign("sticky", subs, {"topic1": 2, "topic2": 3}, owned=owned)
+    assert result["consumer1"] == _tps(("topic1", 0), ("topic2", 1), ("topic2", 0))
+    assert result["consumer2"] == _tps(("topic1", 1), ("topic2", 2))
+    assert assign("cooperative-sticky", subs, {"topic1": 2, "topic2": 3}, owned=owned) == result
+
+
+def test_sticky_max_quota_consumers_more_than_expected() -> None:
+    # testMaxQuotaConsumerMoreThanNumExpectedMaxCapacityMembers: 4 partitions over 3 consumers;
+    # consumer2 is visited first (HashMap order) and keeps both of its partitions.
+    subs = {c: ["topic1", "topic2"] for c in ("consumer1", "consumer2", "consumer3")}
+    owned = {
+        "consumer1": [("topic1", 0), ("topic2", 0)],
+        "consumer2": [("topic1", 1), ("topic2", 1)],
+    }
+    counts = {"topic1": 2, "topic2": 2}
+    result = assign("sticky", subs, counts, owned=owned)
+    assert result == {
+        "consumer1": [("topic1", 0)],
+        "consumer2": _tps(("topic1", 1), ("topic2", 1)),
+        "consumer3": [("topic2", 0)],
+    }
+    assert moved_partitions(owned, result) == {("topic2", 0): ("consumer1", "consumer3")}
+    # Cooperative: the moving partition is only revoked in this round; nobody owns it yet.
+    coop = assign("cooperative-sticky", subs, counts, owned=owned)
+    assert coop == {**result, "consumer3": []}
+    # The follow-up rebalance hands it over.
+    assert assign("cooperative-sticky", subs, counts, owned=coop) == result
+
+
+def test_sticky_all_consumers_under_min_quota() -> None:
+    # testAllConsumersAreUnderMinQuota: 5 partitions over 3 consumers, two own one each.
+    subs = {c: ["topic1", "topic2"] for c in ("consumer1", "consumer2", "consumer3")}
+    owned = {"consumer1": [("topic1", 0)], "consumer2": [("topic1", 1)]}
+    result = assign("sticky", subs, {"topic1": 2, "topic2": 3}, owned=owned)
+    assert result == {
+        "consumer1": _tps(("topic1", 0), ("topic2", 1)),
+        "consumer2": _tps(("topic1", 1), ("topic2", 2)),
+        "consumer3": [("topic2", 0)],
+    }
+
+
+def test_cooperative_uniform_subscription_transfer_list() -> None:
+    # CooperativeStickyAssignorTest.testUniformSubscriptionTransferOwnershipListIsRight gives
+    # 2 transfers, but with racks that force moves; without racks, 2 owners of 2 partitions each
+    # are already balanced and nothing moves.
+    owned = {"c0": [("topic1", 0), ("topic1", 1)], "c1": [("topic1", 2), ("topic1", 3)]}
+    subs = {"c0": ["topic1"], "c1": ["topic1"]}
+    assert assign("cooperative-sticky", subs, {"topic1": 4}, owned=owned) == owned
+
+
+def test_sticky_from_scratch_deals_like_round_robin() -> None:
+    members = {f"c{i}": ["t"] for i in range(1, 5)}
+    assert assign("sticky", members, {"t": 6}) == {
+        "c1": [("t", 0), ("t", 4)],
+        "c2": [("t", 1), ("t", 5)],
+        "c3": [("t", 2)],
+        "c4": [("t", 3)],
+    }
+
+
+_sticky_groups = st.tuples(
+    st.integers(min_value=1, max_value=12),  # partitions
+    st.lists(st.integers(1, 9), min_size=1, max_size=6, unique=True),  # members before
+    st.lists(st.integers(1, 9), min_size=1, max_size=6, unique=True),  # members after
+)
+
+
+@given(_sticky_groups)
+def test_sticky_is_balanced_and_moves_only_what_balance_requires(group) -> None:
+    n, before_ids, after_ids = group
+    before = assign("sticky", {f"m{i}": ["t"] for i in before_ids}, {"t": n})
+    subs = {f"m{i}": ["t"] for i in after_ids}
+    after = assign("sticky", subs, {"t": n}, owned=before)
+    counts = [len(v) for v in after.values()]
+    assert sorted(tp for v in after.values() for tp in v) == [("t", p) for p in range(n)]
+    assert max(counts) - min(counts) <= 1
+    # A member that stays keeps min(what it had, its new quota) of its own partitions.
+    low, extra = divmod(n, len(subs))
+    for member in set(before) & set(after):
+        kept = set(before[member]) & set(after[member])
+        assert len(kept) >= min(len(before[member]), low)
+    # Cooperative round one: same target minus the partitions that change owner.
+    coop = assign("cooperative-sticky", subs, {"t": n}, owned=before)
+    moving = {tp for tp, (old, new) in moved_partitions(before, after).items() if old in subs}
+    for member, tps in after.items():
+        assert coop[member] == [tp for tp in tps if tp not in moving]
+    # Round two completes the move: the same result as the sticky assignor.
+    assert assign("cooperative-sticky", subs, {"t": n}, owned=coop) == after
+
+
+def test_sticky_needs_identical_subscriptions_and_consistent_history() -> None:
+    with pytest.raises(ValueError, match="subscriptions must be the same for every member"):
+        assign("sticky", {"a": ["t"], "b": ["t", "u"]}, {"t": 2, "u": 1})
+    with pytest.raises(ValueError, match=r"owned lists \('t', 0\) for both 'a' and 'b'"):
+        assign("sticky", {"a": ["t"], "b": ["t"]}, {"t": 2}, owned={"a": [("t", 0)], "b": [("t", 0)]})
+    with pytest.raises(ValueError, match="partition of 't' in owned"):
+        assign("sticky", {"a": ["t"]}, {"t": 2}, owned={"a": [("t", 5)]})
+    with pytest.raises(TypeError, match="owned must be a dict"):
+        assign("sticky", {"a": ["t"]}, {"t": 2}, owned=[("t", 0)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"owned\['a'\] holds 't'"):
+        assign("sticky", {"a": ["t"]}, {"t": 2}, owned={"a": ["t"]})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="owned must be None for strategy 'range'"):
+        assign("range", {"a": ["t"]}, {"t": 2}, owned={})

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mqlib.core import Simulation
 from mqlib.models.cluster import (
     Cluster,
+    KafkaError,
     LeaderNotAvailableError,
     NotEnoughReplicasAfterAppendError,
     NotEnoughReplicasError,
@@ -245,6 +246,131 @@ def test_enabling_unclean_election_later_elects_an_out_of_sync_replica():
     cluster.set_unclean_leader_election(True)
     assert cluster.partitions[0].leader == 3
     assert [x.record.offset for x in cluster.lost_records()] == [2, 3, 4]
+
+
+# -- a follower that falls behind while its broker is up; min ISR 1; power loss ------------------
+
+
+def test_stalled_follower_leaves_the_isr_by_lag_while_its_broker_stays_registered():
+    """Kafka's design docs: a follower that lags too long "but still has an active session" is
+    removed by the leader (``replica.lag.time.max.ms``, 30 s since 2.5; checked every 15 s)."""
+    cluster = make()
+    cluster.stall_follower(3)
+    future = cluster.produce(0, "order-42", "created")
+    tick(cluster, 30)
+    assert 3 in cluster.partitions[0].isr and future.status == "pending"
+    tick(cluster, 15)
+    assert cluster.partitions[0].isr == [1, 2] and not cluster.brokers[3].fenced
+    assert future.acknowledged and future.completed_at == 45.0
+    assert cluster.partitions[0].log_end_offsets() == {1: 1, 2: 1, 3: 0}
+    cluster.resume_follower(3)
+    tick(cluster, 0.5)
+    assert cluster.partitions[0].isr == [1, 2, 3]
+    assert cluster.partitions[0].log_end_offsets()[3] == 1
+
+
+def test_min_isr_1_lets_the_leader_alone_acknowledge_acks_all_and_lose_it():
+    """Kafka's design docs ("Availability and Durability Guarantees"): acks=all waits for the
+    *current* ISR; with one replica left in sync the write succeeds and is lost if that replica
+    fails. ``min.insync.replicas`` defaults to 1 (``ServerLogConfigs``)."""
+    cluster = Cluster(Simulation(), replication_factor=2, num_brokers=2, num_partitions=1,
+                      unclean_leader_election=True)  # fmt: skip
+    assert cluster.min_insync_replicas == 1
+    cluster.stall_follower(2)
+    tick(cluster, 45)
+    assert cluster.partitions[0].isr == [1]  # the ISR is the leader alone
+    future = cluster.produce(0, "order-42", "paid", acks="all")
+    assert future.acknowledged  # at once: no follower to wait for
+    cluster.kill_broker(1)
+    tick(cluster, 9)
+    assert cluster.partitions[0].leader == 2  # unclean: the stale follower
+    assert [(x.record.offset, x.status) for x in cluster.lost_records()] == [(0, "acknowledged")]
+
+
+def test_every_broker_error_is_retriable_like_kafkas():
+    """``NotEnoughReplicasException`` and ``NotEnoughReplicasAfterAppendException`` extend
+    ``RetriableException``; ``LeaderNotAvailableException`` and ``NotLeaderOrFollowerException``
+    extend ``InvalidMetadataException``, also retriable (``org.apache.kafka.common.errors``): the
+    producer retries them until ``delivery.timeout.ms`` (120 s, ``ProducerConfig``)."""
+    for error in (
+        NotEnoughReplicasError,
+        NotEnoughReplicasAfterAppendError,
+        LeaderNotAvailableError,
+        NotLeaderOrFollowerError,
+    ):
+        assert error.retriable is True
+    assert KafkaError.retriable is False
+
+
+def test_power_loss_drops_what_the_os_had_not_written_back_a_process_crash_keeps_it():
+    """``flush.messages``/``flush.ms`` default to never (``Long.MAX_VALUE``): Kafka leaves the
+    write to disk to the OS and relies on replication (``TopicConfig`` docs)."""
+    cluster = make(writeback_delay=30.0)
+    for second in range(40):
+        cluster.produce(0, "k", second)
+        tick(cluster, 1)
+    cluster.kill_broker(2)  # a process crash: the page cache survives
+    assert cluster.partitions[0].log_end_offsets()[2] == 40
+    cluster.kill_broker(3, power_loss=True)
+    # Copies arrived at k + 0.5 s; at t=40 those with 40 - (k + 0.5) >= 30 are on disk: 0-9.
+    assert cluster.partitions[0].log_end_offsets()[3] == 10
+    lost = cluster.sim.trace.of_kind("unwritten_lost")
+    assert [(e.data["partition"], e.data["broker"], e.data["offsets"]) for e in lost][0] == (
+        0,
+        3,
+        [10, 39],
+    )
+
+
+def test_all_replicas_losing_power_loses_acknowledged_records_and_keeps_the_hw_consistent():
+    cluster = make()  # min ISR 2, acks=all
+    futures = []
+    for second in range(40):
+        futures.append(cluster.produce(0, "k", second))
+        tick(cluster, 1)
+    assert all(f.acknowledged for f in futures)
+    for broker in (1, 2, 3):
+        cluster.kill_broker(broker, power_loss=True)
+    tick(cluster, 10)
+    for broker in (1, 2, 3):
+        cluster.restart_broker(broker)
+    part = cluster.partitions[0]
+    assert part.leader == 3  # the last ISR member the controller kept
+    assert part.high_watermark == part.logs[3].log_end_offset == 10
+    assert [x.record.offset for x in cluster.lost_records() if x.acknowledged] == list(
+        range(10, 40)
+    )
+    assert cluster.leaderless_seconds(0) == 10.0
+
+
+def test_leaderless_seconds_counts_from_the_crash_to_the_election():
+    cluster = make()
+    cluster.kill_broker(1)
+    tick(cluster, 5)
+    assert cluster.leaderless_seconds(0) == 5.0  # still running: counted up to now
+    tick(cluster, 5)
+    assert cluster.leaderless_seconds(0) == 9.0  # the session timeout
+    assert cluster.leaderless_seconds(1) == 0.0
+
+
+def test_stall_resume_and_power_loss_validate_their_arguments():
+    cluster = make()
+    with pytest.raises(ValueError, match="broker_id must be one of"):
+        cluster.stall_follower(7)
+    cluster.stall_follower(2)
+    with pytest.raises(ValueError, match="broker_id 2 is already stalled"):
+        cluster.stall_follower(2)
+    with pytest.raises(ValueError, match="broker_id 3 is not stalled"):
+        cluster.resume_follower(3)
+    with pytest.raises(TypeError, match="power_loss"):
+        cluster.kill_broker(3, power_loss="yes")
+    cluster.kill_broker(3)
+    with pytest.raises(ValueError, match="broker_id 3 is down"):
+        cluster.stall_follower(3)
+    with pytest.raises(ValueError, match="writeback_delay"):
+        make(writeback_delay=-1)
+    with pytest.raises(ValueError, match="partition"):
+        ClusterRun().produce("k", partition=3)
 
 
 # -- ISR, high watermark, epochs -----------------------------------------------------------------

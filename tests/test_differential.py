@@ -19,6 +19,10 @@ from mqlib.real.differential import (
     CHAPTER_1,
     CHAPTER_3_FAULTS,
     CHAPTER_6,
+    HEARTBEAT,
+    LATE_ACK,
+    AckHeld,
+    AckResult,
     DeadLetterRow,
     Delivered,
     ExpectNothing,
@@ -28,6 +32,7 @@ from mqlib.real.differential import (
     QueueOutcome,
     QueueScript,
     Receive,
+    Wait,
     WaitPastTimeout,
     run_guarantee_on_jetstream,
     run_script_on_jetstream,
@@ -232,3 +237,54 @@ def test_scripts_reject_bad_input():
         QueueScript((), visibility_timeout=0)
     with pytest.raises(ValueError, match="guarantee"):
         simulate_guarantee("twice", 3)
+
+
+# -- chapter 1: a visibility timeout shorter than the processing (issue 9 item 1) -------------
+
+
+def test_late_ack_is_accepted_on_both(server):
+    """Processing outlasts ``ack_wait``: duplicate, concurrent processing, then a late ACK.
+
+    JetStream's rule, which the simulator follows (seen on nats-server 2.15.1): an ACK for a
+    message that is not deleted yet is accepted and deletes it, even after ``ack_wait`` ran out
+    and the message went to another worker; an ACK for a deleted message changes nothing.
+    Source: NATS docs, JetStream consumers, "AckWait" and "Acknowledgement models"
+    (https://docs.nats.io/nats-concepts/jetstream/consumers). SQS differs: DeleteMessage with an
+    older receipt handle succeeds but the message might not be deleted (SQS API reference,
+    DeleteMessage).
+    """
+    simulated, real = both(LATE_ACK, server)
+    assert real == simulated
+    assert simulated.deliveries == [
+        Delivered("A", "m1", 1, False),  # A holds it and works on ...
+        Delivered("B", "m1", 2, False),  # ... while B gets it again: concurrent processing
+        Delivered("C", None, 0, False),  # after the ACKs nothing is left to hand out
+    ]
+    assert simulated.acks == [
+        AckResult("A", "m1", 1, True),  # the late ACK is accepted and deletes m1
+        AckResult("B", "m1", 2, False),  # the second ACK finds nothing to delete
+    ]
+    assert simulated.remaining == 0 and real.remaining == 0
+
+
+def test_heartbeat_keeps_the_message_with_its_worker(server):
+    """``in_progress()`` / ``extend_visibility`` restarts the timeout: no second receive.
+
+    Source: NATS docs, JetStream consumers, "AckProgress" / nats-py ``Msg.in_progress``
+    (https://docs.nats.io/using-nats/developer/develop_jetstream/consumers); SQS
+    ChangeMessageVisibility.
+    """
+    simulated, real = both(HEARTBEAT, server)
+    assert real == simulated
+    assert simulated.deliveries == [Delivered("A", "m1", 1, False), Delivered("B", None, 0, False)]
+    assert simulated.acks == [AckResult("A", "m1", 1, True)]
+    assert simulated.remaining == 0
+
+
+def test_hold_steps_are_checked():
+    with pytest.raises(ValueError, match="needs an earlier"):
+        QueueScript((Publish("m1"), AckHeld("A")))
+    with pytest.raises(ValueError, match="already holds"):
+        QueueScript((Receive("A", "hold"), Receive("A", "hold")))
+    with pytest.raises(ValueError, match="seconds"):
+        Wait(0)

@@ -58,7 +58,13 @@ def test_a_poison_pill_reaches_the_dlq_after_exactly_max_receives(
     assert [e.data["receive_count"] for e in failures] == list(range(1, max_receives + 1))
     [moved] = run.sim.trace.of_kind("dead_letter")
     assert moved.data["message"] == poison and moved.data["receive_count"] == max_receives
-    assert moved.time == pytest.approx(receives_of(run, poison)[-1].time + visibility_timeout)
+    # SQS moves it on the receive after the max_receives-th: at its last timeout if a consumer is
+    # free then, else when the next consumer finishes its message and asks for another
+    expired = receives_of(run, poison)[-1].time + visibility_timeout
+    finished = {e.time for e in run.sim.trace if e.kind in ("processed", "processing_failed")}
+    assert moved.time == pytest.approx(expired) or (
+        moved.time > expired and moved.time in finished
+    )
     [entry] = run.inspect_dlq()
     assert entry["receive_count"] == max_receives
     assert entry["last_error"] == PoisonHandler.error
@@ -423,3 +429,130 @@ def test_attempt_history_counts_failures_across_replays():
     assert (pill["failed"], pill["succeeded"]) == (6, 1)
     good = [row for row in run.attempt_history() if not row["failed"]]
     assert good and all(row["succeeded"] == 1 for row in good)
+
+
+# -- the real systems' rules (issue 9) ------------------------------------------------------------
+def test_sqs_moves_a_message_on_the_receive_after_max_receive_count():
+    """SQS moves a message to the DLQ "when the ReceiveCount for a message exceeds the
+    maxReceiveCount" (Amazon SQS Developer Guide, "Using dead-letter queues in Amazon SQS"; the
+    ``ApproximateReceiveCount`` attribute, ReceiveMessage API reference): the move is done by the
+    receive that would be the ``maxReceiveCount + 1``-th, not when the last timeout runs out."""
+    sim = Simulation()
+    dlq = DeadLetterQueue(sim)
+    queue = RedriveQueue(sim, visibility_timeout=1.0, dead_letter_queue=dlq, max_receives=2)
+    queue.send("bad", message_id="bad")
+    for _ in range(2):  # two receives, never acked
+        delivery = queue.receive("A").value
+        queue.fail(delivery, "boom")
+        sim.advance(1.5)  # past the visibility timeout: visible again
+    # its receives are used up, yet it is still in the source queue, visible: nobody received
+    assert queue.messages["bad"].receive_count == 2 and queue.visible_count == 1
+    assert dlq.depth == 0
+    sim.advance(10)
+    assert dlq.depth == 0  # time alone moves nothing
+    queue.send("good", message_id="good")
+    delivery = queue.receive("B").value  # this receive moves "bad" and returns the next message
+    assert delivery.message.id == "good"
+    [entry] = dlq.inspect()
+    assert (entry["message_id"], entry["receive_count"], entry["dead_lettered_at"]) == ("bad", 2, 13)
+    assert len([e for e in sim.trace.of_kind("receive") if e.data["message"] == "bad"]) == 2
+
+
+def test_a_receive_with_nothing_else_visible_moves_the_message_and_keeps_waiting():
+    """Same rule with an empty queue behind it: the receive moves the message and long-polls on."""
+    sim = Simulation()
+    dlq = DeadLetterQueue(sim)
+    queue = RedriveQueue(sim, visibility_timeout=1.0, dead_letter_queue=dlq, max_receives=1)
+    queue.send("bad")
+    queue.fail(queue.receive("A").value, "boom")
+    sim.advance(1.5)
+    request = queue.receive("A")
+    assert not request.triggered and dlq.depth == 1 and queue.depth == 0
+
+
+def test_the_broker_does_not_know_the_error_the_consumer_writes_it():
+    """SQS moves "only the message and its attributes" to the DLQ; RabbitMQ's dead-lettering adds
+    an ``x-death`` header with a reason and a count, not the exception (RabbitMQ "Dead Letter
+    Exchanges" guide). So the dead letter's error is whatever the consumer wrote, or nothing."""
+    silent = DeadLetterRun(rate=0, max_receives=2, write_error=False)
+    silent.inject_poison()
+    silent.advance(10)
+    [entry] = silent.inspect_dlq()
+    assert entry["last_error"] is None and entry["attributes"] == {}
+    assert entry["receive_count"] == 2  # what the broker counts itself
+    writing = DeadLetterRun(rate=0, max_receives=2)
+    writing.inject_poison()
+    writing.advance(10)
+    [entry] = writing.inspect_dlq()
+    assert entry["attributes"] == {"error": PoisonHandler.error, "error_by": "B"}  # last attempt
+    assert entry["last_error"] == PoisonHandler.error
+    assert writing.queue.attributes == {}  # it went with the message
+
+
+def test_fifo_blocks_only_the_poison_pills_message_group():
+    """SQS FIFO: "Inflight messages block delivery of available messages within the same message
+    group"; other groups are returned (AWS knowledge center, "Why doesn't my SQS FIFO queue
+    return all messages or messages in other message groups?"; SQS Developer Guide, "Using the
+    message group ID")."""
+    run = DeadLetterRun(
+        consumers=1, processing_time=0.25, ordered=True, dlq=False, groups=3, rate=3.0
+    )
+    run.advance(10)
+    before = run.processed_by_group()
+    pill = run.inject_poison("g1")
+    run.advance(30)
+    after = run.processed_by_group()
+    assert after["g1"] == before["g1"]  # the pill's group stalls...
+    assert after["g2"] - before["g2"] >= 25 and after["g3"] - before["g3"] >= 25  # ...not others
+    assert run.queue.held_back() == {"g1": 30}
+    assert len(receives_of(run, pill)) == 15
+    # within every group, send order is kept
+    ids = run.processed_ids()
+    for group in ("g2", "g3"):
+        seqs = [run.queue.messages[m].seq for m in ids if run.queue.groups[m] == group]
+        assert seqs == sorted(seqs)
+
+
+def test_fifo_with_one_group_stalls_everything_and_a_dlq_releases_it():
+    run = DeadLetterRun(consumers=2, processing_time=0.25, ordered=True, dlq=True, rate=2.0)
+    run.advance(3)
+    pill = run.inject_poison()
+    run.advance(1)
+    assert run.queue.in_flight_count <= 1  # one group: one message at a time, even for 2 consumers
+    run.advance(20)
+    assert [e["message_id"] for e in run.inspect_dlq()] == [pill]
+    seqs = [run.queue.messages[m].seq for m in run.processed_ids()]
+    assert seqs == sorted(seqs)
+
+
+def test_dead_letter_retention_clock_standard_keeps_the_send_time_fifo_restarts_it():
+    """SQS Developer Guide, "Setting-up dead-letter queue retention": in a standard queue the
+    enqueue timestamp is unchanged by the move (so the DLQ's retention must be longer); in a FIFO
+    queue it is reset to the time of the move."""
+    for ordered in (False, True):
+        run = DeadLetterRun(rate=0, max_receives=2, ordered=ordered)
+        run.advance(1)
+        run.inject_poison()
+        run.advance(10)
+        [entry] = run.inspect_dlq()
+        assert entry["sent_at"] == 1 and entry["dead_lettered_at"] == 5
+        assert entry["enqueued_at"] == (5 if ordered else 1)
+
+
+def test_replay_keeps_the_message_group():
+    run = DeadLetterRun(rate=0, max_receives=1, ordered=True, groups=2)
+    pill = run.inject_poison("g2")
+    run.advance(5)
+    run.fix_bug()
+    run.replay()
+    run.advance(5)
+    assert pill in run.processed_ids() and run.queue.groups[pill] == "g2"
+
+
+def test_groups_and_write_error_are_validated():
+    with pytest.raises(ValueError, match="groups must be >= 1"):
+        DeadLetterRun(groups=0)
+    with pytest.raises(TypeError, match="write_error must be True or False"):
+        DeadLetterRun(write_error="yes")
+    with pytest.raises(ValueError, match="group must be a non-empty string"):
+        RedriveQueue(Simulation(), ordered=True).send("x", group="")

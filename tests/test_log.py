@@ -18,6 +18,7 @@ from mqlib.core import Simulation
 from mqlib.models.assignors import assign
 from mqlib.models.log import (
     LogConsumerGroup,
+    NoOffsetError,
     OffsetOutOfRangeError,
     Partition,
     PartitionedLog,
@@ -64,7 +65,7 @@ def test_reading_does_not_delete():
     first = log.read(0, 0)
     again = log.read(0, 0)
     assert first == again and len(first) == 5
-    group = log.add_group("billing")
+    group = log.add_group("billing", auto_offset_reset="earliest")
     member = group.join()
     assert len(group.poll(member)) == 5
     assert len(log.partitions[0]) == 5
@@ -76,7 +77,8 @@ def test_two_groups_read_independently():
     _, log = make_log(1)
     for i in range(8):
         log.produce(value=i)
-    a, b = log.add_group("a"), log.add_group("b")
+    a = log.add_group("a", auto_offset_reset="earliest")
+    b = log.add_group("b", auto_offset_reset="earliest")
     ma, mb = a.join(), b.join()
     assert [r.value for r in a.poll(ma, max_records=3)] == [0, 1, 2]
     assert [r.value for r in b.poll(mb, max_records=6)] == [0, 1, 2, 3, 4, 5]
@@ -89,7 +91,7 @@ def test_seek_rewinds_and_the_group_reads_the_same_records_again():
     _, log = make_log(2, keyless="roundrobin", batch_records=1)
     for i in range(6):
         log.produce(value=i)
-    group = log.add_group("billing")
+    group = log.add_group("billing", auto_offset_reset="earliest")
     member = group.join()
     first = group.poll(member)
     assert group.committed() == {0: 3, 1: 3}
@@ -105,15 +107,14 @@ def test_offsets_out_of_range_raise_a_clear_error():
     _, log = make_log(1, retention_records=2)
     for i in range(5):
         log.produce(value=i)
-    group = log.add_group("g")
     with pytest.raises(OffsetOutOfRangeError, match=r"offset 6 is out of range .*0\.\.5"):
-        group.seek(0, 6)
+        log.read(0, 6)
     with pytest.raises(OffsetOutOfRangeError, match="offset -1"):
         log.read(0, -1)
     log.enforce_retention()
     assert log.partitions[0].log_start_offset == 3
     with pytest.raises(OffsetOutOfRangeError, match=r"offset 2 .*3\.\.5") as info:
-        log.seek("g", 0, 2)
+        log.read(0, 2)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (3, 5)
     assert isinstance(info.value, ValueError)
     with pytest.raises(OffsetOutOfRangeError):
@@ -164,7 +165,7 @@ def test_size_retention_by_records_and_by_bytes():
 
 def test_a_group_behind_the_log_start_resets_to_earliest_on_its_next_poll():
     sim, log = make_log(1, retention_records=2)
-    group = log.add_group("slow")
+    group = log.add_group("slow", auto_offset_reset="earliest")
     member = group.join()
     for i in range(5):
         log.produce(value=i)
@@ -210,7 +211,7 @@ def test_retention_only_removes_whole_records_from_the_head(appends, seconds, re
 
 def test_lag_is_log_end_offset_minus_committed_offset_exactly():
     _, log = make_log(2, keyless="roundrobin", batch_records=1)
-    group = log.add_group("g")
+    group = log.add_group("g", auto_offset_reset="earliest")
     member = group.join()
     for i in range(10):
         log.produce(value=i)  # 5 records in each partition: offsets 0..4
@@ -236,6 +237,69 @@ def test_latest_group_starts_at_the_end_and_only_sees_new_records():
     assert group.lag() == {0: 0}
     log.produce(value="new")
     assert [r.value for r in group.poll(member)] == ["new"]
+
+
+def test_the_default_reset_is_kafkas_latest_and_skips_the_history():
+    """Kafka's consumer default is ``auto.offset.reset=latest`` (ConsumerConfig.java defines it
+    as ``OffsetResetStrategy.LATEST``; consumer configs reference): a new group starts at the log
+    end and never sees the records written before it."""
+    _, log = make_log(1)
+    for i in range(4):
+        log.produce(value=i)
+    group = log.add_group("new")
+    assert group.auto_offset_reset == "latest"
+    member = group.join()
+    assert group.committed() == {0: 4} and group.lag() == {0: 0}
+    assert group.poll(member) == []
+    early = log.add_group("early", auto_offset_reset="earliest")
+    assert [r.value for r in early.poll(early.join())] == [0, 1, 2, 3]
+
+
+def test_seek_is_never_refused_the_next_poll_applies_the_reset_policy():
+    """``KafkaConsumer.seek`` accepts any offset >= 0; the fetch that follows fails with
+    OFFSET_OUT_OF_RANGE and the consumer resets by ``auto.offset.reset`` (``none`` throws
+    ``OffsetOutOfRangeException``). KafkaConsumer javadoc; consumer configs reference."""
+    sim, log = make_log(1, retention_records=3)
+    for i in range(6):
+        log.produce(value=i)
+    log.enforce_retention()  # offsets 3..5 remain
+    latest = log.add_group("latest")
+    earliest = log.add_group("earliest", auto_offset_reset="earliest")
+    strict = log.add_group("strict", auto_offset_reset="none")
+    members = {g.name: g.join() for g in (latest, earliest, strict)}
+    for g in (latest, earliest, strict):
+        g.seek(0, 1)  # deleted by retention: accepted all the same
+        assert g.committed() == {0: 1}
+    assert earliest.poll(members["earliest"])[0].offset == 3  # reset to the log start
+    assert latest.poll(members["latest"]) == []  # reset to the log end: 3 records skipped
+    assert latest.committed() == {0: 6}
+    with pytest.raises(OffsetOutOfRangeError, match=r"committed offset 1 is out of range"):
+        strict.poll(members["strict"])
+    earliest.seek(0, 99)  # beyond the log end: also accepted, reset on the next poll
+    assert earliest.lag() == {0: 0}
+    assert [r.offset for r in earliest.poll(members["earliest"])] == [3, 4, 5]
+    resets = [(e.data["group"], e.data["offset"], e.data["reset_to"])
+              for e in sim.trace.of_kind("offset_reset")]  # fmt: skip
+    assert resets == [("earliest", 1, 3), ("latest", 1, 6), ("earliest", 99, 3)]
+    with pytest.raises(ValueError, match="offset must be >= 0"):
+        earliest.seek(0, -1)
+
+
+def test_reset_none_has_no_offset_until_a_seek():
+    """``auto.offset.reset=none``: with no committed offset the consumer throws
+    ``NoOffsetForPartitionException`` instead of picking a position."""
+    _, log = make_log(2)
+    for i in range(4):
+        log.produce(value=i, partition=i % 2)
+    group = log.add_group("strict", auto_offset_reset="none")
+    member = group.join()
+    assert group.committed() == {0: None, 1: None}
+    assert group.lag() == {0: None, 1: None} and group.total_lag() == 0
+    with pytest.raises(NoOffsetError, match="no committed offset for partition orders-0"):
+        group.poll(member)
+    group.seek(0, 1)
+    group.seek(1, 0)
+    assert [(r.partition, r.offset) for r in group.poll(member)] == [(0, 1), (1, 0), (1, 1)]
 
 
 # --- keys and partitions -------------------------------------------------------------------------
@@ -303,7 +367,7 @@ def test_more_consumers_than_partitions_leaves_spares_idle():
 
 def test_a_dead_member_keeps_its_partitions_until_the_session_timeout_then_the_new_owner_resumes():
     sim, log = make_log(2, keyless="roundrobin", batch_records=1)
-    group = log.add_group("g", session_timeout=10.0)
+    group = log.add_group("g", session_timeout=10.0, auto_offset_reset="earliest")
     a, b = group.join(), group.join()
     for i in range(4):
         log.produce(value=i)  # p0: 0, 2   p1: 1, 3
@@ -546,7 +610,7 @@ _CASES = {
     ),
     "seek(offset)": (
         "offset",
-        st.one_of(_not_int, st.integers(max_value=-1), st.integers(min_value=5)),
+        st.one_of(_not_int, st.integers(max_value=-1)),
         lambda v: _log_with_records()[1].seek(0, v),
     ),
     "seek_to_beginning(partitions)": (
@@ -615,7 +679,7 @@ _CASES = {
     ),
     "run.seek(offset)": (
         "offset",
-        st.one_of(_not_int, st.integers(max_value=-1), st.integers(min_value=1)),
+        st.one_of(_not_int, st.integers(max_value=-1)),
         lambda v: _run_with_group().seek("g", 0, v),
     ),
     "run.seek_to_beginning(partition)": (
@@ -717,7 +781,7 @@ def test_default_run_numbers():
 
 def test_scenario_consume_returns_plain_records_and_rebalances_on_kill():
     run = KafkaLogRun(3, session_timeout=5.0)
-    run.add_group("g", 2)
+    run.add_group("g", 2)  # created before the records, so "latest" starts at offset 0
     for key in ("order-42", "order-43", "order-44"):
         run.produce(key, "created")
     got = run.consume("g", "g-2")

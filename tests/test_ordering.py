@@ -508,3 +508,51 @@ def test_random_bad_values_are_refused_naming_the_parameter(name, value):
     assert valid(value), (name, value)
     expected = 4 if name == "consumers" and value is None else value  # None: one per partition
     assert held(run) == expected, (name, value, held(run))
+
+
+# -- order broken inside one partition -------------------------------------------------------------
+def test_producer_retries_reorder_only_without_idempotence_and_with_several_in_flight():
+    """Kafka producer configs, ``max.in.flight.requests.per.connection`` (default 5): "if this
+    configuration is set to be greater than 1 and enable.idempotence is set to false, there is a
+    risk of message reordering after a failed send due to retries"."""
+    from mqlib.models.ordering import producer_retry_log
+
+    events = order_events((42,))
+    labels = lambda log: [e.step for e in log]  # noqa: E731
+    assert labels(producer_retry_log(events, idempotent=False)) == ["created", "shipped", "paid"]
+    assert labels(producer_retry_log(events, idempotent=False, max_in_flight=1)) == [
+        "created",
+        "paid",
+        "shipped",
+    ]
+    assert labels(producer_retry_log(events)) == ["created", "paid", "shipped"]  # idempotent, 5
+    nine = order_events()
+    log = producer_retry_log(nine, failed=0, idempotent=False)
+    assert [e.label for e in log[:5]] == [
+        "43 created",
+        "44 created",
+        "42 paid",
+        "43 paid",
+        "42 created",
+    ]
+    with pytest.raises(ValueError, match="max_in_flight must be <= 5"):
+        producer_retry_log(events, max_in_flight=6)  # the idempotent producer's limit
+    with pytest.raises(ValueError, match="failed must be <= 2"):
+        producer_retry_log(events, failed=3)
+
+
+def test_a_record_moved_to_a_retry_topic_is_overtaken_unless_its_key_is_parked():
+    from mqlib.models.ordering import find_violations, retry_topic_processing
+
+    carry_on = retry_topic_processing(failing="42 paid")
+    assert [(v["order"], v["event"], v["before"]) for v in find_violations(carry_on)] == [
+        (42, "shipped", "paid")
+    ]
+    assert [p.event.label for p in carry_on if p.consumer == "retry"] == ["42 paid"]
+    parked = retry_topic_processing(failing="42 paid", park_key=True)
+    assert find_violations(parked) == []
+    assert [p.event.label for p in parked if p.consumer == "retry"] == ["42 paid", "42 shipped"]
+    # the other orders are not held up: they finish on the main consumer in both cases
+    assert {p.event.order_id for p in parked if p.consumer == "main"} == {42, 43, 44}
+    with pytest.raises(ValueError, match="failing must be one of"):
+        retry_topic_processing(failing="42 refunded")

@@ -315,3 +315,51 @@ def test_start_must_be_a_partition(start: int) -> None:
 def test_bad_key_through_partitioner_is_named() -> None:
     with pytest.raises(TypeError, match="^key must be bytes or str, got 42 \\(int\\)"):
         Partitioner(3).partition(42)  # type: ignore[arg-type]
+
+
+# -- librdkafka's partitioners --------------------------------------------------------------------
+def test_librdkafka_default_is_crc32_and_murmur2_random_matches_java() -> None:
+    """librdkafka CONFIGURATION.md: ``partitioner`` defaults to ``consistent_random`` (CRC32 of the
+    key); ``murmur2_random`` is the Java producer compatible hash."""
+    import zlib
+
+    from mqlib.models.partitioner import librdkafka_partition
+
+    for key in ("42", "43", "44", "foobar", "order-7"):
+        assert librdkafka_partition(key, 4) == zlib.crc32(key.encode()) % 4
+        assert librdkafka_partition(key, 4, "murmur2_random") == kafka_partition(key, 4)
+    # The chapter's point: a Python and a Java producer disagree on order 44.
+    assert (librdkafka_partition("44", 4), kafka_partition("44", 4)) == (1, 3)
+    with pytest.raises(ValueError, match="partitioner must be one of"):
+        librdkafka_partition("42", 4, "sticky")
+    with pytest.raises(ValueError, match="key must not be empty for partitioner"):
+        librdkafka_partition(b"", 4)
+    assert librdkafka_partition(b"", 4, "consistent") == 0  # crc32(b"") is 0
+
+
+def test_librdkafka_partition_agrees_with_a_real_librdkafka_producer() -> None:
+    """confluent-kafka's own producer against librdkafka's in-process mock cluster (which listens
+    on 127.0.0.1 and auto-creates a 4-partition topic): the partitions it reports are the ones
+    computed here, for both partitioner settings."""
+    import confluent_kafka  # in requirements.txt (tested with 2.16.1, librdkafka 2.16.0)
+
+    from mqlib.models.partitioner import librdkafka_partition
+
+    keys = ("42", "43", "44", "foobar")
+    for setting in ("consistent_random", "murmur2_random"):
+        placed: dict[str, int] = {}
+        producer = confluent_kafka.Producer(
+            {"test.mock.num.brokers": 1, "partitioner": setting, "log_level": 3}
+        )
+        for key in keys:
+            producer.produce(
+                "orders",
+                key=key,
+                value=b"x",
+                on_delivery=lambda e, m, placed=placed: placed.update(
+                    {m.key().decode(): m.partition()}
+                ),
+            )
+        assert producer.flush(15) == 0  # bounded wait for every delivery report
+        partitions = len(producer.list_topics("orders", timeout=5).topics["orders"].partitions)
+        assert placed == {k: librdkafka_partition(k, partitions, setting) for k in keys}

@@ -72,13 +72,22 @@ def test_log_buttons_drive_the_engine():
     press["Poll all"].click()
     assert view.run.group_lag() == {"billing": 1, "analytics": 0}
 
-    # Seek to a deleted offset is refused with the engine's reason, and nothing changes.
-    before = view.run.committed()
+    # A seek to a deleted offset is accepted, as Kafka's seek() is; the next poll finds the
+    # offset gone and auto.offset.reset (latest, the default) moves analytics to the log end.
     view.partition_control.value = 0
     view.offset_control.value = 0
     press["Seek"].click()
-    assert "Refused" in view.message.value and "out of range" in view.message.value
-    assert view.run.committed() == before
+    assert view.message.value == ""
+    assert view.run.committed()["analytics"][0] == 0
+    assert 0 in list(view.group_mark.x)  # the triangle points at a deleted offset
+    press["Poll 1"].click()
+    assert "offset 0 of partition 0 no longer exists" in view.message.value
+    assert "moved it to 4" in view.message.value
+    assert view.run.committed()["analytics"][0] == 4
+    # A negative offset is refused with the engine's reason.
+    view.offset_control.value = -1
+    press["Seek"].click()
+    assert "Refused" in view.message.value and "offset must be &gt;= 0" in view.message.value
     # A valid seek rewinds analytics in partition 0; Poll 1 reads one record per partition.
     view.offset_control.value = 2
     press["Seek"].click()
@@ -100,12 +109,17 @@ def test_log_buttons_drive_the_engine():
     press["− member"].click()
     assert len(view.run.assignments()["billing"]) == 2
 
-    # A new group starts at the oldest stored record.
+    # A new group starts where auto.offset.reset says: latest (Kafka's default) at the log end,
+    # earliest at the oldest stored record.
     assert view.new_group_control.value == "audit"
+    assert view.reset_control.value == "latest"
     press["Add group"].click()
-    assert view.run.committed()["audit"] == {0: 2, 1: 1, 2: 1}
+    assert view.run.committed()["audit"] == {0: 4, 1: 3, 2: 3}
     assert "audit" in view.group_control.options
     assert "audit" not in view.new_group_control.options
+    view.reset_control.value = "earliest"
+    press["Add group"].click()
+    assert view.run.committed()["search"] == {0: 2, 1: 1, 2: 1}
 
     # Retention: 30 s later everything is gone, offsets go on.
     press["Advance 5 s"].click()
@@ -135,8 +149,8 @@ def test_log_view_keys_without_a_key_and_a_window_of_the_latest_offsets():
 def test_log_view_methods_validate_through_the_scenario():
     view = KafkaLog()
     before = view.summary()
-    with pytest.raises(ValueError, match="out of range"):
-        view.seek("billing", 0, 0)
+    with pytest.raises(ValueError, match="offset must be >= 0"):
+        view.seek("billing", 0, -1)
     with pytest.raises(ValueError, match="seconds must be > 0"):
         view.advance(0)
     with pytest.raises(TypeError, match="run must be a KafkaLogRun"):
@@ -281,7 +295,7 @@ def test_quiz_answers_are_what_the_engine_computes():
 
     # A new group reads everything still stored, whatever billing read.
     opening = kafka_log.default_run()
-    opening.add_group("audit", 1)
+    opening.add_group("audit", 1, auto_offset_reset="earliest")
     read = opening.consume("audit")
     start = {p: o["log_start_offset"] for p, o in opening.offsets().items()}
     assert len(read) == sum(len(r) for r in opening.logs().values()) == 5
@@ -293,8 +307,8 @@ def test_two_groups_read_independently_and_reading_does_not_delete():
     run = KafkaLogRun(3)
     for i in range(9):
         run.produce(f"order-{40 + i % 3}", i)
-    run.add_group("a")
-    run.add_group("b")
+    run.add_group("a", auto_offset_reset="earliest")
+    run.add_group("b", auto_offset_reset="earliest")
     assert len(run.consume("a")) == 9
     assert sum(len(r) for r in run.logs().values()) == 9
     assert len(run.consume("b")) == 9

@@ -61,17 +61,124 @@ def test_crash_before_ack_makes_the_message_visible_after_the_timeout_for_anothe
     assert queue.acked_count == 3
 
 
-def test_a_consumer_slower_than_the_timeout_never_gets_its_ack_accepted():
+def test_a_late_ack_is_accepted_as_jetstream_does_and_the_second_ack_finds_nothing():
+    """JetStream's rule (nats-server 2.15.1; nats-io/nats-server issue #4786): an ack that
+    arrives after ``ack_wait``, while the message is redelivered to someone else, still deletes
+    the message. The redelivered copy is processed all the same (twice, concurrently), and its
+    ack finds the message gone, so it returns False and changes nothing."""
     sim, queue, consumers = make(times=(3.0, 3.0), visibility_timeout=2.0)
     queue.send()
-    sim.run(until=5.5)
-    # A receives at 0; at 2 the timeout hands the message to B; A finishes at 3 (ack refused);
-    # at 4 B's timeout hands it back to A; B finishes at 5 (ack refused). It never completes.
+    sim.run(until=10)
+    # A receives at 0; at 2 the timeout hands the message to B; A finishes at 3 and its late ack
+    # deletes it; B, who started at 2, finishes at 5 and its ack is refused.
     processed = [(e.time, e.data["consumer"]) for e in sim.trace.of_kind("processed")]
     assert processed == [(3.0, "A"), (5.0, "B")]
+    acks = sim.trace.of_kind("ack")
+    assert [(e.time, e.data["consumer"], e.data.get("late")) for e in acks] == [(3.0, "A", True)]
+    assert [(e.time, e.data["consumer"]) for e in sim.trace.of_kind("ack_rejected")] == [(5.0, "B")]
+    assert queue.messages["m1"].receive_count == 2
+    assert (queue.acked_count, queue.late_ack_count, queue.depth) == (1, 1, 0)
+    assert consumers["A"].acked == 1 and consumers["B"].acked == 0
+
+
+def test_a_late_ack_also_deletes_a_message_that_is_visible_again():
+    """With nobody free to take the redelivery, the message waits in the queue; the late ack
+    takes it out of the line, so it is never received a second time."""
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=1.0)
+    delivery = None
+
+    def slow_worker():
+        nonlocal delivery
+        delivery = yield queue.receive("A")
+        yield sim.timeout(2.5)
+        assert queue.ack(delivery) is True
+
+    queue.send()
+    sim.process(slow_worker())
+    sim.run(until=2.0)
+    assert (queue.visible_count, queue.in_flight_count) == (1, 0)  # timed out at 1 s
+    sim.run(until=3.0)
+    assert (queue.visible_count, queue.depth, queue.late_ack_count) == (0, 0, 1)
+    assert queue.ack(delivery) is False  # already deleted: nothing changes
+    assert queue.acked_count == 1
+    Consumer(sim, queue, "B")
+    sim.run(until=5.0)
+    assert len(sim.trace.of_kind("receive")) == 1
+
+
+def test_an_ack_for_a_deleted_message_changes_nothing():
+    sim = Simulation()
+    queue = WorkQueue(sim)
+    got = []
+    queue.send()
+    queue.receive("A").callbacks.append(lambda e: got.append(e.value))
+    sim.run(until=1)
+    [delivery] = got
+    assert queue.ack(delivery) is True
+    assert queue.ack(delivery) is False  # a second ack: the message is already gone
+    assert (queue.acked_count, queue.late_ack_count, queue.depth) == (1, 0, 0)
+    assert [e.data["message"] for e in sim.trace.of_kind("ack_rejected")] == ["m1"]
+
+
+def test_a_too_short_timeout_dead_letters_a_healthy_message():
+    """SQS's redrive policy counts receives, not failures: when processing takes longer than
+    the visibility timeout, a message that never failed is received again and again and reaches
+    the DLQ (SQS Developer Guide, "Amazon SQS dead-letter queues")."""
+    from mqlib.models.dlq import DeadLetterQueue, RedriveQueue
+
+    sim = Simulation()
+    dlq = DeadLetterQueue(sim)
+    queue = RedriveQueue(sim, visibility_timeout=1.0, dead_letter_queue=dlq, max_receives=2)
+    for name in "ABC":
+        Consumer(sim, queue, name, processing_time=10.0)
+    queue.send(message_id="healthy")
+    sim.run(until=20)
+    # A receives at 0, B at 1 (A's timeout); at 2 B's timeout runs out and idle C's receive
+    # would be the third: the message goes to the DLQ although nothing ever failed.
+    assert [(e["message_id"], e["receive_count"]) for e in dlq.inspect()] == [("healthy", 2)]
+    assert [e.time for e in sim.trace.of_kind("dead_letter")] == [2.0]
+    assert not sim.trace.of_kind("processing_failed")
+    assert queue.acked_count == 0  # A's late ack at 10 s finds the message gone from the queue
     assert [e.data["consumer"] for e in sim.trace.of_kind("ack_rejected")] == ["A", "B"]
-    assert queue.messages["m1"].receive_count == 3
-    assert queue.acked_count == 0
+
+
+def test_a_heartbeat_keeps_a_slow_message_with_its_consumer():
+    """The cure for a timeout shorter than the work: extend the visibility while working (SQS
+    ``ChangeMessageVisibility``, JetStream ``msg.in_progress()`` which restarts ``ack_wait``)."""
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=2.0)
+    for name in "AB":
+        Consumer(sim, queue, name, processing_time=7.0, heartbeat=1.5)
+    queue.send()
+    sim.run(until=20)
+    assert [e.data["consumer"] for e in sim.trace.of_kind("processed")] == ["A"]
+    assert queue.messages["m1"].receive_count == 1
+    assert not sim.trace.of_kind("visibility_timeout", "ack_rejected")
+    assert [e.time for e in sim.trace.of_kind("visibility_extended")] == [1.5, 3.0, 4.5, 6.0]
+    assert (queue.acked_count, queue.late_ack_count) == (1, 0)
+
+
+def test_extend_visibility_moves_the_deadline_and_only_for_the_current_holder():
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=2.0)
+    got = []
+    queue.send()
+    queue.receive("A").callbacks.append(lambda e: got.append(e.value))
+    sim.run(until=1.0)
+    [delivery] = got
+    assert queue.extend_visibility(delivery, 10.0) is True  # SQS: 10 s from now
+    sim.run(until=10.9)
+    assert queue.in_flight_count == 1
+    sim.run(until=11.1)
+    assert [e.time for e in sim.trace.of_kind("visibility_timeout")] == [11.0]
+    assert queue.extend_visibility(delivery) is False  # too late: it timed out
+    with pytest.raises(ValueError, match="seconds must be <= 43200"):
+        queue.extend_visibility(delivery, 50_000)
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        queue.extend_visibility(delivery, 0)
+    with pytest.raises(TypeError, match="delivery must be a Delivery"):
+        queue.extend_visibility("m1")
 
 
 def test_restarted_consumer_takes_work_again():
@@ -115,6 +222,8 @@ def test_run_until_empty_reports_a_queue_nobody_reads():
         (lambda s, q: q.ack("m1"), "delivery must be a Delivery"),
         (lambda s, q: Consumer(s, q, "A", processing_time=0), "processing_time must be > 0"),
         (lambda s, q: Consumer(s, "q", "A"), "queue must be a WorkQueue"),
+        (lambda s, q: Consumer(s, q, "A", heartbeat=-1), "heartbeat must be > 0"),
+        (lambda s, q: PointToPointRun(heartbeat=0), "heartbeat must be > 0"),
         (lambda s, q: PointToPointRun({}), "processing_times must name at least one consumer"),
         (lambda s, q: PointToPointRun({"A": -1.0}), "processing_time must be > 0"),
         (lambda s, q: PointToPointRun().send(0), "count must be >= 1"),

@@ -3,7 +3,9 @@
 A topic is split into partitions, and each partition is stored on ``replication_factor`` brokers.
 One of those copies is the **leader**: producers write to it and consumers read from it. The
 others are **followers**: they copy the leader's log by *fetching* from it, exactly as a consumer
-would. A follower that keeps up belongs to the **in-sync replicas** (ISR).
+would. The **in-sync replicas** (ISR) are the leader itself plus the followers that are caught up
+with it: a follower that has not reached the leader's log end offset for longer than
+``replica.lag.time.max.ms`` is dropped from the ISR, even though its broker is still running.
 
 What a write means depends on the producer's ``acks`` setting:
 
@@ -13,10 +15,13 @@ What a write means depends on the producer's ``acks`` setting:
     The leader answers as soon as the record is in *its* log. If the leader dies before a follower
     fetched the record, a follower becomes leader without it: an acknowledged record is lost.
 ``acks="all"``
-    The leader answers once every ISR member has the record, that is once the **high watermark**
-    (HW) has passed it. The HW is the offset up to which all ISR members have replicated; it is
-    also what consumers may read. The leader refuses an ``acks="all"`` write outright
-    (:class:`NotEnoughReplicasError`) when the ISR is smaller than ``min.insync.replicas``.
+    The leader answers once every *current* ISR member has the record, that is once the **high
+    watermark** (HW) has passed it. The HW is the offset up to which all ISR members have
+    replicated; it is also what consumers may read. ``min.insync.replicas`` sets how small the ISR
+    may be: when it is smaller, the leader refuses an ``acks="all"`` write outright
+    (:class:`NotEnoughReplicasError`). With Kafka's default ``min.insync.replicas=1`` an ISR that
+    has shrunk to the leader alone still accepts ``acks="all"`` writes, which then live on one
+    machine only: if that machine is lost, so are they.
 
 When a leader dies, the controller elects a new one from the ISR (a **clean** election), so every
 record below the HW survives. If no ISR member is alive, the partition stays offline, unless
@@ -26,16 +31,30 @@ the partition's **leader epoch**; records carry the epoch they were written in, 
 whose log disagrees with the leader's at some offset truncates its log back to that point before
 it copies anything (Kafka does this with its leader-epoch cache; the outcome is the same).
 
-Defaults follow Apache Kafka 3.x/4.x (KRaft mode)
--------------------------------------------------
-* ``acks="all"`` is the producer default (since Kafka 3.0, together with idempotence).
+Kafka does not ``fsync`` each write: it relies on replication for durability and leaves writing
+to disk to the operating system (``flush.messages`` and ``flush.ms`` default to never). A broker
+process that crashes loses nothing, because the operating system still holds its page cache;
+a machine that loses power loses what the operating system had not written back yet.
+:meth:`Cluster.kill_broker` with ``power_loss=True`` models that: records appended less than
+``writeback_delay`` seconds before the crash vanish from that broker's logs. If every replica of a
+partition loses power at once, even ``acks="all"`` records acknowledged with
+``min.insync.replicas=2`` can be gone.
+
+Defaults follow Apache Kafka 3.x/4.x (KRaft mode; Kafka 4.0 removed ZooKeeper mode)
+----------------------------------------------------------------------------------
+* ``acks="all"`` is the producer default (since Kafka 3.0, KIP-679, together with idempotence).
 * ``min.insync.replicas=1`` (broker/topic default; production clusters usually set 2 with RF 3).
-* ``unclean.leader.election.enable=false``.
-* ``replica.lag.time.max.ms=30000``: a follower not caught up for 30 s leaves the ISR. As in
-  Kafka, the leader checks every half of that time.
+* ``unclean.leader.election.enable=false`` (the default since Kafka 0.11).
+* ``replica.lag.time.max.ms=30000`` (since Kafka 2.5; 10 s before): a follower not caught up for
+  more than 30 s leaves the ISR. As in Kafka, the leader checks every half of that time.
 * ``broker.session.timeout.ms=9000``: the controller declares a silent broker dead after 9 s,
   removes it from every ISR and re-elects the leaders it held.
-* ``replica.fetch.wait.max.ms=500``: here followers fetch every 0.5 s.
+* ``flush.messages`` / ``flush.ms``: never (``Long.MAX_VALUE``), so no record is forced to disk.
+  ``writeback_delay=30`` s stands for the operating system's write-back of dirty pages (Linux
+  writes back pages that have been dirty for 30 s, ``vm.dirty_expire_centisecs=3000``).
+* Followers fetch every 0.5 s. (A Kafka follower sends its next fetch as soon as the previous
+  one returns, and the leader holds a fetch that finds no new data for up to
+  ``replica.fetch.wait.max.ms=500``; here the lag is always the wait for the next fetch.)
 * Replica placement: the round-robin rack-unaware assignment of Kafka's ``AdminUtils``
   (``assignReplicasToBrokers``) with a fixed start index of 0, so topic "orders" (3 partitions,
   RF 3, brokers 1-3) is laid out as in the lesson: partition 0 on brokers [1, 2, 3], partition 1 on
@@ -43,24 +62,49 @@ Defaults follow Apache Kafka 3.x/4.x (KRaft mode)
   (KRaft controllers place replicas with a randomised striped placer; pass ``assignment`` to pin
   any layout.)
 
+Errors
+------
+Every error a broker returns here is *retriable* in Kafka (``RetriableException``): the Java
+producer retries it by itself, with ``retry.backoff.ms`` between attempts, until
+``delivery.timeout.ms`` (120 s by default) has passed since ``send()``, and only then reports it.
+The model reports each refusal at once and does not retry (see Simplifications).
+
 Simplifications
 ---------------
 * A fetch is instantaneous: the follower copies everything it lacks, and the leader learns its new
   log end offset at the same instant (Kafka learns it with the follower's next fetch request).
   Replication lag is therefore the wait for the next fetch, at most ``fetch_interval``.
-* The controller is not a broker and never fails. Elections pick the first replica of the
-  assignment that is alive and in the ISR, as Kafka's controller does. There is no automatic
-  preferred-leader rebalance (``auto.leader.rebalance.enable``), no rack awareness and no
-  eligible leader replicas (KIP-966).
+  :meth:`Cluster.stall_follower` stands for a follower whose fetches make no progress while its
+  broker stays up (a failing disk, a saturated link): the leader drops it from the ISR after
+  ``replica.lag.time.max.ms``.
+* The controller is not a broker and never fails (a KRaft cluster runs a quorum of controllers).
+  Elections pick the first replica of the assignment that is alive and in the ISR, as Kafka's
+  controller does. There is no automatic preferred-leader rebalance
+  (``auto.leader.rebalance.enable``) and no rack awareness.
+* No eligible leader replicas (ELR, KIP-966): the model follows Kafka 3.x and 4.0, where ELR is
+  off. New Kafka 4.1+ clusters turn it on: the high watermark then does not advance while the ISR
+  is smaller than ``min.insync.replicas``, and a broker that restarts after an unclean shutdown
+  (a power loss) is first removed from the ISR, so the partition waits instead of electing a
+  replica that lost its tail.
 * When the controller fences a broker it removes it from every ISR, except when it is the last ISR
   member: that one stays, so that a clean election can wait for it to come back (Kafka's rule).
   A broker restarted before the session timeout is fenced at once when it re-registers.
+* With unclean election enabled in the topic's configuration, the controller elects an
+  out-of-sync replica as soon as the partition has no ISR member alive, as KRaft's controller
+  does. Turning it on *later* (:meth:`Cluster.set_unclean_leader_election`) elects at once, as if
+  the operator also ran ``kafka-leader-election.sh --election-type unclean``; on its own, KRaft's
+  controller waits for its periodic check (every 5 minutes).
 * A clean election keeps the partition's high watermark (Kafka's new leader can briefly report a
-  lower one). An unclean election sets the HW to the new leader's log end offset.
+  lower one), capped at the new leader's log end offset (after a power loss). An unclean election
+  sets the HW to the new leader's log end offset.
 * The leader epoch increases when a leader is elected; a partition going offline keeps its epoch.
 * Produce requests waiting for ``acks="all"`` fail with :class:`NotLeaderOrFollowerError` when
-  their leader dies or is replaced; there is no request timeout and no producer retry (a retry
-  would be a new :meth:`Cluster.produce`, and may duplicate a record that did survive).
+  their leader dies or is replaced; there is no request timeout (Kafka's
+  ``request.timeout.ms=30000``) and no producer retry (a retry would be a new
+  :meth:`Cluster.produce`; with idempotence, Kafka's default, a retried record is not stored
+  twice).
+* Write-back to disk is per record, exactly ``writeback_delay`` seconds after its append (Linux's
+  flusher thread wakes every 5 s, so real write-back is a little later and in pages).
 * Logs are lists of records; no segments, retention or byte sizes.
 """
 
@@ -99,28 +143,46 @@ ACKS = (0, 1, "all")
 
 
 class KafkaError(Exception):
-    """Base of the errors a broker returns to a producer (Kafka's ``ApiException``s)."""
+    """Base of the errors a broker returns to a producer (Kafka's ``ApiException``s).
+
+    ``retriable`` says whether Kafka's producer retries the error by itself (until
+    ``delivery.timeout.ms``, 120 s by default) before it reports it to the application.
+    """
+
+    retriable = False
 
 
 class NotEnoughReplicasError(KafkaError):
     """``acks="all"`` write refused: the ISR is smaller than ``min.insync.replicas``.
 
-    Kafka's ``NotEnoughReplicasException``. Nothing was appended; the producer may retry later.
+    Kafka's ``NotEnoughReplicasException``, a ``RetriableException``: nothing was appended, and
+    Kafka's producer sends the record again until ``delivery.timeout.ms`` runs out.
     """
+
+    retriable = True
 
 
 class NotEnoughReplicasAfterAppendError(KafkaError):
     """The record was appended and replicated to the ISR, but the ISR had shrunk below
-    ``min.insync.replicas`` by then (Kafka's ``NotEnoughReplicasAfterAppendException``)."""
+    ``min.insync.replicas`` by then (Kafka's ``NotEnoughReplicasAfterAppendException``, retriable:
+    a retry appends the record again, which idempotence deduplicates)."""
+
+    retriable = True
 
 
 class NotLeaderOrFollowerError(KafkaError):
     """The broker that took the write is no longer the partition's leader (it died or was
-    replaced) before the record was committed (Kafka's ``NotLeaderOrFollowerException``)."""
+    replaced) before the record was committed (Kafka's ``NotLeaderOrFollowerException``,
+    retriable: the producer refreshes its metadata and sends to the new leader)."""
+
+    retriable = True
 
 
 class LeaderNotAvailableError(KafkaError):
-    """The partition has no live leader right now (Kafka's ``LeaderNotAvailableException``)."""
+    """The partition has no live leader right now (Kafka's ``LeaderNotAvailableException``,
+    retriable)."""
+
+    retriable = True
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -146,28 +208,44 @@ class Record:
 
 
 class ReplicaLog:
-    """One broker's copy of one partition: records with offsets 0, 1, 2, ... (no gaps)."""
+    """One broker's copy of one partition: records with offsets 0, 1, 2, ... (no gaps).
+
+    ``appended_at`` holds the simulated time each record reached this copy, which decides whether
+    the operating system had written it to disk before a power loss.
+    """
 
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self.appended_at: list[float] = []
 
     @property
     def log_end_offset(self) -> int:
         """The offset the next record will get (Kafka's LEO) = the number of records."""
         return len(self.records)
 
-    def append(self, record: Record) -> None:
+    def append(self, record: Record, at: float = 0.0) -> None:
         if record.offset != self.log_end_offset:
             raise ValueError(
                 f"record offset {record.offset} is not the log end offset {self.log_end_offset}"
             )
         self.records.append(record)
+        self.appended_at.append(at)
 
     def truncate(self, offset: int) -> list[Record]:
         """Drop every record at ``offset`` and above; return the dropped records."""
         dropped = self.records[offset:]
         del self.records[offset:]
+        del self.appended_at[offset:]
         return dropped
+
+    def on_disk(self, now: float, writeback_delay: float) -> int:
+        """How many records (from the start) the operating system has written to disk by ``now``:
+        those appended at least ``writeback_delay`` seconds ago. Appends are in time order, so
+        the written records are a prefix of the log."""
+        written = 0
+        while written < len(self.records) and now - self.appended_at[written] >= writeback_delay:
+            written += 1
+        return written
 
     def ids(self) -> set[int]:
         return {r.id for r in self.records}
@@ -310,6 +388,7 @@ class Broker:
     id: int
     alive: bool = True
     fenced: bool = False
+    stalled: bool = False  # up and registered, but its follower fetches make no progress
     generation: int = 0  # bumped on every restart, so an old fetcher loop knows to stop
     leading: set[int] = field(default_factory=set)  # partitions this broker believes it leads
 
@@ -332,6 +411,9 @@ class Partition:
     pending: list[ProduceFuture] = field(default_factory=list)
     lost: list[LostRecord] = field(default_factory=list)
     elections: int = 0
+    # Time without a live leader: since when (None while one serves) and the total so far.
+    leaderless_since: float | None = None
+    leaderless_time: float = 0.0
 
     @property
     def online(self) -> bool:
@@ -429,6 +511,10 @@ class Cluster:
         broker (0 = at once).
     fetch_interval:
         Seconds between two fetches of a follower.
+    writeback_delay:
+        Seconds after which the operating system has written an appended record to disk; a
+        broker that loses power (:meth:`kill_broker` with ``power_loss=True``) loses the newer
+        ones. Kafka itself never forces a flush by default.
     assignment:
         Optional explicit placement ``{partition: [broker, ...]}`` (first = preferred leader);
         by default :func:`assign_replicas`.
@@ -448,6 +534,7 @@ class Cluster:
         replica_lag_time_max: float = 30.0,
         session_timeout: float = 9.0,
         fetch_interval: float = 0.5,
+        writeback_delay: float = 30.0,
         assignment: Mapping[int, Iterable[int]] | None = None,
         topic: str = "orders",
     ) -> None:
@@ -478,6 +565,7 @@ class Cluster:
         self.replica_lag_time_max = check.positive("replica_lag_time_max", replica_lag_time_max)
         self.session_timeout = check.non_negative("session_timeout", session_timeout)
         self.fetch_interval = check.positive("fetch_interval", fetch_interval)
+        self.writeback_delay = check.non_negative("writeback_delay", writeback_delay)
         self.topic = check.text("topic", topic)
         self.brokers = {b: Broker(b) for b in range(1, num_brokers + 1)}
         if assignment is None:
@@ -586,7 +674,7 @@ class Cluster:
             produced_at=self.sim.now,
         )
         self._next_record_id += 1
-        log.append(record)
+        log.append(record, self.sim.now)
         future.record = record
         self._records[partition][record.id] = (record, future)
         self.sim.record(
@@ -608,23 +696,46 @@ class Cluster:
         return future
 
     # -- failures ------------------------------------------------------------------------------
-    def kill_broker(self, broker_id: int) -> None:
-        """Crash a broker now. Its logs stay on disk; it stops fetching and serving at once.
+    def kill_broker(self, broker_id: int, *, power_loss: bool = False) -> None:
+        """Crash a broker now; it stops fetching and serving at once.
+
+        A crashed *process* (``power_loss=False``) keeps its whole log: what it had appended was
+        in the operating system's page cache, which the OS writes to disk anyway. A machine that
+        loses power (``power_loss=True``) keeps only what had been written back, the records
+        appended at least ``writeback_delay`` seconds ago; the newer ones are gone from this
+        broker's logs.
 
         Requests waiting on partitions it led fail. The controller notices after
         ``session_timeout`` seconds and then fences it: out of every ISR, new leaders elected.
         """
         broker = self._broker(broker_id)
+        check.boolean("power_loss", power_loss)
         if not broker.alive:
             raise ValueError(f"broker_id {broker_id} is already down; restart it first")
         broker.alive = False
+        broker.stalled = False  # whatever slowed it down, it comes back healthy
         broker.leading.clear()
-        self.sim.record("broker_down", broker=broker_id)
+        if power_loss:
+            self.sim.record("broker_down", broker=broker_id, power_loss=True)
+        else:
+            self.sim.record("broker_down", broker=broker_id)
         for part in self.partitions:
             if part.leader == broker_id:
+                if part.leaderless_since is None:
+                    part.leaderless_since = self.sim.now
                 self._fail_pending(
                     part, f"leader broker {broker_id} died before the record was committed"
                 )
+            if power_loss and broker_id in part.logs:
+                log = part.logs[broker_id]
+                dropped = log.truncate(log.on_disk(self.sim.now, self.writeback_delay))
+                if dropped:
+                    self.sim.record(
+                        "unwritten_lost",
+                        partition=part.id,
+                        broker=broker_id,
+                        offsets=[dropped[0].offset, dropped[-1].offset],
+                    )
         if self.session_timeout == 0:
             self._fence(broker)
         else:
@@ -659,7 +770,36 @@ class Cluster:
                 if part.leader is None:
                     self._elect(part, reason="unclean leader election enabled")
 
+    def stall_follower(self, broker_id: int) -> None:
+        """Broker ``broker_id`` stays up and keeps its controller session, but its follower
+        fetches stop making progress (a failing disk, a saturated link). The leader drops it from
+        the ISR once it has not caught up for ``replica_lag_time_max`` seconds."""
+        broker = self._broker(broker_id)
+        if not broker.alive:
+            raise ValueError(f"broker_id {broker_id} is down; only a running broker can stall")
+        if broker.stalled:
+            raise ValueError(f"broker_id {broker_id} is already stalled")
+        broker.stalled = True
+        self.sim.record("follower_stalled", broker=broker_id)
+
+    def resume_follower(self, broker_id: int) -> None:
+        """End a :meth:`stall_follower`: the broker's next fetches catch up and, once it has
+        reached the high watermark, it rejoins the ISR."""
+        broker = self._broker(broker_id)
+        if not broker.stalled:
+            raise ValueError(f"broker_id {broker_id} is not stalled")
+        broker.stalled = False
+        self.sim.record("follower_resumed", broker=broker_id)
+
     # -- state ---------------------------------------------------------------------------------
+    def leaderless_seconds(self, partition: int) -> float:
+        """Simulated seconds ``partition`` has spent without a live leader so far: from the
+        leader's crash until a new leader is elected (or until now, if none is yet). No record
+        can be written or read in that time."""
+        part = self.partition(partition)
+        ongoing = 0.0 if part.leaderless_since is None else self.sim.now - part.leaderless_since
+        return part.leaderless_time + ongoing
+
     def partition(self, partition: int) -> Partition:
         return self.partitions[self._partition_index(partition)]
 
@@ -724,6 +864,8 @@ class Cluster:
             yield self.sim.timeout(self.fetch_interval)
             if not broker.alive or broker.generation != generation:
                 return
+            if broker.stalled:
+                continue
             for part in self.partitions:
                 leader = part.leader
                 if (
@@ -753,7 +895,7 @@ class Cluster:
             )
         copied = leader_log[agree:]
         for record in copied:
-            log.append(record)
+            log.append(record, self.sim.now)
         if copied:
             self.sim.record(
                 "replicate",
@@ -869,9 +1011,14 @@ class Cluster:
         part.leader = leader
         part.leader_epoch += 1
         part.elections += 1
+        if part.leaderless_since is not None:
+            part.leaderless_time += self.sim.now - part.leaderless_since
+            part.leaderless_since = None
         self.brokers[leader].leading.add(part.id)
         leo = part.logs[leader].log_end_offset
         if clean:
+            # After a power loss the new leader may hold less than the old high watermark.
+            part.high_watermark = min(part.high_watermark, leo)
             # Followers in the ISR surely hold the committed prefix; anything beyond it may
             # disagree with the new leader, so the leader counts only the prefix until they fetch.
             for b in part.isr:

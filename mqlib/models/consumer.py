@@ -2,7 +2,10 @@
 
 Its :meth:`Consumer.run` loop is the loop of a real SQS or RabbitMQ worker: receive, process, ack.
 It can be crashed mid-message (the process is interrupted before it acks, exactly like a worker
-killed by the OOM killer) and restarted.
+killed by the OOM killer) and restarted. With ``heartbeat`` set it also tells the queue, every
+``heartbeat`` seconds of work, that it is still busy (:meth:`WorkQueue.extend_visibility
+<mqlib.models.work_queue.WorkQueue.extend_visibility>`: SQS ``ChangeMessageVisibility``,
+JetStream ``msg.in_progress()``), so a slow message is not handed to a second worker.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class Consumer:
         Messages whose ack the queue accepted.
     current:
         The delivery being processed right now, or ``None`` when idle or crashed.
+
+    ``heartbeat`` (seconds, ``None`` for none) is how often the consumer extends its message's
+    visibility while it works; choose it well below the queue's visibility timeout.
     """
 
     def __init__(
@@ -37,6 +43,7 @@ class Consumer:
         name: str,
         *,
         processing_time: float = 1.0,
+        heartbeat: float | None = None,
         start: bool = True,
     ) -> None:
         if not isinstance(sim, Simulation):
@@ -47,6 +54,7 @@ class Consumer:
         self.queue = queue
         self.name = check.text("name", name)
         self.processing_time = check.positive("processing_time", processing_time)
+        self.heartbeat = None if heartbeat is None else check.positive("heartbeat", heartbeat)
         check.boolean("start", start)
         self.processed = 0
         self.acked = 0
@@ -105,7 +113,7 @@ class Consumer:
                 delivery = yield request
                 request = None
                 self.current = delivery
-                yield self.sim.timeout(self.processing_time)
+                yield from self._work(delivery)
                 self.finish(delivery)
                 self.current = None
         except simpy.Interrupt:
@@ -118,6 +126,14 @@ class Consumer:
                 message=self.current.message.id if self.current else None,
             )
             self.current = None
+
+    def _work(self, delivery: Delivery) -> Generator[simpy.Event, Any, None]:
+        # Spend processing_time on the message, sending a heartbeat every `heartbeat` seconds.
+        done_at = self.sim.now + self.processing_time
+        while self.heartbeat is not None and done_at - self.sim.now > self.heartbeat:
+            yield self.sim.timeout(self.heartbeat)
+            self.queue.extend_visibility(delivery)
+        yield self.sim.timeout(max(0.0, done_at - self.sim.now))
 
     def finish(self, delivery: Delivery) -> None:
         """What the consumer does once it has spent ``processing_time`` on ``delivery``: count it

@@ -7,8 +7,23 @@ A message travels producer -> broker -> consumer, and three things can go wrong 
   broker stored the message, but the producer cannot know that;
 * the consumer fails while handling a message: it **crashes before the effect**
   (``"crash_before_effect"``), **crashes after the effect** (``"crash_after_effect"``), or its
-  **offset commit** never reaches the broker (``"lose_commit"``; Kafka's consumer then gets a
-  ``CommitFailedException`` and resumes from the last offset the broker has).
+  **offset commit** never reaches the broker (``"lose_commit"``).
+
+What a lost commit does depends on how the broker tracks the consumer's progress
+(``commit_rule``):
+
+``"offset"`` (Kafka, the default)
+    The consumer's fetch position lives in the client. A commit whose request is lost changes
+    nothing the consumer does: it carries on with the next record, and its next successful commit
+    (a higher offset) covers the lost one. The message comes back only if the consumer restarts,
+    or its partition moves to another member in a rebalance, *before* a later commit lands: then
+    the group resumes from the stale committed offset. (Kafka raises ``CommitFailedException``
+    for a different situation: the member was removed from the group, typically because
+    ``max.poll.interval.ms`` passed between polls, and its partitions now belong to someone else.)
+``"per-message"`` (JetStream, SQS, RabbitMQ)
+    Each message is acknowledged on its own. An ack that never reaches the broker leaves that
+    message unacknowledged, and the broker hands it out again after the ack wait (JetStream's
+    ``ack_wait``, SQS's visibility timeout). The model has the consumer resume from that message.
 
 How the producer and the consumer react decides the guarantee:
 
@@ -17,17 +32,24 @@ How the producer and the consumer react decides the guarantee:
     consumer commits the offset *before* processing. Nothing is ever repeated, so there are no
     duplicates, but a lost message or a crash before the effect loses the message for good.
 ``"at-least-once"``
-    The producer retries until the broker acks (``acks=all``, ``retries``). A lost ack makes it
-    send again, and the broker stores the message twice. The consumer processes, *then* commits;
-    after a crash it resumes from the last committed offset and processes some messages again.
-    Nothing is lost, but effects may be applied twice.
+    The producer retries until the broker acks, and the broker does **not** deduplicate: a lost
+    ack makes the producer send again and the broker stores the message twice. That is a Kafka
+    producer with ``enable.idempotence=false`` (librdkafka's default, so confluent-kafka-python's),
+    or a queue without deduplication. (Kafka's Java producer has defaulted to
+    ``enable.idempotence=true`` and ``acks=all`` since 3.0, KIP-679: there a lost ack does not
+    store a second copy.) The consumer processes, *then* commits; after a crash it resumes from
+    the last committed offset and processes some messages again. Nothing is lost, but effects may
+    be applied twice.
 ``"exactly-once"``
-    Kafka's exactly-once semantics. The producer is *idempotent* (``enable.idempotence=true``): it
-    tags every message with its producer id and a per-partition sequence number, and the broker
-    drops a retry whose sequence number it has already stored. The consumer applies the effect
-    and records the message id in one atomic transaction, and skips ids it has already applied.
-    A message may still be *delivered* to the consumer twice (after a crash), but its effect is
-    applied once.
+    The producer is *idempotent* (``enable.idempotence=true``): it tags every batch with its
+    producer id and a per-partition sequence number, and the broker, which remembers the last
+    few sequence numbers of each producer on each partition, drops a retry it has already
+    stored. The consumer applies the effect and records the message id in one atomic
+    transaction, and skips ids it has already applied. A message may still be *delivered* to the
+    consumer twice (after a crash), but its effect is applied once. Kafka's own exactly-once
+    (transactions, offsets committed inside them, ``isolation.level=read_committed``) covers
+    reading from Kafka and writing back to Kafka; an effect outside Kafka, such as this charge,
+    needs the consumer's id check, which is the application's job.
 
 Every message here is "charge $10" against a bank balance, so the damage is visible: a lost message
 leaves the balance too high, a duplicate effect leaves it too low.
@@ -58,6 +80,7 @@ from .. import _validate as check
 from ..core import Simulation
 
 __all__ = [
+    "COMMIT_RULES",
     "FAULT_KINDS",
     "GUARANTEES",
     "BalanceStore",
@@ -81,6 +104,11 @@ __all__ = [
 
 GUARANTEES = ("at-most-once", "at-least-once", "exactly-once")
 """The delivery guarantees, weakest first."""
+
+COMMIT_RULES = ("offset", "per-message")
+"""How the broker learns the consumer's progress: Kafka's committed offset, where a later commit
+covers a lost one, or an ack per message (JetStream, SQS, RabbitMQ), where a lost ack brings that
+message back."""
 
 FAULT_KINDS = (
     "lose_message",
@@ -299,8 +327,10 @@ class Broker:
 
     With ``idempotence=True`` the broker remembers, for each producer id, the last sequence number
     it stored, and answers a resend of that number with a success *without* storing it again
-    (Kafka's ``DUPLICATE_SEQUENCE`` handling; Kafka keeps the last five batches per partition,
-    the model's producer has one message in flight, so the last one is enough).
+    (Kafka's ``DUPLICATE_SEQUENCE`` handling). That state is small and per producer per
+    partition, not per record: Kafka keeps the metadata of the last five batches of each
+    producer on each partition; the model's producer has one message in flight, so the last
+    sequence number is enough (:meth:`producer_state`).
     """
 
     def __init__(self, sim: Simulation, *, idempotence: bool = False) -> None:
@@ -342,6 +372,10 @@ class Broker:
                 event.succeed()
         self._waiting = [(p, e) for p, e in self._waiting if not e.triggered]
         return record
+
+    def producer_state(self) -> dict[int, int]:
+        """What idempotence costs the broker: the last sequence number of each producer id."""
+        return dict(self._last_sequence)
 
     def wait_for(self, offset: int) -> simpy.Event:
         """An event that fires once the log holds a record at ``offset``."""
@@ -463,9 +497,12 @@ class ChargeConsumer:
 
     Its loop is a Kafka consumer's: fetch the record at the current position, process it, commit
     the next offset. The guarantee decides whether the commit comes before the effect
-    (at-most-once) or after it (at-least-once, exactly-once). After a crash or a failed commit it
-    restarts after ``restart_delay`` seconds from the broker's committed offset, like a consumer
-    that rejoins its group.
+    (at-most-once) or after it (at-least-once, exactly-once). The position lives in the consumer
+    (``position``); the broker only knows the last committed offset. After a crash it restarts
+    after ``restart_delay`` seconds from the broker's committed offset, like a consumer that
+    rejoins its group. A lost commit follows ``commit_rule`` (see the module docstring): under
+    ``"offset"`` the consumer carries on and its next commit covers the lost one; under
+    ``"per-message"`` the unacknowledged message comes back, so the consumer resumes from it.
     """
 
     def __init__(
@@ -481,6 +518,7 @@ class ChargeConsumer:
         processing_time: float,
         request_timeout: float,
         restart_delay: float,
+        commit_rule: str = "offset",
     ) -> None:
         self.sim = sim
         self.broker = broker
@@ -492,6 +530,7 @@ class ChargeConsumer:
         self.processing_time = check.non_negative("processing_time", processing_time)
         self.request_timeout = check.positive("request_timeout", request_timeout)
         self.restart_delay = check.non_negative("restart_delay", restart_delay)
+        self.commit_rule = check.choice("commit_rule", commit_rule, COMMIT_RULES)
         self.deliveries: Counter[str] = Counter()  # message id -> times fetched
         self.effects: Counter[str] = Counter()  # message id -> times its effect changed the balance
         self.position = 0
@@ -546,6 +585,19 @@ class ChargeConsumer:
         yield self.sim.timeout(self.latency)
         if self.faults.hit("lose_commit", message.number, delivery):
             self.sim.record("commit_lost", message=message.id, offset=self.position + 1)
+            if self.commit_rule == "offset":
+                if self.guarantee == "at-most-once":
+                    # Committing first only protects against duplicates if the commit has
+                    # landed before the effect: a synchronous commit (commitSync) retries
+                    # until the broker answers, and only then does the consumer go on.
+                    yield self.sim.timeout(self.request_timeout - self.latency)
+                    self.broker.commit(self.position + 1)
+                    return True
+                # Kafka: the position is the client's, so the consumer simply goes on; the
+                # committed offset stays behind until the next commit, which covers this one.
+                return True
+            # An ack per message: this one stays unacknowledged and comes back after the ack
+            # wait, so the consumer resumes from it.
             yield self.sim.timeout(self.request_timeout - self.latency)
             return False
         self.broker.commit(self.position + 1)
@@ -620,6 +672,10 @@ class DeliveryPipeline:
         Seconds the consumer needs per message.
     restart_delay:
         Seconds a crashed consumer takes to come back.
+    commit_rule:
+        ``"offset"`` (Kafka, the default: a later commit covers a lost one) or ``"per-message"``
+        (JetStream, SQS, RabbitMQ: a lost ack brings that message back); see the module
+        docstring.
     """
 
     def __init__(
@@ -636,6 +692,7 @@ class DeliveryPipeline:
         retry_backoff: float = 0.1,
         processing_time: float = 0.02,
         restart_delay: float = 0.5,
+        commit_rule: str = "offset",
     ) -> None:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
@@ -668,6 +725,7 @@ class DeliveryPipeline:
             processing_time=processing_time,
             request_timeout=request_timeout,
             restart_delay=restart_delay,
+            commit_rule=commit_rule,
         )
         self.messages: list[ChargeMessage] = []
 

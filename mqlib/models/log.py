@@ -23,6 +23,13 @@ keeps, for each partition, the *committed offset*: the offset of the next record
 read. Two groups keep separate offsets, so they read the same records independently; moving an
 offset back (:meth:`LogConsumerGroup.seek`) makes the group read records again.
 
+**Where a group starts** is Kafka's ``auto.offset.reset``, used whenever the group has no
+committed offset for a partition or its offset no longer exists (retention deleted it, or a seek
+went past the end). Kafka's default, ``"latest"``, jumps to the log end offset and skips the
+history; ``"earliest"`` starts at the log start offset; ``"none"`` raises instead of guessing.
+This model's default is Kafka's, so a new group reads only what is produced after it is created;
+pass ``auto_offset_reset="earliest"`` to read the history.
+
 **Lag** is counted as Kafka's tools count it: ``lag = log end offset - committed offset``, the
 number of records written that the group has not yet read. With offsets 0..9 written (log end
 offset 10) and the group's committed offset 6 (it has read 0..5), the lag is 4. This is the lesson's
@@ -45,21 +52,29 @@ from typing import Any, Literal
 
 from .. import _validate as check
 from ..core import Simulation
-from .assignors import STRATEGIES, assign
+from .assignors import assign
 from .partitioner import KEYLESS_STRATEGIES, Partitioner
 
 __all__ = [
     "OFFSET_RESET_POLICIES",
     "LogConsumerGroup",
+    "NoOffsetError",
     "OffsetOutOfRangeError",
     "Partition",
     "PartitionedLog",
     "Record",
 ]
 
-OFFSET_RESET_POLICIES = ("earliest", "latest")
-"""Where a group starts reading a partition it has no valid offset for (Kafka's
-``auto.offset.reset``): the log start offset or the log end offset."""
+OFFSET_RESET_POLICIES = ("latest", "earliest", "none")
+"""What a group does for a partition it has no valid offset for (Kafka's ``auto.offset.reset``,
+whose default is ``"latest"``): start at the log end offset, start at the log start offset, or
+raise (:class:`NoOffsetError` when there is no committed offset, :class:`OffsetOutOfRangeError`
+when the committed offset is gone)."""
+
+
+GROUP_STRATEGIES = ("range", "roundrobin")
+"""The assignors a :class:`LogConsumerGroup` can use (the sticky ones live in
+:mod:`mqlib.models.rebalance`, which models what a rebalance does to work in flight)."""
 
 
 class OffsetOutOfRangeError(ValueError):
@@ -79,6 +94,22 @@ class OffsetOutOfRangeError(ValueError):
             f"{partition.log_start_offset}..{partition.log_end_offset} (log start offset "
             f"{partition.log_start_offset}; log end offset {partition.log_end_offset}, where "
             f"the next record will be written)"
+        )
+
+
+class NoOffsetError(ValueError):
+    """A group with ``auto_offset_reset="none"`` polled a partition it has no committed offset for.
+
+    Named after Kafka's ``NoOffsetForPartitionException``: with ``auto.offset.reset=none`` the
+    consumer refuses to guess where to start; set one with :meth:`LogConsumerGroup.seek`.
+    """
+
+    def __init__(self, group: str, partition: Partition) -> None:
+        self.group = group
+        self.partition = partition.index
+        super().__init__(
+            f"group {group!r} has no committed offset for partition {partition.label} and "
+            "auto_offset_reset is 'none': seek to an offset first (or use 'earliest' / 'latest')"
         )
 
 
@@ -333,10 +364,16 @@ class LogConsumerGroup:
     partition next continues where the previous owner stopped.
 
     When the group is created, each partition's committed offset is set by
-    ``auto_offset_reset``: ``"earliest"`` (the log start offset, read all history) or
-    ``"latest"`` (the log end offset, read only what is produced from now on). If retention later
-    deletes records the group has not read, its next :meth:`poll` on that partition resets the
-    offset the same way (and records an ``offset_reset`` event), as a Kafka consumer does.
+    ``auto_offset_reset`` (Kafka's ``auto.offset.reset``): ``"latest"``, Kafka's default (the log
+    end offset: only what is produced from now on), ``"earliest"`` (the log start offset: all the
+    history still stored) or ``"none"`` (no offset at all; :meth:`poll` raises
+    :class:`NoOffsetError` until a :meth:`seek` sets one). If the committed offset later stops
+    existing (retention deleted the records, or a seek went beyond the log end), the next
+    :meth:`poll` of that partition resets it the same way and records an ``offset_reset`` event;
+    with ``"none"`` it raises :class:`OffsetOutOfRangeError`, as a Kafka consumer does. (A Kafka
+    consumer looks the reset position up at its first fetch, not when the group is created;
+    the two differ only for records written between creating this model's group and its first
+    poll.)
     """
 
     def __init__(
@@ -345,14 +382,14 @@ class LogConsumerGroup:
         name: str,
         *,
         strategy: Literal["range", "roundrobin"] = "range",
-        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        auto_offset_reset: Literal["latest", "earliest", "none"] = "latest",
         session_timeout: float = 45.0,
     ) -> None:
         if not isinstance(log, PartitionedLog):
             raise TypeError(f"log must be a PartitionedLog, got {type(log).__name__}")
         self.log = log
         self.name = check.text("name", name)
-        self.strategy = check.choice("strategy", strategy, STRATEGIES)
+        self.strategy = check.choice("strategy", strategy, GROUP_STRATEGIES)
         self.auto_offset_reset = check.choice(
             "auto_offset_reset", auto_offset_reset, OFFSET_RESET_POLICIES
         )
@@ -361,7 +398,9 @@ class LogConsumerGroup:
         self._members: dict[str, _Member] = {}
         self._assignment: dict[str, list[int]] = {}
         self._next_member = 1
-        self._committed = {p.index: self._reset_offset(p) for p in log.partitions}
+        self._committed: dict[int, int | None] = {
+            p.index: self._reset_offset(p) for p in log.partitions
+        }
         self.consumed: dict[str, int] = {}  # member -> records it polled (history, kept on leave)
 
     # -- membership ----------------------------------------------------------------------------
@@ -472,7 +511,12 @@ class LogConsumerGroup:
         for index in self._assignment.get(member, []):
             partition = self.log.partitions[index]
             offset = self._committed[index]
-            if offset < partition.log_start_offset:
+            if offset is None:
+                raise NoOffsetError(self.name, partition)
+            if not partition.log_start_offset <= offset <= partition.log_end_offset:
+                # The fetch fails with OFFSET_OUT_OF_RANGE; the consumer applies its reset policy.
+                if self.auto_offset_reset == "none":
+                    raise OffsetOutOfRangeError("committed offset", offset, partition)
                 new = self._reset_offset(partition)
                 self.log.sim.record(
                     "offset_reset", group=self.name, partition=index, offset=offset, reset_to=new
@@ -498,19 +542,21 @@ class LogConsumerGroup:
         return {m: self.poll(m, max_records) for m, s in list(self._members.items()) if s.alive}
 
     # -- offsets -------------------------------------------------------------------------------
-    def committed(self) -> dict[int, int]:
-        """Partition -> committed offset: the offset of the next record the group will read."""
+    def committed(self) -> dict[int, int | None]:
+        """Partition -> committed offset: the offset of the next record the group will read
+        (``None``: no committed offset, only with ``auto_offset_reset="none"``)."""
         return dict(self._committed)
 
     def seek(self, partition: int, offset: int) -> None:
         """Set the group's committed offset of ``partition`` to ``offset``.
 
         Moving it back makes the group read records again (replay); forward skips records.
-        ``offset`` must lie between the log start offset and the log end offset. (A Kafka
-        client accepts any offset in ``seek`` and fails on the next fetch; this model fails now.)
+        Like Kafka's ``KafkaConsumer.seek``, any offset >= 0 is accepted, even one retention has
+        deleted or one past the log end: the next :meth:`poll` finds it out of range and applies
+        ``auto_offset_reset`` (or raises :class:`OffsetOutOfRangeError` with ``"none"``).
         """
         p = self.log._partition(partition)
-        p._check_offset("offset", offset)
+        check.integer("offset", offset, minimum=0)
         self._committed[p.index] = offset
         self.log.sim.record("seek", group=self.name, partition=p.index, offset=offset)
 
@@ -524,13 +570,21 @@ class LogConsumerGroup:
         for p in self._partitions(partitions):
             self.seek(p.index, p.log_end_offset)
 
-    def lag(self) -> dict[int, int]:
-        """Partition -> ``log end offset - committed offset``: records written but not yet read."""
-        return {p.index: p.log_end_offset - self._committed[p.index] for p in self.log.partitions}
+    def lag(self) -> dict[int, int | None]:
+        """Partition -> ``log end offset - committed offset``: records written but not yet read.
+
+        ``None`` where the group has no committed offset (Kafka's tools print ``-``). An offset
+        beyond the log end counts as lag 0, not a negative number.
+        """
+        result: dict[int, int | None] = {}
+        for p in self.log.partitions:
+            offset = self._committed[p.index]
+            result[p.index] = None if offset is None else max(0, p.log_end_offset - offset)
+        return result
 
     def total_lag(self) -> int:
-        """The group's lag summed over all partitions."""
-        return sum(self.lag().values())
+        """The group's lag summed over the partitions that have a committed offset."""
+        return sum(lag for lag in self.lag().values() if lag is not None)
 
     # -- internals -----------------------------------------------------------------------------
     def _member(self, member: Any) -> _Member:
@@ -550,10 +604,12 @@ class LogConsumerGroup:
             )
         return [self.log._partition(p) for p in partitions]
 
-    def _reset_offset(self, partition: Partition) -> int:
+    def _reset_offset(self, partition: Partition) -> int | None:
         if self.auto_offset_reset == "earliest":
             return partition.log_start_offset
-        return partition.log_end_offset
+        if self.auto_offset_reset == "latest":
+            return partition.log_end_offset
+        return None  # "none": no offset until the application seeks
 
     def __repr__(self) -> str:
         return (
@@ -665,10 +721,14 @@ class PartitionedLog:
         name: str,
         *,
         strategy: Literal["range", "roundrobin"] = "range",
-        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        auto_offset_reset: Literal["latest", "earliest", "none"] = "latest",
         session_timeout: float = 45.0,
     ) -> LogConsumerGroup:
-        """Create consumer group ``name`` (no members yet; :meth:`LogConsumerGroup.join` adds)."""
+        """Create consumer group ``name`` (no members yet; :meth:`LogConsumerGroup.join` adds).
+
+        ``auto_offset_reset`` defaults to Kafka's ``"latest"``: the group starts at the log end
+        offset. Use ``"earliest"`` to read the history still stored.
+        """
         check.text("name", name)
         if name in self.groups:
             raise ValueError(

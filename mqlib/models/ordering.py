@@ -55,6 +55,8 @@ __all__ = [
     "order_events",
     "partition_mapping",
     "processing_sequences",
+    "producer_retry_log",
+    "retry_topic_processing",
     "simulate_ordering",
 ]
 
@@ -566,3 +568,85 @@ def ordering_result(system: PartitionedOrdering | CompetingOrdering) -> Ordering
         sequences=system.sequences(),
         violations=system.violations(),
     )
+
+
+# -- three ways order breaks inside one partition --------------------------------------------------
+# Keying by order id keeps order only if nothing downstream of the partitioner reorders. These two
+# small, deterministic models show two ways it is reordered anyway; a third (a consumer that hands
+# one partition's records to a thread pool) is the competing-consumers picture above, inside one
+# process.
+
+
+def producer_retry_log(
+    events: Sequence[OrderEvent] | None = None,
+    *,
+    failed: int = 1,
+    idempotent: bool = True,
+    max_in_flight: int = 5,
+) -> list[OrderEvent]:
+    """The order in which one partition's log stores ``events`` when the send of
+    ``events[failed]`` fails once and the producer retries it.
+
+    Each event is its own batch, sent in order, with up to ``max_in_flight`` batches awaiting an
+    answer (Kafka's ``max.in.flight.requests.per.connection``, default 5). When the failed batch
+    is retried, the batches sent after it while it was in flight (``max_in_flight - 1`` of them)
+    have already been written, so without idempotence the retry lands *behind* them. With
+    ``idempotent=True`` (Kafka's ``enable.idempotence``, the Java producer's default since 3.0;
+    librdkafka's default is ``false``) the broker checks each batch's sequence number, refuses the
+    ones after the gap, and the producer resends them in order: the log keeps the send order with
+    up to 5 batches in flight. ``max_in_flight=1`` keeps order too, at the price of one batch at a
+    time. (A simplification: a real producer batches many records and may split or merge them.)
+
+    >>> [e.label for e in producer_retry_log(order_events((42,)), idempotent=False)]
+    ['42 created', '42 shipped', '42 paid']
+    """
+    events = order_events((DEFAULT_ORDERS[0],)) if events is None else list(events)
+    for event in events:
+        if not isinstance(event, OrderEvent):
+            raise TypeError(f"events must be OrderEvents, got {event!r}")
+    check.integer("failed", failed, minimum=0, maximum=max(0, len(events) - 1))
+    check.boolean("idempotent", idempotent)
+    check.integer("max_in_flight", max_in_flight, minimum=1, maximum=5 if idempotent else 100)
+    if idempotent or max_in_flight == 1:
+        return list(events)
+    overtakers = events[failed + 1 : failed + max_in_flight]
+    return events[:failed] + overtakers + [events[failed]] + events[failed + max_in_flight :]
+
+
+def retry_topic_processing(
+    events: Sequence[OrderEvent] | None = None,
+    *,
+    failing: str = "42 paid",
+    park_key: bool = False,
+    processing_time: float = 0.1,
+) -> list[Processed]:
+    """One consumer reads a partition in order; ``failing`` fails once and is moved to a retry
+    topic, where it succeeds on its second try after the main partition is drained.
+
+    With ``park_key=False`` the consumer carries on with the next record, so later events of the
+    same key overtake the parked one (:func:`find_violations` finds them). With ``park_key=True``
+    the consumer remembers that a key has a parked event and parks that key's later events behind
+    it, in order, so the key's order holds while other keys keep flowing. Returns what was
+    processed, in processing order (consumer ``"main"`` or ``"retry"``).
+    """
+    events = order_events() if events is None else list(events)
+    check.text("failing", failing)
+    labels = [e.label for e in events]
+    check.choice("failing", failing, labels)
+    check.boolean("park_key", park_key)
+    check.positive("processing_time", processing_time)
+    done: list[Processed] = []
+    parked: list[OrderEvent] = []
+    parked_keys: set[int] = set()
+    now = 0.0
+    for event in events:
+        now += processing_time
+        if event.label == failing or (park_key and event.order_id in parked_keys):
+            parked.append(event)  # the failure (or its successors) goes to the retry topic
+            parked_keys.add(event.order_id)
+            continue
+        done.append(Processed(now, "main", event))
+    for event in parked:
+        now += processing_time
+        done.append(Processed(now, "retry", event))
+    return done

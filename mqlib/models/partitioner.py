@@ -4,30 +4,47 @@ A Kafka topic is split into numbered *partitions*; each partition is an ordered 
 producer sends a record it must choose one partition, and the choice decides everything that
 follows: records in the same partition keep their order, records in different partitions do not.
 
-Kafka's Java producer chooses like this:
+The choice is made by the *client*, in the producer library, not by the broker, so two producers
+with different partitioners put the same key in different partitions. Kafka's Java producer
+chooses like this:
 
 * **A record with a key** goes to ``to_positive(murmur2(key_bytes)) % num_partitions``
   (``BuiltInPartitioner.partitionForKey``). The same key bytes and the same partition count
   always give the same partition, which is why "all events of order 42 stay in order" works. Add
   partitions and the modulo changes, so keys move: the classic surprise of growing a topic.
-* **A record without a key** has nothing to hash. Kafka spreads such records over the
-  partitions: round-robin up to version 2.3, "sticky" since 2.4 (stay on one partition until a
-  batch is full, then switch, so batches get bigger and fewer). :class:`Partitioner` models both.
+* **A record without a key** has nothing to hash. Up to Kafka 2.3 the producer sent such records
+  round-robin. Since 2.4 (KIP-480) it is *sticky*: it fills a batch for one partition and switches
+  partition when the batch is sent. Since 3.3 (KIP-794) the built-in partitioner is *adaptive*:
+  it switches after about ``batch.size`` bytes and sends fewer records to partitions whose broker
+  is slow to answer (``partitioner.adaptive.partitioning.enable``, on by default).
+  :class:`Partitioner` models round-robin and a simplified, deterministic sticky; it does not
+  model the adaptive choice, which depends on broker latency.
 
 :func:`murmur2` reproduces ``org.apache.kafka.common.utils.Utils.murmur2`` bit for bit, including
 its Java quirk of returning a *signed* 32-bit int, so the partition numbers computed here are the
-ones a real Java producer would pick. (librdkafka-based clients such as ``confluent-kafka`` hash
-with CRC32 by default and only agree with Java when configured with ``murmur2_random``.)
+ones a real Java producer would pick. Clients built on librdkafka (confluent-kafka-python, the Go
+and .NET clients) default to ``partitioner=consistent_random``: CRC32 of the key, random for
+records without one. They agree with Java only when configured with ``murmur2_random``. A team
+with producers in both worlds must set that, or one order's events land in two partitions.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Literal
 
 from .. import _validate as check
 
-__all__ = ["KEYLESS_STRATEGIES", "Partitioner", "kafka_partition", "murmur2", "to_positive"]
+__all__ = [
+    "KEYLESS_STRATEGIES",
+    "LIBRDKAFKA_PARTITIONERS",
+    "Partitioner",
+    "kafka_partition",
+    "librdkafka_partition",
+    "murmur2",
+    "to_positive",
+]
 
 # The constants of Kafka's murmur2: MurmurHash2 by Austin Appleby with Kafka's fixed seed.
 _SEED = 0x9747B28C
@@ -146,22 +163,58 @@ def kafka_partition(key: bytes | str, num_partitions: int) -> int:
     return to_positive(murmur2(data)) % num_partitions
 
 
+LIBRDKAFKA_PARTITIONERS = ("consistent_random", "murmur2_random", "consistent", "murmur2")
+"""The hashing settings of librdkafka's ``partitioner`` property that :func:`librdkafka_partition`
+computes (``random`` and ``fnv1a`` are left out)."""
+
+
+def librdkafka_partition(
+    key: bytes | str, num_partitions: int, partitioner: str = "consistent_random"
+) -> int:
+    """The partition a librdkafka-based producer (confluent-kafka-python, Go, .NET) picks for a
+    record with this ``key``, for its ``partitioner`` setting.
+
+    The default, ``"consistent_random"``, is the CRC32 of the key bytes modulo the partition
+    count (an empty key is placed at random, so it raises here). ``"murmur2_random"`` is the
+    Java producer's partitioner, :func:`kafka_partition`. So the same key can go to different
+    partitions from a Python and a Java producer:
+
+    >>> librdkafka_partition("44", 4), kafka_partition("44", 4)
+    (1, 3)
+    >>> librdkafka_partition("44", 4, "murmur2_random")
+    3
+    """
+    data = _key_bytes(key)
+    check.integer("num_partitions", num_partitions, minimum=1)
+    check.choice("partitioner", partitioner, LIBRDKAFKA_PARTITIONERS)
+    if partitioner.startswith("murmur2"):
+        return kafka_partition(data, num_partitions)
+    if not data and partitioner == "consistent_random":
+        raise ValueError(
+            "key must not be empty for partitioner 'consistent_random': librdkafka places empty "
+            "and missing keys on a random partition"
+        )
+    return zlib.crc32(data) % num_partitions
+
+
 class Partitioner:
     """Choose a partition for each record, as a Kafka producer does for one topic.
 
     Records **with a key** always go to :func:`kafka_partition`. Records **without a key**
     (``key=None``) are spread by the ``keyless`` strategy:
 
-    ``"sticky"`` (Kafka 2.4 and later, the default)
+    ``"sticky"`` (like Kafka 2.4 to 3.2, KIP-480)
         Send ``batch_records`` keyless records in a row to one partition, then move on. Fewer,
         fuller batches mean fewer requests and better compression. Kafka counts the batch in
         bytes (``batch.size``, 16 KiB) and then picks a *random* partition; this model counts
         records and steps to the *next* partition (``start``, ``start + 1``, ... wrapping
-        around), so every run of a scenario is identical.
+        around), so every run of a scenario is identical. Since 3.3 (KIP-794) Kafka's choice is
+        also *adaptive* (it avoids slow brokers), which this model leaves out.
     ``"roundrobin"`` (Kafka 2.3 and earlier)
         Each keyless record goes to the next partition: ``start``, ``start + 1``, ...
         (Kafka's old counter started at a random value; here it starts at ``start``.) This is the
-        same as ``"sticky"`` with ``batch_records=1``.
+        same as ``"sticky"`` with ``batch_records=1``. No current Kafka producer does this by
+        default; chapter 4 uses it because it spreads a handful of events visibly.
 
     Keyed records never move the keyless position. (Kafka's separate ``RoundRobinPartitioner``
     class goes further and ignores keys altogether; this class always honours keys.)

@@ -1,16 +1,29 @@
 """A point-to-point work queue with competing consumers, acknowledgements and a visibility timeout.
 
-This is the SQS model of a queue:
+The model follows SQS and JetStream, which agree on the loop:
 
 1. A consumer *receives* a message. The queue hides it from everyone else (it is *in flight*) and
    hands the consumer a :class:`Delivery` whose ``receipt`` identifies this one receive.
-2. The consumer processes the message.
+2. The consumer processes the message. If the work takes long, it can ask for more time with
+   :meth:`WorkQueue.extend_visibility` (SQS ``ChangeMessageVisibility``, JetStream
+   ``msg.in_progress()``), a *heartbeat*.
 3. The consumer *acks* it with that delivery; the queue deletes the message for good.
-4. If no ack arrives within ``visibility_timeout`` seconds, the queue assumes the consumer died and
-   makes the message visible again, so another consumer receives it. The message's
-   ``receive_count`` goes up by one on every receive; an ack that arrives with an old receipt (after
-   the message was handed to someone else) is rejected, so the message may be processed twice:
-   that is at-least-once delivery.
+4. If no ack (and no heartbeat) arrives within ``visibility_timeout`` seconds, the queue assumes the
+   consumer died and makes the message visible again, so another consumer receives it. The
+   message's ``receive_count`` goes up by one on every receive.
+
+**A late ack.** What happens when the first consumer was only slow and acks *after* its timeout ran
+out, while a second consumer already holds the message? The brokers differ, and this model follows
+**JetStream**: an ack for a message that is not yet deleted is accepted and deletes it, whichever
+receive it came from (nats-server 2.15.1 does this; nats-io/nats-server issue #4786 discusses it).
+An ack for a message that is already deleted returns ``False`` and changes nothing. **SQS** differs:
+``DeleteMessage`` with an older receipt handle "succeeds", but the message might not be deleted
+(the ``DeleteMessage`` API reference), so on SQS only the newest receipt is sure to work.
+
+What holds on every broker: a visibility timeout shorter than the processing time makes two
+consumers work on one message at once, so the work is done twice (at-least-once delivery), and with
+a redrive policy healthy messages reach the dead letter queue. The cure is a longer timeout or a
+heartbeat.
 
 A simulated consumer reads like a real consumer loop::
 
@@ -31,6 +44,9 @@ import simpy
 
 from .. import _validate as check
 from ..core import Simulation
+
+MAX_VISIBILITY = 43_200.0
+"""SQS's upper bound on a visibility timeout: 12 hours, in seconds."""
 
 
 @dataclass
@@ -91,9 +107,11 @@ class WorkQueue:
         self._visible: list[tuple[int, str]] = []  # heap of (seq, id): oldest first
         self._waiting: deque[tuple[str, simpy.Event]] = deque()  # consumers long-polling
         self._in_flight: dict[str, Delivery] = {}
+        self._deadlines: dict[str, float] = {}  # message id -> when its invisibility ends
         self._next_seq = 1
         self._next_receipt = 1
         self.acked_count = 0
+        self.late_ack_count = 0  # acks accepted after the visibility timeout had run out
         self.max_in_flight = (
             None
             if max_in_flight is None
@@ -138,13 +156,19 @@ class WorkQueue:
     def ack(self, delivery: Delivery) -> bool:
         """Acknowledge a delivery: the message is deleted and never handed out again.
 
-        Returns ``False`` (and deletes nothing) when the receipt is stale: the visibility timeout
-        expired and the message was made visible again, so this consumer no longer owns it.
+        This follows JetStream's rule. An ack for a message that is still in the queue is
+        accepted even when it comes *late*: its visibility timeout ran out and the message is
+        visible again or already in flight with another consumer. The message is deleted all the
+        same (the trace's ``ack`` event then carries ``late=True``), and the other consumer's
+        ack, when it comes, finds nothing to delete. Returns ``False`` and changes nothing when
+        the message is already deleted (acked, or moved to a dead letter queue).
+
+        SQS differs here: ``DeleteMessage`` with a receipt handle older than the newest
+        "succeeds", but the message might not be deleted.
         """
-        if not isinstance(delivery, Delivery):
-            raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        self._check_delivery(delivery)
         message = delivery.message
-        if message.acked or message.receipt != delivery.receipt:
+        if not self._holds(message):
             self.sim.record(
                 "ack_rejected",
                 queue=self.name,
@@ -153,12 +177,55 @@ class WorkQueue:
                 receipt=delivery.receipt,
             )
             return False
+        late = message.receipt != delivery.receipt
         message.acked = True
         message.receipt = None
-        del self._in_flight[message.id]
+        if message.id in self._in_flight:
+            del self._in_flight[message.id]
+            self._deadlines.pop(message.id, None)
+        else:  # visible again after its timeout: take it out of the line
+            self._visible = [entry for entry in self._visible if entry[1] != message.id]
+            heapq.heapify(self._visible)
         self.acked_count += 1
-        self.sim.record("ack", queue=self.name, message=message.id, consumer=delivery.consumer)
+        if late:
+            self.late_ack_count += 1
+            self.sim.record(
+                "ack", queue=self.name, message=message.id, consumer=delivery.consumer, late=True
+            )
+        else:
+            self.sim.record("ack", queue=self.name, message=message.id, consumer=delivery.consumer)
         self._dispatch()  # a slot in flight is free (matters when max_in_flight is set)
+        return True
+
+    def extend_visibility(self, delivery: Delivery, seconds: float | None = None) -> bool:
+        """A heartbeat: keep ``delivery``'s message invisible for ``seconds`` more from now.
+
+        A consumer whose work takes longer than the visibility timeout calls this while it works,
+        so the queue does not hand the message to someone else. SQS's ``ChangeMessageVisibility``
+        takes the new timeout in seconds, counted from the call (at most 12 hours in all);
+        JetStream's ``msg.in_progress()`` restarts the full ``ack_wait``, which is what
+        ``seconds=None`` does here.
+
+        Returns ``True`` if the delivery still holds the message and the deadline moved;
+        ``False`` (and changes nothing) when it no longer does: it timed out, or the message is
+        deleted. A heartbeat must come before the timeout runs out.
+        """
+        self._check_delivery(delivery)
+        if seconds is None:
+            seconds = self.visibility_timeout
+        check.number("seconds", seconds, minimum=0, allow_min=False, maximum=MAX_VISIBILITY)
+        message = delivery.message
+        current = self._in_flight.get(message.id)
+        if not self._holds(message) or current is None or current.receipt != delivery.receipt:
+            return False
+        self._deadlines[message.id] = self.sim.now + seconds
+        self.sim.record(
+            "visibility_extended",
+            queue=self.name,
+            message=message.id,
+            consumer=delivery.consumer,
+            until=self.sim.now + seconds,
+        )
         return True
 
     # -- settings and state --------------------------------------------------------------------
@@ -191,6 +258,16 @@ class WorkQueue:
         return sorted(self._in_flight.values(), key=lambda d: d.message.seq)
 
     # -- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _check_delivery(delivery: Delivery) -> None:
+        if not isinstance(delivery, Delivery):
+            raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+
+    def _holds(self, message: Message) -> bool:
+        """Is ``message`` still in this queue, not deleted? (A replayed dead letter is a new
+        :class:`Message` with the same id, so identity, not the id, decides.)"""
+        return not message.acked and self.messages.get(message.id) is message
+
     def _before_visible(self, message: Message) -> bool:
         """Hook for subclasses, called whenever a message is about to become visible (when sent,
         and again after each visibility timeout). Return ``False`` to keep it out of the queue, for
@@ -225,16 +302,25 @@ class WorkQueue:
                 consumer=consumer,
                 receive_count=message.receive_count,
             )
-            timer = self.sim.timeout(self.visibility_timeout)
-            timer.callbacks.append(lambda _event, d=delivery: self._expire(d))
+            self._deadlines[message_id] = self.sim.now + self.visibility_timeout
+            self._start_timer(delivery, self.visibility_timeout)
             request.succeed(delivery)
+
+    def _start_timer(self, delivery: Delivery, seconds: float) -> None:
+        timer = self.sim.timeout(seconds)
+        timer.callbacks.append(lambda _event, d=delivery: self._expire(d))
 
     def _expire(self, delivery: Delivery) -> None:
         message = delivery.message
         if message.acked or message.receipt != delivery.receipt:
             return  # acked in time (or already handed out again): nothing to do
+        remaining = self._deadlines[message.id] - self.sim.now
+        if remaining > 0:  # a heartbeat moved the deadline: wait the rest
+            self._start_timer(delivery, remaining)
+            return
         message.receipt = None
         del self._in_flight[message.id]
+        del self._deadlines[message.id]
         self.sim.record(
             "visibility_timeout", queue=self.name, message=message.id, consumer=delivery.consumer
         )

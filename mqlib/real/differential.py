@@ -69,6 +69,12 @@ from mqlib.real.labs import ServerArg, _connect, _fresh_stream, _server_url
 from mqlib.real.server import run
 
 __all__ = [
+    "LATE_ACK",
+    "HEARTBEAT",
+    "AckHeld",
+    "AckResult",
+    "Heartbeat",
+    "Wait",
     "CHAPTER_1",
     "CHAPTER_3_FAULTS",
     "CHAPTER_6",
@@ -97,7 +103,7 @@ QUIET = 0.3
 #: Seconds past the timeout that :class:`WaitPastTimeout` waits, at least (both adapters).
 MIN_MARGIN = 0.25
 
-OUTCOMES = ("ack", "crash", "fail")
+OUTCOMES = ("ack", "crash", "fail", "hold")
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,7 +131,9 @@ class Receive:
     * ``"ack"``: processes it and ACKs it;
     * ``"crash"``: dies before the ACK (the message stays in flight until the timeout);
     * ``"fail"``: its handler fails with ``error``; no ACK, so the message comes back after the
-      timeout - or, after ``max_receives`` receives, goes to the dead letter queue.
+      timeout - or, after ``max_receives`` receives, goes to the dead letter queue;
+    * ``"hold"``: it keeps the message and goes on working (alive, connection open); a later
+      :class:`Heartbeat` or :class:`AckHeld` by the same worker refers to it.
     """
 
     who: str
@@ -160,7 +168,47 @@ class ExpectNothing:
         _validate.text("who", self.who)
 
 
-Step = Publish | Receive | WaitPastTimeout | ExpectNothing
+@dataclass(frozen=True)
+class Wait:
+    """Let ``seconds`` pass (0 < seconds <= 30): a worker's processing time, say."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        _validate.number("seconds", self.seconds, minimum=0, allow_min=False, maximum=30)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Worker ``who``, still working on the message it holds, asks for more time.
+
+    Simulator: ``WorkQueue.extend_visibility(delivery)`` (a fresh visibility timeout, counted
+    from now); JetStream: ``msg.in_progress()`` (the consumer restarts ``ack_wait``); SQS would
+    call ``ChangeMessageVisibility``.
+    """
+
+    who: str
+
+    def __post_init__(self) -> None:
+        _validate.text("who", self.who)
+
+
+@dataclass(frozen=True)
+class AckHeld:
+    """Worker ``who`` finishes the message it holds and ACKs it, however late that is.
+
+    Whether the ACK was *accepted* (it deleted the message) is recorded in
+    :attr:`QueueOutcome.acks`.
+    """
+
+    who: str
+
+    def __post_init__(self) -> None:
+        _validate.text("who", self.who)
+
+
+Step = Publish | Receive | WaitPastTimeout | ExpectNothing | Wait | Heartbeat | AckHeld
+_STEP_TYPES = (Publish, Receive, WaitPastTimeout, ExpectNothing, Wait, Heartbeat, AckHeld)
 
 
 @dataclass(frozen=True)
@@ -180,14 +228,28 @@ class QueueScript:
     def __post_init__(self) -> None:
         steps = tuple(self.steps)
         for step in steps:
-            if not isinstance(step, Publish | Receive | WaitPastTimeout | ExpectNothing):
+            if not isinstance(step, _STEP_TYPES):
                 raise TypeError(
-                    "steps must be Publish, Receive, WaitPastTimeout or ExpectNothing, "
-                    f"got {step!r}"
+                    "steps must be Publish, Receive, WaitPastTimeout, ExpectNothing, Wait, "
+                    f"Heartbeat or AckHeld, got {step!r}"
                 )
         ids = [s.message for s in steps if isinstance(s, Publish)]
         if len(set(ids)) != len(ids):
             raise ValueError(f"each Publish needs a distinct message id, got {ids!r}")
+        holding: set[str] = set()
+        for step in steps:  # a Heartbeat/AckHeld needs a message held by that worker
+            if isinstance(step, Receive) and step.then == "hold":
+                if step.who in holding:
+                    raise ValueError(f"worker {step.who!r} already holds a message")
+                holding.add(step.who)
+            elif isinstance(step, Heartbeat | AckHeld):
+                if step.who not in holding:
+                    raise ValueError(
+                        f"{type(step).__name__}({step.who!r}) needs an earlier "
+                        f"Receive({step.who!r}, 'hold')"
+                    )
+                if isinstance(step, AckHeld):
+                    holding.discard(step.who)
         object.__setattr__(self, "steps", steps)
         _validate.number("visibility_timeout", self.visibility_timeout, minimum=0.1, maximum=30)
         if self.max_receives is not None:
@@ -227,13 +289,25 @@ class DeadLetterRow(NamedTuple):
     error: str | None
 
 
+class AckResult(NamedTuple):
+    """An :class:`AckHeld`: ``who`` ACKed its ``count``-th delivery of ``message``;
+    ``accepted`` is True when that ACK deleted the message."""
+
+    who: str
+    message: str
+    count: int
+    accepted: bool
+
+
 @dataclass(frozen=True)
 class QueueOutcome:
-    """What a work-queue script did: every receive, the DLQ's contents, messages left."""
+    """What a work-queue script did: every receive, every held ACK and whether it was accepted,
+    the DLQ's contents, messages left."""
 
     deliveries: list[Delivered]
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     remaining: int = 0
+    acks: list[AckResult] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,11 +334,21 @@ def simulate_script(script: QueueScript) -> QueueOutcome:
             max_receives=script.max_receives,
         )
     deliveries: list[Delivered] = []
+    acks: list[AckResult] = []
+    held: dict[str, Any] = {}
     for step in script.steps:
         if isinstance(step, Publish):
             queue.send(script.body_of(step.message), message_id=step.message)
         elif isinstance(step, WaitPastTimeout):
             sim.advance(script.wait_seconds)
+        elif isinstance(step, Wait):
+            sim.advance(step.seconds)
+        elif isinstance(step, Heartbeat):
+            queue.extend_visibility(held[step.who])
+        elif isinstance(step, AckHeld):
+            delivery = held.pop(step.who)
+            accepted = queue.ack(delivery)
+            acks.append(AckResult(step.who, delivery.message.id, delivery.receive_count, accepted))
         else:
             request = queue.receive(step.who)
             if not request.triggered:  # nothing visible: stop long-polling
@@ -275,6 +359,8 @@ def simulate_script(script: QueueScript) -> QueueOutcome:
             acked = False
             if isinstance(step, ExpectNothing) or step.then == "crash":
                 pass  # never ACKed: it stays in flight until the visibility timeout
+            elif step.then == "hold":
+                held[step.who] = delivery
             elif step.then == "ack":
                 acked = queue.ack(delivery)
             elif isinstance(queue, RedriveQueue):
@@ -290,6 +376,7 @@ def simulate_script(script: QueueScript) -> QueueOutcome:
             for d in dead
         ],
         remaining=queue.depth,
+        acks=acks,
     )
 
 
@@ -372,9 +459,31 @@ async def _play(url: str, script: QueueScript) -> QueueOutcome:
             return workers[name][1]
 
         deliveries: list[Delivered] = []
+        acks: list[AckResult] = []
+        held: dict[str, Msg] = {}
         failed_out: set[int] = set()  # seqs whose last allowed delivery failed: DLQ-bound
         for step in script.steps:
-            if isinstance(step, Publish):
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Heartbeat):
+                await held[step.who].in_progress()
+                await admin.flush()  # a round trip, so the server has seen it before we go on
+            elif isinstance(step, AckHeld):
+                msg = held.pop(step.who)
+                # A work-queue stream deletes a message when it is ACKed, so an ACK was accepted
+                # exactly when the stream lost a message by it.
+                before = (await js.stream_info(_STREAM)).state.messages
+                await msg.ack_sync()
+                after = (await js.stream_info(_STREAM)).state.messages
+                acks.append(
+                    AckResult(
+                        step.who,
+                        (msg.headers or {}).get("Nats-Msg-Id", ""),
+                        msg.metadata.num_delivered,
+                        after < before,
+                    )
+                )
+            elif isinstance(step, Publish):
                 await js.publish(
                     _SUBJECT,
                     script.body_of(step.message).encode(),
@@ -394,6 +503,8 @@ async def _play(url: str, script: QueueScript) -> QueueOutcome:
                 if quiet or step.then == "crash":
                     nc, _ = workers.pop(step.who)  # dies without ACK; a later Receive restarts it
                     await nc.close()
+                elif step.then == "hold":
+                    held[step.who] = msg  # alive and working: no ACK yet, connection open
                 elif step.then == "ack":
                     await msg.ack_sync()
                     acked = True
@@ -426,7 +537,9 @@ async def _play(url: str, script: QueueScript) -> QueueOutcome:
                 )
             )
         remaining = (await js.stream_info(_STREAM)).state.messages
-    return QueueOutcome(deliveries=deliveries, dead_letters=dead_letters, remaining=remaining)
+    return QueueOutcome(
+        deliveries=deliveries, dead_letters=dead_letters, remaining=remaining, acks=acks
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,9 +593,15 @@ def _check_run(guarantee: str, messages: int, faults: Any) -> list[Fault]:
 def simulate_guarantee(
     guarantee: str, messages: int, faults: list[Fault] | tuple[Fault, ...] = ()
 ) -> GuaranteeOutcome:
-    """Run chapter 3's producer -> broker -> consumer pipeline on the simulator."""
+    """Run chapter 3's producer -> broker -> consumer pipeline on the simulator.
+
+    JetStream acknowledges each message on its own, so the simulator runs with
+    ``commit_rule="per-message"``: a lost consumer ack brings that message back after
+    ``ack_wait``. (The chapter's default is Kafka's rule, ``"offset"``, under which a later commit
+    covers a lost one; the two differ only on ``lose_commit`` faults.)
+    """
     faults = _check_run(guarantee, messages, faults)
-    pipeline = simulate_pipeline(guarantee, messages, faults)
+    pipeline = simulate_pipeline(guarantee, messages, faults, commit_rule="per-message")
     publications: list[Publication] = []
     in_flight: dict[str, list[int]] = {}
     per_position: Counter[int] = Counter()
@@ -525,7 +644,9 @@ def run_guarantee_on_jetstream(
     consumer with ``ack_wait``; ``at-most-once`` ACKs before the charge, the others after it. A
     crash (or a lost ACK) closes the consumer's connection without ACKing; the restarted consumer
     waits past ``ack_wait`` first, so the un-ACKed message is redelivered before anything newer -
-    as the simulator's consumer resumes from its committed offset.
+    as the simulator's consumer resumes from its first unacknowledged message under
+    ``commit_rule="per-message"`` (JetStream's acks are per message; Kafka's committed offset,
+    the simulator's default, would let the next commit cover a lost one).
     """
     faults = _check_run(guarantee, messages, faults)
     _validate.number("ack_wait", ack_wait, minimum=0.1, maximum=30)
@@ -668,6 +789,18 @@ def side_by_side(simulated: QueueOutcome, real: QueueOutcome) -> str:
         s = simulated.deliveries[i] if i < len(simulated.deliveries) else None
         r = real.deliveries[i] if i < len(real.deliveries) else None
         lines.append(f"{cell(s):28} {cell(r):28} {'yes' if s == r else 'NO'}")
+    if simulated.acks or real.acks:
+
+        def ack_cell(a: AckResult | None) -> str:
+            if a is None:
+                return "-"
+            return f"{a.who} ACKs {a.message} #{a.count}: {'deleted' if a.accepted else 'no-op'}"
+
+        for i in range(max(len(simulated.acks), len(real.acks))):
+            s_ack = simulated.acks[i] if i < len(simulated.acks) else None
+            r_ack = real.acks[i] if i < len(real.acks) else None
+            same = "yes" if s_ack == r_ack else "NO"
+            lines.append(f"{ack_cell(s_ack):28} {ack_cell(r_ack):28} {same}")
     any_dead = bool(simulated.dead_letters or real.dead_letters)
     for label, outcome in (("simulator", simulated), ("JetStream", real)):
         line = f"{label}: {outcome.remaining} left in the queue"
@@ -700,6 +833,40 @@ CHAPTER_1 = QueueScript(
 )
 """Chapter 1: six jobs, three competing consumers; C crashes holding m3, which comes back after
 the visibility timeout with receive count 2 and is ACKed by A."""
+
+LATE_ACK = QueueScript(
+    (
+        Publish("m1"),
+        Receive("A", "hold"),  # A starts a job that takes longer than the visibility timeout
+        WaitPastTimeout(),  # ... the timeout (ack_wait) runs out while A is still working
+        Receive("B", "hold"),  # m1 again, receive 2: now A and B work on it at the same time
+        AckHeld("A"),  # A finishes late: its ACK is accepted and deletes m1
+        AckHeld("B"),  # B finishes: m1 is already gone, the ACK changes nothing
+        ExpectNothing("C"),  # and m1 is not handed out a third time
+    ),
+    visibility_timeout=0.5,
+    name="chapter 1: a visibility timeout shorter than the processing, a late ACK",
+)
+"""Chapter 1, issue 9 item 1: processing (0.75 s) outlasts the visibility timeout (0.5 s). The
+message is handed to a second worker while the first still works on it (duplicate, concurrent
+processing); the first worker's late ACK is accepted and deletes it (JetStream's rule, which
+the simulator follows); the second ACK finds nothing to delete."""
+
+HEARTBEAT = QueueScript(
+    (
+        Publish("m1"),
+        Receive("A", "hold"),
+        Wait(0.7),
+        Heartbeat("A"),  # still working: the timeout starts again
+        Wait(0.5),  # 1.2 s in all, past the 1 s timeout, but only 0.5 s since the heartbeat
+        ExpectNothing("B"),  # so nobody else gets m1 (JetStream: B listens for 0.3 s)
+        AckHeld("A"),
+    ),
+    visibility_timeout=1.0,
+    name="chapter 1: the cure, a heartbeat while working",
+)
+"""The cure for :data:`LATE_ACK`: worker A sends a heartbeat (``in_progress()``) before the
+timeout runs out, so no second worker receives the message and A's ACK deletes it."""
 
 CHAPTER_3_FAULTS: tuple[Fault, ...] = (
     Fault("lose_message", message=3),

@@ -34,7 +34,7 @@ class ClusterRun:
         (Kafka's own default is 1).
     unclean_leader_election:
         ``unclean.leader.election.enable`` (Kafka's default: off).
-    replica_lag_time_max, session_timeout, fetch_interval:
+    replica_lag_time_max, session_timeout, fetch_interval, writeback_delay:
         Seconds; see :class:`~mqlib.models.cluster.Cluster`.
     seed:
         Seeds the simulation (this scenario draws no random numbers; the seed is kept so that
@@ -52,6 +52,7 @@ class ClusterRun:
         replica_lag_time_max: float = 30.0,
         session_timeout: float = 9.0,
         fetch_interval: float = 0.5,
+        writeback_delay: float = 30.0,
         seed: int = 0,
     ) -> None:
         self.sim = Simulation(seed=seed)
@@ -65,15 +66,22 @@ class ClusterRun:
             replica_lag_time_max=replica_lag_time_max,
             session_timeout=session_timeout,
             fetch_interval=fetch_interval,
+            writeback_delay=writeback_delay,
             topic="orders",
         )
         self.partitioner = Partitioner(partitions)
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
     def produce(
-        self, key: str | bytes | None, value: Any = None, *, acks: int | str = "all"
+        self,
+        key: str | bytes | None,
+        value: Any = None,
+        *,
+        acks: int | str = "all",
+        partition: int | None = None,
     ) -> dict[str, Any]:
-        """Send one record; its partition is Kafka's choice for ``key``.
+        """Send one record; its partition is Kafka's choice for ``key``, unless ``partition``
+        names one (as a Kafka ``ProducerRecord`` may).
 
         Returns the request as plain data. ``status`` is ``"acknowledged"``, ``"sent"``
         (``acks=0``), ``"pending"`` (``acks="all"`` waiting for followers to fetch: advance time)
@@ -81,14 +89,27 @@ class ClusterRun:
         """
         if key is not None and not isinstance(key, str | bytes):
             raise TypeError(f"key must be a str, bytes or None, got {key!r} ({type(key).__name__})")
-        partition = self.partitioner.partition(key)
+        if partition is None:
+            partition = self.partitioner.partition(key)
         future = self.cluster.produce(partition, key, value, acks=acks)
         self.sim.settle()
         return future.as_dict()
 
-    def kill_broker(self, broker_id: int) -> None:
-        """Crash broker ``broker_id`` now (the controller notices after the session timeout)."""
-        self.cluster.kill_broker(broker_id)
+    def kill_broker(self, broker_id: int, *, power_loss: bool = False) -> None:
+        """Crash broker ``broker_id`` now (the controller notices after the session timeout).
+        With ``power_loss`` the machine goes down too and loses the records the operating
+        system had not yet written to disk."""
+        self.cluster.kill_broker(broker_id, power_loss=power_loss)
+        self.sim.settle()
+
+    def stall_follower(self, broker_id: int) -> None:
+        """Broker ``broker_id`` stays up but its follower fetches make no progress."""
+        self.cluster.stall_follower(broker_id)
+        self.sim.settle()
+
+    def resume_follower(self, broker_id: int) -> None:
+        """Broker ``broker_id`` fetches normally again and catches up."""
+        self.cluster.resume_follower(broker_id)
         self.sim.settle()
 
     def restart_broker(self, broker_id: int) -> None:
@@ -127,6 +148,10 @@ class ClusterRun:
     def requests(self) -> list[dict[str, Any]]:
         """Every produce request so far, in order, with its outcome."""
         return [f.as_dict() for f in self.cluster.futures]
+
+    def leaderless_seconds(self, partition: int) -> float:
+        """Seconds ``partition`` has had no live leader (nothing could be written or read)."""
+        return self.cluster.leaderless_seconds(partition)
 
     def lost_records(self) -> list[dict[str, Any]]:
         """The records elections have lost, with what their producers had been told."""

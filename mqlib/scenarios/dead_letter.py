@@ -28,7 +28,9 @@ class SteadyProducer:
     """Sends ``rate`` messages per second to a :class:`~mqlib.models.dlq.RedriveQueue`.
 
     With ``capacity`` set, the producer blocks while the queue holds that many messages (a bounded
-    queue: backpressure) and sends again as soon as one leaves. ``rate=0`` pauses it.
+    queue: backpressure) and sends again as soon as one leaves. ``rate=0`` pauses it. With
+    ``groups`` above 1 it deals its messages to the message groups ``g1``, ``g2``, ... in turn
+    (on a FIFO queue: one ``MessageGroupId`` per customer, say).
     """
 
     def __init__(
@@ -38,12 +40,14 @@ class SteadyProducer:
         *,
         rate: float = 1.0,
         capacity: int | None = None,
+        groups: int = 1,
     ) -> None:
         if not isinstance(queue, RedriveQueue):
             raise TypeError(f"queue must be a RedriveQueue, got {type(queue).__name__}")
         self.sim = sim
         self.queue = queue
         self.rate = check.non_negative("rate", rate)
+        self.groups = check.integer("groups", groups, minimum=1, maximum=100)
         self.capacity: int | None = None
         self.set_capacity(capacity)
         self.sent = 0
@@ -66,6 +70,10 @@ class SteadyProducer:
         self.capacity = capacity
         if hasattr(self, "_process"):
             self._process.interrupt("settings changed")
+
+    def group_of(self, n: int) -> str | None:
+        """The message group of the ``n``-th message (``None``: one group, the queue's default)."""
+        return None if self.groups == 1 else f"g{(n - 1) % self.groups + 1}"
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Wait one interval, wait for room if the queue is bounded and full, send."""
@@ -95,7 +103,7 @@ class SteadyProducer:
                 else:
                     self.blocked = False
                     self.sent += 1
-                    self.queue.send({"poison": False})
+                    self.queue.send({"poison": False}, group=self.group_of(self.sent))
                     if self.sim.now > due or self._last_send is None:  # late: re-anchor
                         self._anchor, self._since_anchor = self.sim.now, 0
                     else:
@@ -131,6 +139,8 @@ class PoisonPillRun(SampledRun):
         capacity: int | None = None,
         ordered: bool = False,
         alert_threshold: int | None = None,
+        groups: int = 1,
+        write_error: bool = True,
     ) -> None:
         """Build the simulation: queue ``name`` with its DLQ ``<name>-dlq`` (attached if ``dlq``),
         one consumer per name in ``consumers``, and the producer (bounded by ``capacity``)."""
@@ -147,11 +157,18 @@ class PoisonPillRun(SampledRun):
         self.handler = PoisonHandler()
         self.consumers = {
             n: HandlerConsumer(
-                self.sim, self.queue, n, handler=self.handler, processing_time=processing_time
+                self.sim,
+                self.queue,
+                n,
+                handler=self.handler,
+                processing_time=processing_time,
+                write_error=write_error,
             )
             for n in consumers
         }
-        self.producer = SteadyProducer(self.sim, self.queue, rate=rate, capacity=capacity)
+        self.producer = SteadyProducer(
+            self.sim, self.queue, rate=rate, capacity=capacity, groups=groups
+        )
         self.poison_ids: list[str] = []
 
     # -- actions (the widgets' buttons) ---------------------------------------------------------
@@ -160,10 +177,13 @@ class PoisonPillRun(SampledRun):
         self.producer.set_rate(rate)
         self._settle()
 
-    def inject_poison(self) -> str:
+    def inject_poison(self, group: str | None = None) -> str:
         """Send one poison pill now, straight to the queue (past the producer, and so past any
-        bound on the queue); returns its id."""
-        message = self.queue.send({"poison": True})
+        bound on the queue); returns its id. On a FIFO queue it joins message group ``group``
+        (default: the producer's first group)."""
+        if group is None:
+            group = self.producer.group_of(1)
+        message = self.queue.send({"poison": True}, group=group)
         self.poison_ids.append(message.id)
         self.sim.record("inject_poison", message=message.id)
         self._settle()
@@ -213,7 +233,13 @@ class DeadLetterRun(PoisonPillRun):
     dlq:
         Whether the queue has a DLQ at all.
     ordered:
-        FIFO queue: strictly one message at a time in send order.
+        FIFO queue: within each message group strictly one message at a time, in send order.
+    groups:
+        Message groups the producer deals its messages to (FIFO only; 1: one group, so a pill
+        holds up everything).
+    write_error:
+        Whether the consumers write the handler's error into a failed message's attributes (the
+        only way the error reaches the DLQ: the broker never knows it).
     alert_threshold:
         Alert when the DLQ holds more than this many messages (``None``: no alerting).
     sample_every:
@@ -232,6 +258,8 @@ class DeadLetterRun(PoisonPillRun):
         max_receives: int = 3,
         dlq: bool = True,
         ordered: bool = False,
+        groups: int = 1,
+        write_error: bool = True,
         alert_threshold: int | None = 0,
         sample_every: float = 0.5,
         seed: int = 0,
@@ -250,6 +278,8 @@ class DeadLetterRun(PoisonPillRun):
             rate=rate,
             ordered=ordered,
             alert_threshold=alert_threshold,
+            groups=groups,
+            write_error=write_error,
         )
         self._start_sampling()
 
@@ -287,7 +317,8 @@ class DeadLetterRun(PoisonPillRun):
         return self.queue.acked_count
 
     def inspect_dlq(self) -> list[dict[str, Any]]:
-        """The DLQ's contents: id, body, receive count, last error, source, times."""
+        """The DLQ's contents: id, body, receive count, the error (if a consumer wrote it), source,
+        times, message group and attributes."""
         return self.dlq.inspect()
 
     def attempts(self) -> dict[str, int]:
@@ -312,6 +343,14 @@ class DeadLetterRun(PoisonPillRun):
         for event in trace.of_kind("processed"):
             succeeded[event.data["message"]] += 1
         return [{"message": m, "failed": failed[m], "succeeded": succeeded[m]} for m in order]
+
+    def processed_by_group(self) -> dict[str, int]:
+        """FIFO: messages processed per message group (a standard queue has none)."""
+        groups = self.queue.groups
+        counts = dict.fromkeys(sorted(set(groups.values())), 0)
+        for message_id in self.processed_ids():
+            counts[groups[message_id]] += 1
+        return counts
 
     def processed_ids(self) -> list[str]:
         """Ids of successfully processed messages, in the order they were processed."""

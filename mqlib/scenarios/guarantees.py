@@ -186,7 +186,13 @@ class GuaranteesRun:
         self._log.append(("inject_lost_ack", ()))
 
     def inject_lost_commit(self) -> None:
-        """The consumer's offset commit for the next message never reaches the broker."""
+        """The consumer's offset commit for the next message never reaches the broker.
+
+        Kafka's rule: the consumer keeps its position and goes on, and its next commit covers
+        the lost one, so by itself this changes nothing. It matters when the consumer crashes
+        (``crash_consumer``) on a later message before a commit lands: the group then resumes
+        from the stale committed offset and re-reads everything after it.
+        """
         self._arm("lose_commit")
         self._log.append(("inject_lost_commit", ()))
 
@@ -255,18 +261,17 @@ class GuaranteesRun:
         }
 
     def bookkeeping(self) -> dict[str, int]:
-        """The extra records exactly-once keeps, counted from this run's engine state.
+        """The extra state exactly-once keeps, counted from this run's engine state.
 
-        ``sequence_numbers_tracked``: records the broker stored with a producer id and sequence
-        number (0 unless the producer is idempotent); ``resends_rejected``: resends the broker
-        recognised by that number and did not store; ``processed_ids_recorded``: message ids the
-        consumer wrote to its processed-id set; ``duplicates_skipped``: deliveries the consumer
-        skipped because the id was already there.
+        ``producers_tracked``: producer ids whose last sequence number the broker keeps for the
+        partition (0 unless the producer is idempotent; one entry per producer however many
+        messages it sends); ``resends_rejected``: resends the broker recognised by that number
+        and did not store; ``processed_ids_recorded``: message ids the consumer wrote to its
+        processed-id set (one per message: the consumer's side grows with the traffic);
+        ``duplicates_skipped``: deliveries the consumer skipped because the id was already there.
         """
         return {
-            "sequence_numbers_tracked": sum(
-                1 for r in self.pipeline.broker.log if r.sequence is not None
-            ),
+            "producers_tracked": len(self.pipeline.broker.producer_state()),
             "resends_rejected": self.pipeline.broker.duplicates_rejected,
             "processed_ids_recorded": len(self.pipeline.store.processed_ids),
             "duplicates_skipped": sum(1 for e in self.events() if e["kind"] == "skipped"),

@@ -88,12 +88,13 @@ class KafkaLogRun:
         name: str,
         members: int = 1,
         *,
-        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+        auto_offset_reset: Literal["latest", "earliest", "none"] = "latest",
     ) -> list[str]:
         """Create consumer group ``name`` with ``members`` consumers; returns their ids.
 
-        ``"earliest"`` starts it at the oldest record still stored (read all history),
-        ``"latest"`` at the end (only new records).
+        ``auto_offset_reset`` is Kafka's setting, with Kafka's default: ``"latest"`` starts the
+        group at the log end (only records produced from now on), ``"earliest"`` at the oldest
+        record still stored (all the history), ``"none"`` nowhere (polling raises until a seek).
         """
         check.integer("members", members, minimum=0, maximum=64)
         group = self.log.add_group(
@@ -151,7 +152,12 @@ class KafkaLogRun:
         return [{**r.as_dict(), "member": m} for m, records in polled.items() for r in records]
 
     def seek(self, group: str, partition: int, offset: int) -> None:
-        """Move ``group``'s committed offset of ``partition`` to ``offset`` (rewind or skip)."""
+        """Move ``group``'s committed offset of ``partition`` to ``offset`` (rewind or skip).
+
+        Any offset >= 0 is accepted, as by Kafka's ``seek``; if it no longer exists (deleted by
+        retention, or beyond the log end) the next :meth:`consume` resets it by the group's
+        ``auto_offset_reset``.
+        """
         self.log.seek(group, partition, offset)
         self._sample()
 
@@ -183,12 +189,12 @@ class KafkaLogRun:
             for p in self.log.partitions
         }
 
-    def committed(self) -> dict[str, dict[int, int]]:
-        """Group -> partition -> committed offset (the next offset it will read)."""
+    def committed(self) -> dict[str, dict[int, int | None]]:
+        """Group -> partition -> committed offset (the next offset it will read; ``None``: none)."""
         return {name: g.committed() for name, g in self.log.groups.items()}
 
-    def lag(self) -> dict[str, dict[int, int]]:
-        """Group -> partition -> lag = log end offset - committed offset."""
+    def lag(self) -> dict[str, dict[int, int | None]]:
+        """Group -> partition -> lag = log end offset - committed offset (``None``: no offset)."""
         return {name: g.lag() for name, g in self.log.groups.items()}
 
     def group_lag(self) -> dict[str, int]:
@@ -207,7 +213,7 @@ class KafkaLogRun:
         lags = (
             "; ".join(
                 f"{name} lag {g.total_lag()} ("
-                + ", ".join(f"p{p}:{lag}" for p, lag in g.lag().items())
+                + ", ".join(f"p{p}:{'-' if lag is None else lag}" for p, lag in g.lag().items())
                 + ")"
                 for name, g in self.log.groups.items()
             )
@@ -233,7 +239,8 @@ def default_run() -> KafkaLogRun:
 
     Topic ``orders`` with 3 partitions and 30 s retention. Groups ``billing`` (2 members; range
     assignor: ``billing-1`` owns partitions 0 and 1, ``billing-2`` partition 2) and
-    ``analytics`` (1 member). Orders 42, 43 and 44 each go created -> paid -> shipped, one record
+    ``analytics`` (1 member), created before anything is produced, so Kafka's default
+    ``auto.offset.reset=latest`` starts them at offset 0. Orders 42, 43 and 44 each go created -> paid -> shipped, one record
     per second, keyed by order: ``order-42`` hashes to partition 0, ``order-43`` to 1,
     ``order-44`` to 2, so each partition holds one order's events at offsets 0, 1, 2.
 

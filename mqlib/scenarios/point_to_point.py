@@ -32,6 +32,9 @@ class PointToPointRun(SampledRun):
         Consumer name -> seconds per message. At least one consumer.
     visibility_timeout:
         Seconds before an un-acked message is handed out again.
+    heartbeat:
+        Seconds between the consumers' heartbeats while they work (``None``: no heartbeat), see
+        :meth:`~mqlib.models.work_queue.WorkQueue.extend_visibility`.
     sample_every:
         Seconds between the samples of queue depth kept in :attr:`series`.
     seed:
@@ -46,6 +49,7 @@ class PointToPointRun(SampledRun):
         processing_times: Mapping[str, float] | None = None,
         *,
         visibility_timeout: float = 5.0,
+        heartbeat: float | None = None,
         sample_every: float = 0.25,
         seed: int = 0,
     ) -> None:
@@ -60,7 +64,7 @@ class PointToPointRun(SampledRun):
         self.sim = Simulation(seed=seed)
         self.queue = WorkQueue(self.sim, visibility_timeout=visibility_timeout, name="work")
         self.consumers = {
-            name: Consumer(self.sim, self.queue, name, processing_time=t)
+            name: Consumer(self.sim, self.queue, name, processing_time=t, heartbeat=heartbeat)
             for name, t in times.items()
         }
         self.sample_every = check.positive("sample_every", sample_every)
@@ -130,10 +134,12 @@ class PointToPointRun(SampledRun):
         )
         sent = self.queue.sent_count
         redelivered = len(self.redeliveries())
+        late = self.queue.late_ack_count
         return (
             f"t={self.now:g}s: sent {sent}, waiting {self.queue.visible_count}, "
-            f"in flight {self.queue.in_flight_count}, acked {self.queue.acked_count}; "
-            f"processed by {per}; redelivered {redelivered}"
+            f"in flight {self.queue.in_flight_count}, acked {self.queue.acked_count}"
+            + (f" ({late} late)" if late else "")
+            + f"; processed by {per}; redelivered {redelivered}"
         )
 
     # -- internals -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ _VIEWS = {
     "MessageOrdering": "ordering",
     "Backpressure": "backpressure",
     "DeadLetters": "dead_letter",
+    "RetryStorm": "retries",
     "KafkaLog": "kafka_log",
     "KafkaCluster": "cluster",
     "MessageQueueSimulator": "playground",

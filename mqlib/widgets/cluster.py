@@ -16,6 +16,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.cluster import ClusterRun, default_run
+from ..scenarios.durability import durability_run, outcome, summary
 from ._base import PALETTE, SimulationView
 
 ROLE_COLOURS = {
@@ -34,7 +35,9 @@ class KafkaCluster(SimulationView):
     """Topic "orders" on a broker cluster: replicas, leaders, the ISR and the high watermark.
 
     The buttons call the same methods a cell can: :meth:`produce`, :meth:`kill_broker`,
-    :meth:`restart_broker`, :meth:`set_unclean_leader_election` and :meth:`advance`. Pass ``run``
+    :meth:`restart_broker`, :meth:`set_unclean_leader_election`, :meth:`advance` and
+    :meth:`run_failure_script` (chapter 7's durability script with the chosen ``acks`` and
+    unclean election, on this view's replication factor and ``min.insync.replicas``). Pass ``run``
     to view a run you scripted; the default is :func:`~mqlib.scenarios.cluster.default_run`
     (3 brokers, 3 partitions, RF 3, min ISR 2; broker 1 crashed and was replaced as leader).
     """
@@ -43,6 +46,7 @@ class KafkaCluster(SimulationView):
         super().__init__()
         self.run = self._take_run(run, ClusterRun, default_run)
         self.last_request: dict[str, Any] | None = None
+        self.script_outcome: dict[str, Any] | None = None
         self._build()
         self.refresh()
 
@@ -73,6 +77,33 @@ class KafkaCluster(SimulationView):
         """Let ``seconds`` of simulated time pass (followers fetch, the controller reacts)."""
         self.run.advance(seconds)
         self.refresh()
+
+    def run_failure_script(
+        self, acks: int | str | None = None, unclean_leader_election: bool | None = None
+    ) -> dict[str, Any]:
+        """Replace the view's run with :func:`~mqlib.scenarios.durability.durability_run`: a
+        follower falls behind, the leader dies, the stale replicas come back. It uses this view's
+        replication factor and ``min.insync.replicas`` and the ``acks`` and unclean-election
+        controls (or the values given, which move the controls). Returns the outcome row."""
+        cluster = self.run.cluster
+        acks = self.acks_control.value if acks is None else acks
+        if unclean_leader_election is None:
+            unclean_leader_election = self.unclean_control.value
+        run = durability_run(
+            cluster.replication_factor,
+            cluster.min_insync_replicas,
+            acks,
+            unclean_leader_election,
+            brokers=cluster.num_brokers,
+            partitions=cluster.num_partitions,
+        )
+        self.run = run
+        self._sync(self.acks_control, acks)
+        self._sync(self.unclean_control, bool(unclean_leader_election))
+        self.script_outcome = outcome(run)
+        self.script_html.value = f"<b>Failure script:</b> {html.escape(summary(self.script_outcome))}"
+        self.refresh()
+        return self.script_outcome
 
     # -- chart data ----------------------------------------------------------------------------
     def cells(self) -> list[dict[str, Any]]:
@@ -158,6 +189,7 @@ class KafkaCluster(SimulationView):
             "in-sync replica has the records: consumers only see records below it."
         )
         self.request_html = w.HTML()
+        self.script_html = w.HTML()
         self.lost_html = w.HTML()
         self.message = w.HTML()
         self.key_control = w.Dropdown(
@@ -181,6 +213,13 @@ class KafkaCluster(SimulationView):
             ("Produce", self._produce_selected, "send one record with the chosen acks"),
             ("Advance 1 s", lambda: self.advance(1.0), "followers fetch every 0.5 s"),
             ("Advance 10 s", lambda: self.advance(10.0), "long enough to notice a dead broker"),
+            (
+                "Run the failure script",
+                self.run_failure_script,
+                "start again: a follower falls behind at 10 s, the leader dies at 60 s, the "
+                "follower recovers at 80 s, the old leader returns at 100 s (chosen acks and "
+                "unclean election)",
+            ),
         ):
             self.buttons[label] = self._button(label, self._act(action), tip)
         self.broker_buttons: dict[int, w.Button] = {}
@@ -206,6 +245,8 @@ class KafkaCluster(SimulationView):
                     self.buttons["Advance 10 s"],
                     self.unclean_control,
                 ),
+                row("Durability:", self.buttons["Run the failure script"]),
+                self.script_html,
                 self.lost_html,
                 self.message,
             ]

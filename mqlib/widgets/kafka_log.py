@@ -38,13 +38,15 @@ class KafkaLog(SimulationView):
     :meth:`seek_to_beginning`, :meth:`add_group`, :meth:`add_member`, :meth:`remove_member` and
     :meth:`advance`. Pass ``run`` to view a run you scripted; the default is
     :func:`~mqlib.scenarios.kafka_log.default_run` (3 partitions, 30 s retention, groups billing
-    and analytics, nine order events, 34 s later).
+    and analytics, nine order events, 34 s later). A seek to an offset that retention deleted is
+    accepted, as in Kafka; the next poll resets it by the group's ``auto.offset.reset``.
     """
 
     def __init__(self, run: KafkaLogRun | None = None) -> None:
         super().__init__()
         self.run = self._take_run(run, KafkaLogRun, default_run)
         self._key_colours: dict[str, str] = {}
+        self._note = ""  # what the last action did that the chart cannot show (offset resets)
         self._group_colours: dict[str, str] = {}
         self._build()
         self.refresh()
@@ -58,8 +60,17 @@ class KafkaLog(SimulationView):
 
     def consume(self, group: str, max_records: int | None = None) -> list[dict[str, Any]]:
         """Every live member of ``group`` polls (at most ``max_records`` per partition) and
-        commits; returns the records read."""
+        commits; returns the records read. A committed offset that no longer exists is reset
+        first by the group's ``auto_offset_reset``, and the note under the controls says so."""
+        seen = len(self.run.sim.trace.of_kind("offset_reset"))
         records = self.run.consume(group, max_records=max_records)
+        resets = self.run.sim.trace.of_kind("offset_reset")[seen:]
+        self._note = "<br>".join(
+            f"{html.escape(e.data['group'])}: offset {e.data['offset']} of partition "
+            f"{e.data['partition']} no longer exists, so auto.offset.reset moved it to "
+            f"{e.data['reset_to']} before reading."
+            for e in resets
+        )
         self.refresh()
         return records
 
@@ -73,9 +84,13 @@ class KafkaLog(SimulationView):
         self.run.seek_to_beginning(group, partition)
         self.refresh()
 
-    def add_group(self, name: str, members: int = 1) -> list[str]:
-        """A new consumer group that starts at the oldest stored record; returns its members."""
-        added = self.run.add_group(name, members)
+    def add_group(
+        self, name: str, members: int = 1, auto_offset_reset: str = "latest"
+    ) -> list[str]:
+        """A new consumer group; returns its members. ``auto_offset_reset`` says where it starts:
+        ``"latest"`` (Kafka's default: the log end) or ``"earliest"`` (the oldest stored record).
+        """
+        added = self.run.add_group(name, members, auto_offset_reset=auto_offset_reset)
         self.refresh()
         return added
 
@@ -123,8 +138,9 @@ class KafkaLog(SimulationView):
 
         def handler() -> None:
             try:
+                self._note = ""
                 action()
-                self.message.value = ""
+                self.message.value = self._note
             except (ValueError, KeyError) as error:
                 text = str(error)
                 self.message.value = (
@@ -211,6 +227,11 @@ class KafkaLog(SimulationView):
             description="new group", style={"description_width": "75px"},
             layout=w.Layout(width="220px"),
         )  # fmt: skip
+        self.reset_control = w.Dropdown(
+            options=[("latest (Kafka's default)", "latest"), ("earliest", "earliest")],
+            value="latest", description="starts at", style={"description_width": "60px"},
+            layout=w.Layout(width="250px"),
+        )  # fmt: skip
         self.buttons = {
             b.description: b
             for b in (
@@ -253,8 +274,12 @@ class KafkaLog(SimulationView):
                 ),
                 self._button(
                     "Add group",
-                    self._act(lambda: self.add_group(self.new_group_control.value, 1)),
-                    "a new group with one member, starting at the oldest stored record",
+                    self._act(
+                        lambda: self.add_group(
+                            self.new_group_control.value, 1, self.reset_control.value
+                        )
+                    ),
+                    "a new group with one member; auto.offset.reset says where it starts",
                 ),
                 self._button("Advance 5 s", self._act(lambda: self.advance(5.0)), "let 5 s pass"),
                 self._button(
@@ -289,13 +314,8 @@ class KafkaLog(SimulationView):
                     b["Seek"],
                     b["Rewind to start"],
                 ),
-                row(
-                    "Time:",
-                    b["Advance 5 s"],
-                    b["Advance 30 s"],
-                    self.new_group_control,
-                    b["Add group"],
-                ),
+                row("Time:", b["Advance 5 s"], b["Advance 30 s"]),
+                row("New group:", self.new_group_control, self.reset_control, b["Add group"]),
                 self.message,
             ]
         )
@@ -332,7 +352,7 @@ class KafkaLog(SimulationView):
         for gi, (group, positions) in enumerate(committed.items()):
             colour = self._group_colour(group)
             for p, offset in positions.items():
-                if offset in in_view:
+                if offset is not None and offset in in_view:
                     gx.append(offset)
                     gy.append(p + 0.3 + 0.16 * (gi % 3))
                     gcolours.append(colour)
@@ -378,12 +398,15 @@ class KafkaLog(SimulationView):
                 for m, ps in members.items()
             )
             positions = ", ".join(
-                f"p{p} at {committed[group][p]} (lag {lags[group][p]})" for p in committed[group]
+                f"p{p} at {committed[group][p]} (lag {lags[group][p]})"
+                if committed[group][p] is not None
+                else f"p{p}: no committed offset"
+                for p in committed[group]
             )
             lines.append(
                 f'<span style="color:{colour}">&#9650;</span> <b>{html.escape(group)}</b>: '
                 f"{owners or 'no members'}. Next offsets: {positions}; "
-                f"total lag {sum(lags[group].values())}"
+                f"total lag {sum(v for v in lags[group].values() if v is not None)}"
             )
         self.groups_html.value = '<div style="line-height:1.5">' + "<br>".join(lines) + "</div>"
 

@@ -1,0 +1,316 @@
+"""A real replicated broker: three ``nats-server`` processes clustered on 127.0.0.1.
+
+Chapter 7 explains replication with a model (:mod:`mqlib.models.cluster`); this module lets a
+learner do it to a real cluster. :class:`NatsCluster` starts ``nodes`` JetStream servers (``n1``,
+``n2``, ``n3``) that find each other over cluster routes on loopback, each with its own client,
+monitoring and route port (all free ports on 127.0.0.1) and its own store directory under one
+temporary folder. A stream created with ``num_replicas=3`` is then kept by all three, with one of
+them its *leader* (JetStream uses Raft per stream); ``num_replicas=1`` keeps it on one node only.
+
+The cluster is a tool for experiments, so it offers what an operator's hands would do:
+
+* :meth:`kill` sends **SIGKILL** to one node (a crash: no shutdown, no goodbye to the peers);
+* :meth:`restart` starts that node again **on its old store**, as a machine that reboots would;
+* :meth:`varz` reads a node's ``/varz`` monitoring page (for example ``sync_interval``).
+
+``sync_interval`` is passed into every node's ``jetstream {}`` block: ``None`` keeps the server's
+default (the store is fsynced every 2 minutes), ``"always"`` fsyncs every write.
+
+Messaging code stays the learner's: connect with ``nats.connect(servers=cluster.urls)`` and use
+nats-py as usual. Like the single server (:mod:`mqlib.real.server`), every process listens only on
+127.0.0.1 and is stopped (and its files deleted) on :meth:`stop`, on leaving a ``with`` block, on
+garbage collection and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from mqlib import _validate
+from mqlib.real.server import HOST, NatsServerError, find_nats_server
+
+__all__ = ["NatsCluster", "start_cluster"]
+
+_LOG_TAIL_CHARS = 3000
+
+
+def _free_port() -> int:
+    # Route ports must be known before any node starts (each node lists all routes), so they
+    # are chosen here rather than by the server (-1).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Node:
+    name: str
+    client_port: int
+    http_port: int
+    route_port: int
+    config: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+
+
+def _stop_all(nodes: list[_Node], tmp_dir: str) -> None:
+    """SIGTERM every live node, SIGKILL what does not stop; delete the files."""
+    for node in nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+    for node in nodes:
+        if node.proc is not None:
+            try:
+                node.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                node.proc.wait(timeout=5)
+        if node.log_file is not None:
+            with contextlib.suppress(OSError):
+                node.log_file.close()
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+class NatsCluster:
+    """``nodes`` clustered JetStream servers on 127.0.0.1 (see the module docstring).
+
+    Parameters: ``nodes`` (1-5; 1 gives a single server with the same config file, handy for
+    comparing settings), ``sync_interval`` (``None`` for the server default, ``"always"``, or a
+    duration string such as ``"10s"``), ``binary`` (the ``nats-server`` executable, found as in
+    :func:`~mqlib.real.server.find_nats_server`), ``startup_timeout`` (seconds per node to
+    report healthy).
+    """
+
+    def __init__(
+        self,
+        nodes: int = 3,
+        *,
+        sync_interval: str | None = None,
+        binary: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        _validate.integer("nodes", nodes, minimum=1, maximum=5)
+        if sync_interval is not None:
+            _validate.text("sync_interval", sync_interval)
+            if not (sync_interval == "always" or sync_interval[:-1].isdigit()):
+                raise ValueError(
+                    f"sync_interval must be None, 'always' or a duration like '10s' or '2m', "
+                    f"got {sync_interval!r}"
+                )
+        _validate.positive("startup_timeout", startup_timeout)
+        self.size = nodes
+        self.sync_interval = sync_interval
+        self.binary = find_nats_server(binary)
+        self.startup_timeout = float(startup_timeout)
+        self.startup_seconds: float | None = None
+        self._nodes: dict[str, _Node] = {}
+        self._tmp_dir: str | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """Node names, ``["n1", "n2", "n3"]``."""
+        return [f"n{i}" for i in range(1, self.size + 1)]
+
+    def _node(self, name: str) -> _Node:
+        _validate.choice("name", name, self.names)
+        if not self._nodes:
+            raise NatsServerError("The cluster is not running; call start() first.")
+        return self._nodes[name]
+
+    def url(self, name: str) -> str:
+        """``nats://127.0.0.1:<port>`` of one node."""
+        return f"nats://{HOST}:{self._node(name).client_port}"
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's client URL: pass it as ``nats.connect(servers=cluster.urls)``."""
+        return [self.url(name) for name in self.names]
+
+    def pid(self, name: str) -> int:
+        node = self._node(name)
+        if node.proc is None or node.proc.poll() is not None:
+            raise NatsServerError(f"node {name} is not running")
+        return node.proc.pid
+
+    def is_running(self, name: str) -> bool:
+        node = self._node(name)
+        return node.proc is not None and node.proc.poll() is None
+
+    def log(self, name: str) -> str:
+        with contextlib.suppress(OSError):
+            return self._node(name).log_path.read_text(errors="replace")
+        return ""
+
+    def varz(self, name: str) -> dict[str, Any]:
+        """The node's ``/varz`` monitoring document (server settings and counters)."""
+        return self._get_json(name, "/varz")
+
+    def _get_json(self, name: str, path: str) -> dict[str, Any]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://{HOST}:{self._node(name).http_port}{path}"
+        with opener.open(url, timeout=2.0) as response:
+            return json.loads(response.read())
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def _config(self, node: _Node, store: Path, routes: list[int]) -> str:
+        sync = f"\n  sync_interval: {self.sync_interval}" if self.sync_interval else ""
+        text = (
+            f"server_name: {node.name}\n"
+            # A tag per node, so a stream can be placed on a chosen node
+            # (Placement(tags=["node:n2"])), e.g. beside another stream's leader.
+            f'server_tags: ["node:{node.name}"]\n'
+            f"listen: {HOST}:{node.client_port}\n"
+            f"http: {HOST}:{node.http_port}\n"
+            f"jetstream {{\n  store_dir: {json.dumps(str(store))}\n"
+            f"  max_memory_store: 64MB\n  max_file_store: 256MB{sync}\n}}\n"
+        )
+        if self.size > 1:
+            route_urls = ", ".join(f"nats-route://{HOST}:{port}" for port in routes)
+            text += (
+                f"cluster {{\n  name: mqlib\n  listen: {HOST}:{node.route_port}\n"
+                f"  routes: [{route_urls}]\n}}\n"
+            )
+        return text
+
+    def start(self) -> NatsCluster:
+        """Start every node and wait until each reports JetStream healthy. Returns ``self``."""
+        if self._nodes:
+            return self
+        started = time.perf_counter()
+        self._tmp_dir = tempfile.mkdtemp(prefix="mqlib-nats-cluster-")
+        tmp = Path(self._tmp_dir)
+        nodes = [
+            _Node(name, _free_port(), _free_port(), _free_port(), tmp / f"{name}.conf",
+                  tmp / f"{name}.log")
+            for name in self.names
+        ]  # fmt: skip
+        routes = [n.route_port for n in nodes]
+        for node in nodes:
+            node.config.write_text(self._config(node, tmp / node.name / "js", routes))
+        self._nodes = {n.name: n for n in nodes}
+        self._finalizer = weakref.finalize(self, _stop_all, nodes, self._tmp_dir)
+        try:
+            for node in nodes:
+                self._launch(node)
+            for node in nodes:
+                self._wait_healthy(node)
+            self._wait_for_meta_leader(nodes)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.perf_counter() - started
+        return self
+
+    def _launch(self, node: _Node) -> None:
+        if node.log_file is not None:
+            with contextlib.suppress(OSError):
+                node.log_file.close()
+        node.log_file = open(node.log_path, "ab")  # noqa: SIM115 - closed by _stop_all
+        node.proc = subprocess.Popen(
+            [str(self.binary), "-c", str(node.config)],
+            stdin=subprocess.DEVNULL, stdout=node.log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _wait_healthy(self, node: _Node) -> None:
+        # /healthz?js-enabled-only=true: the server is up and JetStream is enabled. (Plain
+        # /healthz also waits for every stream to be current, which is not the point here.)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            assert node.proc is not None
+            if node.proc.poll() is not None:
+                raise NatsServerError(
+                    f"node {node.name} exited during start-up (code {node.proc.returncode}).\n"
+                    f"{self.log(node.name)[-_LOG_TAIL_CHARS:]}"
+                )
+            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+                self._get_json(node.name, "/healthz?js-enabled-only=true")
+                return
+            if time.monotonic() > deadline:
+                raise NatsServerError(
+                    f"node {node.name} was not healthy within {self.startup_timeout:g} s.\n"
+                    f"{self.log(node.name)[-_LOG_TAIL_CHARS:]}"
+                )
+            time.sleep(0.02)
+
+    def _wait_for_meta_leader(self, nodes: list[_Node]) -> None:
+        # Healthy is not yet usable: the nodes must first elect the JetStream *meta leader*
+        # (the Raft group that places streams); until then stream creation times out.
+        if self.size == 1:
+            return
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            leaders = set()
+            for node in nodes:
+                with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+                    meta = self._get_json(node.name, "/jsz").get("meta_cluster") or {}
+                    leaders.add(meta.get("leader") or "")
+            if len(leaders) == 1 and "" not in leaders:
+                return
+            if time.monotonic() > deadline:
+                raise NatsServerError(
+                    f"the nodes agreed on no JetStream meta leader within "
+                    f"{self.startup_timeout:g} s (they report {sorted(leaders)})."
+                )
+            time.sleep(0.02)
+
+    def kill(self, name: str) -> None:
+        """Crash node ``name`` with SIGKILL (its store stays on disk for :meth:`restart`)."""
+        node = self._node(name)
+        if node.proc is None or node.proc.poll() is not None:
+            raise NatsServerError(f"node {name} is not running")
+        node.proc.kill()
+        node.proc.wait(timeout=5)
+
+    def restart(self, name: str) -> None:
+        """Start a killed node again on its old store and wait until it is healthy."""
+        node = self._node(name)
+        if node.proc is not None and node.proc.poll() is None:
+            raise NatsServerError(f"node {name} is still running; kill() it first")
+        self._launch(node)
+        self._wait_healthy(node)
+        self._wait_for_meta_leader([node])
+
+    def stop(self) -> None:
+        """Stop every node and delete all stores. Safe to call more than once."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer = None
+        self._nodes = {}
+        self._tmp_dir = None
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        if not self._nodes:
+            return f"<NatsCluster of {self.size} stopped>"
+        up = [n for n in self.names if self.is_running(n)]
+        return f"<NatsCluster of {self.size} on 127.0.0.1, running: {', '.join(up) or 'none'}>"
+
+
+def start_cluster(nodes: int = 3, **options: Any) -> NatsCluster:
+    """Start a :class:`NatsCluster` and return it running (the notebook-friendly form)."""
+    return NatsCluster(nodes, **options).start()

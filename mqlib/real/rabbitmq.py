@@ -1,0 +1,176 @@
+"""A throwaway RabbitMQ node, for labs that talk to a real AMQP 0-9-1 broker with ``pika``.
+
+This starts a *private* node of the ``rabbitmq-server`` that Debian's package installs
+(``apt-get install rabbitmq-server``), never the system service: its own Erlang port mapper
+(``epmd``), its own free ports on 127.0.0.1, its own database and log in a temporary directory, and
+no plugins. It is ready when an AMQP handshake with the default ``guest`` user succeeds, which takes
+about 3-4 seconds (the Erlang VM boots RabbitMQ's applications one by one). Stopping sends SIGTERM
+to the launcher script, which stops the Erlang VM (``beam.smp``) cleanly; the VM's PID is also read
+from its PID file so that it cannot outlive the launcher; then ``epmd`` is stopped. Starting our
+own ``epmd`` matters: without it, Erlang would start ``epmd -daemon``, which detaches itself and
+stays running after the node has gone.
+
+Typical use::
+
+    from mqlib.real.rabbitmq import start_rabbitmq
+    import pika
+
+    rabbit = start_rabbitmq()                    # stopped by rabbit.stop() or at exit
+    connection = pika.BlockingConnection(rabbit.parameters)
+    channel = connection.channel()
+
+or ``with RabbitMQServer() as rabbit: ...``. Each call of :meth:`RabbitMQServer.connect` opens a
+new connection, so one script can play several consumers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mqlib.real._process import HOST, LocalServer, ServerNotFoundError, free_port
+
+__all__ = ["RabbitMQServer", "find_rabbitmq", "start_rabbitmq"]
+
+#: Where Debian's package puts the launcher that runs in the foreground as the calling user.
+#: (``/usr/sbin/rabbitmq-server`` is a wrapper that switches to the ``rabbitmq`` user.)
+_LAUNCHER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+INSTALL_HINT = (
+    "RabbitMQ is not installed. On Debian or Ubuntu: `sudo apt-get install rabbitmq-server` "
+    "(the course starts its own private node; the system service may stay disabled). "
+    "Elsewhere see https://www.rabbitmq.com/docs/download."
+)
+
+
+def find_rabbitmq() -> tuple[Path, Path]:
+    """Return the paths of the RabbitMQ launcher and of ``epmd``.
+
+    Raises :class:`~mqlib.real._process.ServerNotFoundError` saying how to install RabbitMQ.
+    """
+    launcher = _LAUNCHER if _LAUNCHER.is_file() else None
+    epmd = shutil.which("epmd") or next(
+        (str(p) for p in sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None
+    )
+    if launcher is None or epmd is None:
+        raise ServerNotFoundError(INSTALL_HINT)
+    return launcher, Path(epmd)
+
+
+class RabbitMQServer(LocalServer):
+    """A private RabbitMQ node on 127.0.0.1 with its own ``epmd``, free ports and temporary data.
+
+    Parameters
+    ----------
+    startup_timeout:
+        Seconds to wait for the AMQP port to answer a handshake (default 30).
+
+    :attr:`port` is the AMQP port, :attr:`parameters` the ``pika.ConnectionParameters`` for it
+    (user ``guest``, password ``guest``, which RabbitMQ accepts from loopback only).
+    """
+
+    name = "RabbitMQ"
+    install_hint = INSTALL_HINT
+
+    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+        super().__init__(startup_timeout=startup_timeout)
+        self.launcher, self.epmd = find_rabbitmq()
+        self._port: int | None = None
+        self.node: str | None = None
+
+    def _launch(self, tmp_dir: Path) -> None:
+        amqp, dist, epmd_port = free_port(), free_port(), free_port()
+        home, mnesia, logs = tmp_dir / "home", tmp_dir / "mnesia", tmp_dir / "log"
+        for folder in (home, mnesia, logs):
+            folder.mkdir()
+        plugins = tmp_dir / "enabled_plugins"
+        plugins.write_text("[].\n")  # no management UI: fewer ports, faster boot
+        self.node = f"mqlib{amqp}@localhost"
+        env = dict(os.environ)
+        env.update(
+            HOME=str(home),  # the Erlang cookie is created here
+            ERL_EPMD_PORT=str(epmd_port),
+            ERL_EPMD_ADDRESS=HOST,
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS=HOST,
+            RABBITMQ_NODE_PORT=str(amqp),
+            RABBITMQ_DIST_PORT=str(dist),
+            RABBITMQ_MNESIA_BASE=str(mnesia),
+            RABBITMQ_LOG_BASE=str(logs),
+            RABBITMQ_LOGS="-",  # log to stdout, i.e. into our log file
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(plugins),
+            RABBITMQ_CONF_ENV_FILE="/dev/null",  # ignore /etc/rabbitmq/rabbitmq-env.conf
+            RABBITMQ_CONFIG_FILE=str(tmp_dir / "rabbitmq"),  # no such file: defaults only
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+        )
+        # epmd first and in the foreground, so that it is ours to stop (stopped last).
+        self._spawn(
+            [str(self.epmd), "-port", str(epmd_port), "-address", HOST],
+            log_name="epmd.log",
+            env=env,
+        )
+        self._spawn([str(self.launcher)], log_name="rabbitmq.log", env=env, main_log=True)
+        # The Erlang VM writes its PID here; stopped right after the launcher if still alive.
+        self._watch_pid_file(mnesia / f"{self.node}.pid")
+        self._port = amqp
+        # Stop order: launcher (which stops beam.smp), then the PID file's process, then epmd.
+        self._procs.reverse()
+
+    def _ready(self) -> bool:
+        import pika
+        import pika.exceptions
+
+        try:
+            connection = pika.BlockingConnection(self._parameters(timeout=1.0))
+        except (pika.exceptions.AMQPError, OSError):
+            return False
+        connection.close()
+        return True
+
+    def _parameters(self, *, timeout: float = 5.0) -> Any:
+        import pika
+
+        return pika.ConnectionParameters(
+            host=HOST,
+            port=self._port,
+            credentials=pika.PlainCredentials("guest", "guest"),
+            socket_timeout=timeout,
+            blocked_connection_timeout=timeout,
+            connection_attempts=1,
+        )
+
+    @property
+    def pid(self) -> int:
+        """Process id of the launcher script (its child is the Erlang VM)."""
+        return self.pids[0]
+
+    @property
+    def port(self) -> int:
+        """The AMQP port on 127.0.0.1."""
+        self._require_running()
+        assert self._port is not None
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``amqp://guest:guest@127.0.0.1:<port>/`` (for ``pika.URLParameters`` and others)."""
+        return f"amqp://guest:guest@{HOST}:{self.port}/"
+
+    @property
+    def parameters(self) -> Any:
+        """``pika.ConnectionParameters`` for this node."""
+        self._require_running()
+        return self._parameters()
+
+    def connect(self) -> Any:
+        """A new ``pika.BlockingConnection`` to this node (close it when done)."""
+        import pika
+
+        return pika.BlockingConnection(self.parameters)
+
+
+def start_rabbitmq(*, startup_timeout: float = 30.0) -> RabbitMQServer:
+    """Start a :class:`RabbitMQServer` and return it, running: the notebook-friendly form."""
+    return RabbitMQServer(startup_timeout=startup_timeout).start()

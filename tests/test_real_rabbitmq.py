@@ -1,0 +1,123 @@
+"""A real RabbitMQ node (Debian's rabbitmq-server, a private node) and the course's experiments on it.
+
+One node serves the whole module (it takes seconds to boot); each experiment declares its own
+queues. Every wait in the experiments is bounded and ends on the event it waits for.
+"""
+
+from __future__ import annotations
+
+import pika
+import pytest
+
+from mqlib.real import rabbitmq
+from mqlib.real._process import ServerError, ServerNotFoundError, pid_alive
+from mqlib.real.rabbitmq import RabbitMQServer
+from mqlib.real.scripts import ROWS
+from mqlib.real.scripts import rabbitmq as experiments
+
+
+@pytest.fixture(scope="module")
+def rabbit():
+    with RabbitMQServer() as server:
+        yield server
+
+
+def test_node_is_private_on_loopback_and_speaks_amqp(rabbit):
+    assert rabbit.is_running and rabbit.startup_seconds is not None
+    assert rabbit.url.startswith("amqp://guest:guest@127.0.0.1:")
+    connection = pika.BlockingConnection(rabbit.parameters)
+    try:
+        channel = connection.channel()
+        channel.queue_declare("smoke")
+        channel.basic_publish(exchange="", routing_key="smoke", body=b"hello")
+        method, _props, body = channel.basic_get("smoke", auto_ack=True)
+        assert body == b"hello" and method.redelivered is False
+    finally:
+        connection.close()
+    # its own epmd and a node name of its own, never the system service's rabbit@host
+    assert rabbit.node.startswith("mqlib") and rabbit.node.endswith("@localhost")
+    assert len(rabbit.pids) == 2 and all(pid_alive(pid) for pid in rabbit.pids)
+
+
+def test_closed_channel_redelivers_to_the_other_consumer(rabbit):
+    result = experiments.crash_before_ack(rabbit)
+    assert result["deliveries"] == [("A", "m1", False), ("B", "m1", True)]
+    assert result["left_in_queue"] == 0
+
+
+def test_prefetch_bounds_unacked_and_keeps_order(rabbit):
+    result = experiments.prefetch_window(rabbit, prefetch=2, messages=5)
+    assert result["unacked"] == ["m1", "m2"]
+    assert result["ready"] == 3
+    assert result["order"] == ["m1", "m2", "m3", "m4", "m5"]
+
+
+def test_quorum_delivery_limit_dead_letters_with_x_death(rabbit):
+    result = experiments.poison_to_dead_letters(rabbit, delivery_limit=3)
+    # delivered limit + 1 times; the header is absent on the first delivery
+    assert result["delivery_counts"] == [None, 1, 2, 3]
+    [dead] = result["dead"]
+    assert dead["body"] == "order-3 (malformed)"
+    assert dead["reason"] == "delivery_limit" and dead["count"] == 1
+    assert dead["queue"] == "poison.orders"
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept", "nacked", "dropped"),
+    [
+        ("drop-head", ["m4", "m5"], [], ["m1", "m2", "m3"]),
+        ("reject-publish", ["m1", "m2"], ["m3", "m4", "m5"], []),
+    ],
+)
+def test_max_length_overflow_policies(rabbit, policy, kept, nacked, dropped):
+    result = experiments.overflow(rabbit, policy, max_length=2, messages=5)
+    assert (result["kept"], result["nacked"], result["dropped"]) == (kept, nacked, dropped)
+
+
+def test_fanout_copies_to_every_group_and_members_split(rabbit):
+    result = experiments.fan_out(rabbit)
+    got = result["deliveries"]
+    for group in ("payment", "email", "analytics"):
+        assert sorted(m for _, m in got[group]) == ["e1", "e2", "e3", "e4"]
+    payment = {who for who, _ in got["payment"]}
+    assert payment == {"payment-1", "payment-2"}
+
+
+def test_no_broker_side_deduplication(rabbit):
+    assert experiments.duplicate_publish(rabbit)["delivered_ids"] == ["charge-42", "charge-42"]
+
+
+def test_observe_fills_every_row_from_evidence(rabbit):
+    cells = experiments.observe(rabbit)
+    assert set(cells) == set(ROWS)
+    assert "redelivered=True" in cells["what triggers redelivery"].text
+    assert "'delivery_limit'" in cells["dead-letter mechanism"].text
+    assert cells["overflow policies"].evidence["drop-head"]["kept"] == ["m4", "m5"]
+
+
+def test_stop_leaves_no_process_and_a_second_start_is_fresh():
+    server = RabbitMQServer()
+    server.start(wait=False)
+    pids = list(p.pid for p in server._procs)
+    assert server.wait_until_ready() is server
+    pid_file = server.tmp_dir / "mnesia" / f"{server.node}.pid"
+    beam = int(pid_file.read_text())
+    tmp = server.tmp_dir
+    server.stop()
+    assert not any(pid_alive(pid) for pid in [*pids, beam])
+    assert not tmp.exists()
+    server.stop()  # twice is fine
+    with pytest.raises(ServerError, match="not running"):
+        _ = server.port
+
+
+def test_missing_rabbitmq_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(rabbitmq, "_LAUNCHER", tmp_path / "no-such-rabbitmq-server")
+    with pytest.raises(ServerNotFoundError, match="apt-get install rabbitmq-server"):
+        RabbitMQServer()
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_bad_startup_timeout(bad):
+    with pytest.raises(ValueError, match="startup_timeout"):
+        RabbitMQServer(startup_timeout=bad)
