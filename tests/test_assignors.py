@@ -313,7 +313,10 @@ _anything = st.one_of(
 
 @given(st.one_of(st.text(max_size=12), _anything).filter(lambda s: s not in STRATEGIES))
 def test_unknown_strategy_lists_the_allowed_ones(value: object) -> None:
-    with pytest.raises(ValueError, match="^strategy must be one of 'range', 'roundrobin', 'sticky', 'cooperative-sticky'; got"):
+    with pytest.raises(
+        ValueError,
+        match="^strategy must be one of 'range', 'roundrobin', 'sticky', 'cooperative-sticky'; got",
+    ):
         assign(value, {"c0": ["t"]}, {"t": 1})  # type: ignore[arg-type]
 
 
@@ -533,7 +536,9 @@ def test_sticky_needs_identical_subscriptions_and_consistent_history() -> None:
     with pytest.raises(ValueError, match="subscriptions must be the same for every member"):
         assign("sticky", {"a": ["t"], "b": ["t", "u"]}, {"t": 2, "u": 1})
     with pytest.raises(ValueError, match=r"owned lists \('t', 0\) for both 'a' and 'b'"):
-        assign("sticky", {"a": ["t"], "b": ["t"]}, {"t": 2}, owned={"a": [("t", 0)], "b": [("t", 0)]})
+        assign(
+            "sticky", {"a": ["t"], "b": ["t"]}, {"t": 2}, owned={"a": [("t", 0)], "b": [("t", 0)]}
+        )
     with pytest.raises(ValueError, match="partition of 't' in owned"):
         assign("sticky", {"a": ["t"]}, {"t": 2}, owned={"a": [("t", 5)]})
     with pytest.raises(TypeError, match="owned must be a dict"):

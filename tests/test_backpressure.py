@@ -522,3 +522,49 @@ def test_restarted_keeps_every_setting_but_the_changed_ones():
     assert fresh.limit() == ("shed threshold", 10)
     with pytest.raises(ValueError, match="restarted\\(\\) takes only"):
         run.restarted(colour="red")
+
+
+# -- rate limiting is not free: throttled demand is held back ----------------------------------
+
+
+def test_rate_limiting_counts_the_demand_it_holds_back():
+    """Throttling on lag keeps the queue short by not sending: the sends the producer wanted at
+    its full rate and skipped are counted as held back, as a blocked producer's are."""
+    hour = {}
+    for mode in ("block", "rate_limit"):
+        run = LargeScaleRun(mode=mode)
+        run.advance(3600)
+        hour[mode] = run.state()
+    limited = hour["rate_limit"]
+    assert limited["lag"] == 100_000
+    assert limited["offered"] == limited["produced"] == 3_700_000
+    assert limited["held_back"] == 36_000_000 - 3_700_000 == 32_300_000
+    assert hour["block"]["held_back"] == 31_401_000
+    run = LargeScaleRun(mode="rate_limit")
+    run.advance(3600)
+    assert "held back 32,300,000" in run.summary()
+
+
+def test_rate_limiting_holds_back_demand_in_the_per_message_run_too():
+    results = compare_modes(seconds=60, rate=10, consumer_rate=2, capacity=20)
+    state = {mode: r["state"] for mode, r in results.items()}
+    assert (state["rate_limit"]["attempted"], state["rate_limit"]["held_back"]) == (130, 470)
+    assert (state["block"]["attempted"], state["block"]["held_back"]) == (141, 459)
+    for mode in ("unbounded", "reject", "shed"):  # they send everything they want to
+        assert state[mode]["attempted"] == 600 and state[mode]["held_back"] == 0
+    assert "held back 470" in results["rate_limit"]["summary"]
+
+
+def test_the_quiz_rate_limit_answer_is_what_the_engine_computes():
+    from mqlib import quiz
+
+    question = next(q for q in quiz.load("ch05") if "rate limiting on lag kept" in q["question"])
+    right = next(a for a in question["answers"] if a["correct"])["answer"]
+    state = compare_modes(seconds=60, rate=10, consumer_rate=2, capacity=20)
+    limited, blocked = state["rate_limit"]["state"], state["block"]["state"]
+    assert f"sent {limited['attempted']} messages" in right
+    assert f"held back the other {limited['held_back']} of the 600" in right
+    assert (
+        str(blocked["held_back"])
+        in next(a for a in question["answers"] if a["correct"])["feedback"]
+    )

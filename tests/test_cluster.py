@@ -657,7 +657,11 @@ def test_random_bad_scenario_settings_fail_with_the_parameter_named(name, value)
             "advance",
             "produce_acks",
             "produce_key",
+            "produce_partition",
             "set_unclean_leader_election",
+            "stall_follower",
+            "resume_follower",
+            "kill_broker_power_loss",
         ]
     ),
     value=BAD_VALUES,
@@ -666,7 +670,10 @@ def test_random_bad_action_arguments_fail_with_the_parameter_named(method, value
     run = ClusterRun()
     valid = {
         "kill_broker": [1, 2, 3],
+        "stall_follower": [1, 2, 3],
+        "produce_partition": [None, 0, 1, 2],
         "restart_broker": [],
+        "resume_follower": [],
         "produce_acks": [0, 1, "all", -1],
         "set_unclean_leader_election": [True, False],
     }
@@ -677,6 +684,10 @@ def test_random_bad_action_arguments_fail_with_the_parameter_named(method, value
         "produce_acks": "acks",
         "produce_key": "key",
         "set_unclean_leader_election": "enabled",
+        "produce_partition": "partition",
+        "stall_follower": "broker_id",
+        "resume_follower": "broker_id",
+        "kill_broker_power_loss": "power_loss",
     }[method]
     if method == "produce_key" and (value is None or isinstance(value, str)):
         return  # valid keys
@@ -688,7 +699,8 @@ def test_random_bad_action_arguments_fail_with_the_parameter_named(method, value
     ):
         return
     if (method in valid and any(value == v and type(value) is type(v) for v in valid[method])) or (
-        method == "set_unclean_leader_election" and isinstance(value, bool)
+        method in ("set_unclean_leader_election", "kill_broker_power_loss")
+        and isinstance(value, bool)
     ):
         return
     with pytest.raises((TypeError, ValueError), match=expected):
@@ -696,6 +708,10 @@ def test_random_bad_action_arguments_fail_with_the_parameter_named(method, value
             run.produce("k", acks=value)
         elif method == "produce_key":
             run.produce(value)
+        elif method == "produce_partition":
+            run.produce("k", partition=value)
+        elif method == "kill_broker_power_loss":
+            run.kill_broker(1, power_loss=value)
         else:
             getattr(run, method)(value)
 
@@ -748,3 +764,19 @@ def test_scenario_unclean_election_lists_lost_records():
     lost = run.lost_records()
     assert [(x["offset"], x["value"], x["status"]) for x in lost] == [(1, "paid", "acknowledged")]
     assert "lost 1 (1 acknowledged)" in run.summary()
+
+
+def test_lesson_capacity_arithmetic_from_the_layout():
+    """The lesson's sums for topic "orders" (3 partitions, RF 3, 3 brokers), with its assumed
+    100 MB/s per partition and 2 TB per broker: 300 MB/s produced, 2 TB of distinct data, and
+    each broker writing 300 MB/s (100 as leader, 200 as a follower), as chapter 7 states."""
+    layout = ClusterRun().state()["partitions"]
+    rf = len(layout[0]["replicas"])
+    brokers = {b for p in layout for b in p["replicas"]}
+    assert (len(layout), rf, len(brokers)) == (3, 3, 3)
+    assert len(layout) * 100 == 300 and len(brokers) * 2 // rf == 2
+    assert len(layout) * 100 * rf == 900 and len(layout) * 100 * (rf - 1) == 600
+    for broker in brokers:
+        leads = sum(p["leader"] == broker for p in layout)
+        follows = sum(broker in p["replicas"] and p["leader"] != broker for p in layout)
+        assert (leads * 100, follows * 100) == (100, 200)

@@ -47,7 +47,12 @@ LEADER_ONLY = d.LEADER_DIES_AT - d.FOLLOWER_STALLS_AT + 1
 def table():
     rows = durability_table()
     return {
-        (r["replication_factor"], r["min_insync_replicas"], r["acks"], r["unclean_leader_election"]): r
+        (
+            r["replication_factor"],
+            r["min_insync_replicas"],
+            r["acks"],
+            r["unclean_leader_election"],
+        ): r
         for r in rows
     }
 

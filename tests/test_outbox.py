@@ -166,3 +166,18 @@ def test_the_seeded_schedule_is_repeatable():
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_the_quiz_numbers_are_what_the_engine_computes():
+    from mqlib import quiz
+
+    question = next(q for q in quiz.load("ch03") if "compare_strategies()" in q["question"])
+    right = next(a["value"] for a in question["answers"] if a.get("correct"))
+    rows = {row["setup"]: row for row in compare_strategies()}
+    assert right == rows["outbox, no inbox"]["reserved"] == 12
+    wrong = {a["value"] for a in question["answers"] if a.get("type") == "value"} - {right}
+    assert wrong == {
+        rows["outbox + inbox"]["reserved"],  # 10
+        rows["commit then publish"]["reserved"],  # 9
+        rows["outbox, no inbox"]["published"],  # 11
+    }

@@ -118,3 +118,66 @@ def test_chapter_1_burst_with_a_short_timeout_costs_19_processings():
     steady.send(10)
     steady.advance(60)
     assert (sum(steady.processed_by().values()), len(steady.redeliveries())) == (10, 0)
+
+
+def test_chapter_4_librdkafka_answer_is_crc32_and_the_retry_answer_matches_the_model():
+    """librdkafka's default ``partitioner=consistent_random`` is CRC32 of the key (checked against
+    a real librdkafka producer in test_partitioner.py); Kafka's producer docs warn that retries
+    with ``enable.idempotence=false`` and more than one request in flight can reorder."""
+    from mqlib.models.ordering import order_events, producer_retry_log
+    from mqlib.models.partitioner import kafka_partition, librdkafka_partition
+
+    index = next(i for i, q in enumerate(quiz.load("ch04")) if "confluent-kafka" in q["question"])
+    assert numeric_answer("ch04", index) == librdkafka_partition("44", 4) == 1
+    assert kafka_partition("44", 4) == 3
+    log = producer_retry_log(order_events([42]), failed=1, idempotent=False, max_in_flight=5)
+    question = next(q for q in quiz.load("ch04") if "enable.idempotence=false" in q["question"])
+    right = next(a for a in question["answers"] if a["correct"])
+    assert right["answer"].startswith(", ".join(e.step for e in log) + ":")
+
+
+def test_chapter_7_durability_answers_match_the_engines_table():
+    """Kafka's defaults (``min.insync.replicas=1``, unclean election off, ``acks=all``) and the
+    rule that ``acks=all`` waits for the current ISR only (Kafka design docs, "Availability and
+    Durability Guarantees"); no per-write fsync (``flush.messages``/``flush.ms`` never)."""
+    from mqlib.scenarios.durability import durability_table, outcome, power_loss_run
+
+    bank = quiz.load("ch07")
+    names = ("replication_factor", "min_insync_replicas", "acks", "unclean_leader_election")
+    rows = {tuple(r[name] for name in names): r for r in durability_table()}
+    index = next(i for i, q in enumerate(bank) if "no leader" in q["question"])
+    assert rows[(2, 1, "all", False)]["kafka_default"]
+    assert numeric_answer("ch07", index) == rows[(2, 1, "all", False)]["leaderless_seconds"] == 40
+    wrong = {a.get("value") for a in bank[index]["answers"] if not a.get("correct")}
+    assert rows[(2, 1, "all", True)]["leaderless_seconds"] in wrong  # 9: the unclean row
+
+    lost = next(q for q in bank if "after the follower left the ISR" in q["question"])
+    right = next(a for a in lost["answers"] if a["correct"])
+    assert right["answer"].startswith("They are lost")
+    assert f"loses the {rows[(2, 1, 'all', True)]['acknowledged_lost']} writes" in right["feedback"]
+
+    power = next(q for q in bank if "still lose records" in q["question"])
+    right = next(a for a in power["answers"] if a["correct"])
+    assert "lose power" in right["answer"]
+    row = outcome(power_loss_run(replication_factor=3, min_insync_replicas=2, acks="all"))
+    assert f"{row['acknowledged_lost']} records" in right["feedback"] and row["acknowledged_lost"]
+    assert rows[(3, 2, "all", False)]["acknowledged_lost"] == 0  # the other options' settings
+
+
+def test_chapter_2_contract_answers_match_the_engine():
+    """The rename dead-letters payment's five new events; Confluent Schema Registry's default
+    mode, BACKWARD, accepts removing customer_email, which breaks the email group."""
+    from mqlib.scenarios.contracts import ContractRun
+
+    index = next(
+        i for i, q in enumerate(quiz.load("ch02")) if "ContractRun().table()" in q["question"]
+    )
+    rows = {r["group"]: r for r in ContractRun().table()}
+    assert numeric_answer("ch02", index) == rows["payment"]["dead_lettered"] == 5
+    assert rows["payment"]["failed_attempts"] == 15
+    removal = ContractRun("remove customer_email", registry="BACKWARD")
+    assert removal.deployed
+    assert {r["group"]: r["dead_lettered"] for r in removal.table()}["email"] == 5
+    question = next(q for q in quiz.load("ch02") if "default mode, BACKWARD" in q["question"])
+    right = next(a for a in question["answers"] if a["correct"])
+    assert right["answer"].startswith("The registry accepts it")

@@ -1,4 +1,4 @@
-"""A real RabbitMQ node (Debian's rabbitmq-server, a private node) and the course's experiments on it.
+"""A private RabbitMQ node (Debian's rabbitmq-server) and the course's experiments on it.
 
 One node serves the whole module (it takes seconds to boot); each experiment declares its own
 queues. Every wait in the experiments is bounded and ends on the event it waits for.

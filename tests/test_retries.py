@@ -65,7 +65,7 @@ def test_a_permanent_error_costs_one_attempt_in_the_storm():
     assert result["processed"] == 180
 
 
-# -- the retry storm --------------------------------------------------------------------------------
+# -- the retry storm ------------------------------------------------------------------------------
 def test_the_chapters_storm_figures():
     """The figures ch06 states: 200 consumers, dependency down until t=10 s, then 50 calls/s;
     backoff 1 s doubling to a 60 s cap, 10 attempts."""
@@ -74,7 +74,18 @@ def test_the_chapters_storm_figures():
     # in step: every retry of all 200 lands in the same second; the recovered dependency serves
     # 50 of them per round, so the rounds go on at t=15, 31, 63 and 123 s
     assert none["peak_after_recovery"] == 200
-    assert [t for t, load in zip(none["time"], none["load"]) if load] == [0, 1, 3, 7, 15, 31, 63, 123]
+    assert [t for t, load in zip(none["time"], none["load"], strict=True) if load] == [
+        0,
+        1,
+        3,
+        7,
+        15,
+        31,
+        63,
+        123,
+    ]
+    assert [none["load"][t] for t in (15, 31, 63, 123)] == [200, 150, 100, 50]
+    assert [none["served"][t] for t in (15, 31, 63, 123)] == [50, 50, 50, 50]
     assert none["recovered_at"] == 123.0
     assert none["refused_after_recovery"] == 300
     # full jitter: the same 200 retries spread out, never above capacity once it is back
@@ -136,7 +147,7 @@ def test_a_retrying_consumer_on_its_own():
     assert (consumer.outcome, consumer.attempts, consumer.finished_at) == ("processed", 4, 7.0)
 
 
-# -- retry topics and order -------------------------------------------------------------------------
+# -- retry topics and order -----------------------------------------------------------------------
 def test_a_retry_topic_lets_later_records_of_the_key_overtake():
     result = retry_topic_order("retry_topic")
     assert result["order"]["order-42"] == ["created", "shipped", "paid"]
@@ -158,12 +169,12 @@ def test_every_key_keeps_its_order_when_nothing_fails():
     assert len(retry_topic_order()["log"]) == len(ORDER_EVENTS)
 
 
-# -- the widget -------------------------------------------------------------------------------------
+# -- the widget -----------------------------------------------------------------------------------
 def test_the_widget_opens_populated_and_its_controls_replay_the_storm():
     view = RetryStorm()
     assert view.summary() == RetryStormRun().summary()
     assert max(view.in_step_mark.y) == 200
-    after = [y for x, y in zip(view.jittered_mark.x, view.jittered_mark.y) if x >= 10]
+    after = [y for x, y in zip(view.jittered_mark.x, view.jittered_mark.y, strict=True) if x >= 10]
     assert 0 < max(after) == 30 < 50
     assert list(view.capacity_mark.y) == [50.0, 50.0] and view.capacity_mark.x[0] == 10.0
     assert "6.7 times higher" in view.table.value
@@ -174,7 +185,7 @@ def test_the_widget_opens_populated_and_its_controls_replay_the_storm():
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
 
 
-# -- bad input --------------------------------------------------------------------------------------
+# -- bad input ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -219,6 +230,17 @@ def test_a_failed_configure_keeps_the_previous_results():
 def test_quiz_numeric_answers_are_the_engines():
     bank = quiz.load("ch06")
     numeric = {q["question"]: q for q in bank if q["type"] == "numeric"}
-    storm = next(q for text, q in numeric.items() if "in step" in text)
+    storm = next(q for text, q in numeric.items() if "RetryStormRun()" in text)
+    run = RetryStormRun()
     right = next(a["value"] for a in storm["answers"] if a.get("correct"))
-    assert right == RetryStormRun().results["none"]["recovered_at"] == 123
+    assert right == run.results["none"]["recovered_at"] == 123
+    wrong = {a["value"] for a in storm["answers"] if a.get("type") == "value"} - {123}
+    assert wrong == {15, 10, round(run.results["full"]["recovered_at"])}
+    assert "51.8 s" in next(a["feedback"] for a in storm["answers"] if a.get("value") == 52)
+    order = next(q for q in bank if "retry topic read 5 s later" in q["question"])
+    correct = next(a for a in order["answers"] if a["correct"])
+    result = retry_topic_order("retry_topic")
+    assert " -> ".join(result["order"]["order-42"]) == "created -> shipped -> paid"
+    assert correct["answer"].startswith("created, shipped, paid")
+    assert "14 s instead of 8 s" in correct["feedback"]
+    assert retry_topic_order("blocking")["finished_at"] == 14.0

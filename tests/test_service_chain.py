@@ -85,6 +85,8 @@ def test_compare_modes_defaults_to_the_lesson_example():
         ({"down": ["billing"]}, "service must be one of"),
         ({"down": "warehouse"}, "down must be a collection of service names"),
         ({"timeout_ms": 0}, "timeout_ms must be > 0"),
+        ({"failure": "crash"}, "failure must be one of 'hang', 'refuse'"),
+        ({"refuse_ms": -1}, "refuse_ms must be >= 0"),
         ({"order_ms": -1}, "order_ms must be >= 0"),
         ({"recovers_at_ms": {"warehouse": -1}}, "recovers_at_ms\\['warehouse'\\] must be >= 0"),
     ],
@@ -109,3 +111,16 @@ def test_settings_that_must_be_mappings_say_so(name):
         OrderFlow("async", **{name: 5})
     with pytest.raises(TypeError, match=f"{name} must be a mapping"):
         OrderFlow("async", **{name: []})
+
+
+def test_a_refused_connection_fails_at_once_but_the_partial_failure_stays():
+    """A dead process on a live host: the host's TCP stack answers the connection attempt with a
+    reset (RFC 9293, section 3.10.7.1: a SYN to a port with no listener gets a RST), so the call
+    fails within a round trip; only a hung process or an unreachable host costs the timeout."""
+    hung = OrderFlow("sync", down=["warehouse"]).run()
+    refused = OrderFlow("sync", down=["warehouse"], failure="refuse").run()
+    assert (hung.user_wait_ms, refused.user_wait_ms) == (8280.0, 3281.0)
+    assert refused.step("warehouse") == Step("warehouse", "refused", 3280.0, 3281.0)
+    assert refused.inconsistent and refused.outcome == "error"
+    assert refused.step("analytics").status == "not_reached"
+    assert hung.explanation == refused.explanation  # failing fast does not undo the payment

@@ -31,7 +31,7 @@ def test_opens_on_the_populated_blocking_default_run():
         == default_run().summary()
         == (
             "t=30s [block]: producer 10/s BLOCKED, produced 80, consumed 59, depth 20, lag 21, "
-            "rejected 0, dropped 0 low / 0 high; 1 consumers (0 idle) on 1 partitions"
+            "rejected 0, dropped 0 low / 0 high, held back 219; 1 consumers (0 idle) on 1 partitions"
         )
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
@@ -84,7 +84,7 @@ def test_reject_loses_and_block_does_not():
     rejecting.advance(30)
     assert rejecting.summary() == (
         "t=60s [reject]: producer 10/s, produced 140, consumed 119, depth 20, lag 21, "
-        "rejected 240, dropped 0 low / 0 high; 1 consumers (0 idle) on 1 partitions"
+        "rejected 240, dropped 0 low / 0 high, held back 220; 1 consumers (0 idle) on 1 partitions"
     )
     blocking = Backpressure()
     blocking.advance(30)

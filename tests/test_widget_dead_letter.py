@@ -239,3 +239,19 @@ def test_quiz_alerts_fire_once_per_crossing():
     run.advance(10)
     assert run.dlq.depth == 5
     assert len(run.dlq.alerts) == numeric(4) == 1
+
+
+def test_the_dlq_table_shows_who_wrote_the_error():
+    """The broker never knows the error (SQS moves the message and its attributes; RabbitMQ's
+    x-death header has a reason and a count): the table names the consumer that wrote it, or says
+    that none did."""
+    writing = DeadLetterRun(rate=0, max_receives=1)
+    writing.inject_poison()
+    writing.advance(5)
+    view = DeadLetters(writing)
+    assert "error (written by)" in view.dlq_table.value
+    assert f"{PoisonHandler.error} (A)".replace("'", "&#x27;") in view.dlq_table.value
+    silent = DeadLetterRun(rate=0, max_receives=1, write_error=False)
+    silent.inject_poison()
+    silent.advance(5)
+    assert "none: no consumer wrote one" in DeadLetters(silent).dlq_table.value

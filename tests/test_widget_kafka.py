@@ -241,6 +241,30 @@ def test_cluster_view_methods_validate_through_the_scenario():
     assert view.summary() == before
 
 
+def test_cluster_failure_script_button_uses_the_acks_and_unclean_controls():
+    from mqlib.scenarios.durability import durability_run, outcome
+
+    view = KafkaCluster(ClusterRun(replication_factor=2, min_insync_replicas=1))
+    view.acks_control.value = "all"
+    view.unclean_control.value = True
+    view.buttons["Run the failure script"].click()
+    assert view.message.value == ""
+    expected = outcome(durability_run(2, 1, "all", True))
+    assert view.script_outcome == expected and expected["acknowledged_lost"] == 51
+    assert view.summary() == durability_run(2, 1, "all", True).summary()
+    assert "51 of them lost" in view.script_html.value
+    assert "Lost records:</b> p0 offset 10" in view.lost_html.value
+    # From code: the values given move the controls; RF and min ISR stay the view's.
+    row = view.run_failure_script(acks=1, unclean_leader_election=False)
+    assert (view.acks_control.value, view.unclean_control.value) == (1, False)
+    assert (row["replication_factor"], row["acks"], row["acknowledged_lost"]) == (2, 1, 0)
+    # A one-replica topic has no follower to fall behind: refused, the view unchanged.
+    single = KafkaCluster(ClusterRun(replication_factor=1, min_insync_replicas=1))
+    before = single.summary()
+    single.buttons["Run the failure script"].click()
+    assert "replication_factor" in single.message.value and single.summary() == before
+
+
 # --- the facts the chapter pins, and its quiz answers ---
 
 

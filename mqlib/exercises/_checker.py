@@ -57,7 +57,9 @@ class Fault:
     text: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return self.text or f"{self.kind} {self.target}"
+        if not self.text:
+            return f"{self.kind} {self.target}"
+        return self.text.format(target=self.target, attempt=self.attempt, at=self.at)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Outcome:
         if time is None:
             self.broken_step = len(self.timeline) - 1 if self.timeline else None
         else:
-            self.broken_step = self.step(time, subject, "BROKEN: " + invariant, explanation)
+            self.broken_step = self.step(time, subject, "BROKEN: " + invariant)
 
     @property
     def failed(self) -> bool:
@@ -230,6 +232,7 @@ class Exercise:
     checks = ""
     min_size = 1
     max_size = 6
+    size_unit = "message(s)"
 
     def validate(self, solution: Any) -> Any:
         """Raise ``TypeError`` if ``solution`` is not of the kind the exercise needs; return the
@@ -272,18 +275,35 @@ class Exercise:
             outcome.hung = True  # type: ignore[attr-defined]
         except SolutionError as error:
             outcome.broke("the solution runs without errors", str(error))
+        # worlds may record a step out of time order (a producer's sends, then the group's
+        # start at t=0): show the timeline in time order, keeping the highlight on its step
+        order = sorted(range(len(outcome.timeline)), key=lambda i: outcome.timeline[i].time)
+        if order != list(range(len(order))):
+            outcome.timeline = [outcome.timeline[i] for i in order]
+            if outcome.broken_step is not None:
+                outcome.broken_step = order.index(outcome.broken_step)
         return outcome
 
     def smaller(self, schedule: Schedule) -> Iterator[Schedule]:
         """Candidate schedules one step smaller: one fault fewer, or one message fewer."""
         for i in range(len(schedule.faults)):
             yield replace(schedule, faults=schedule.faults[:i] + schedule.faults[i + 1 :])
-        if schedule.size > self.min_size:
-            size = schedule.size - 1
-            kept = tuple(f for f in schedule.faults if f.target <= size or not self.per_message)
-            yield replace(schedule, size=size, faults=kept)
+        if schedule.size <= self.min_size:
+            return
+        size = schedule.size - 1
+        kept = tuple(f for f in schedule.faults if f.target <= size or not self.per_message)
+        yield replace(schedule, size=size, faults=kept)
+        if self.renumber:  # drop message i, and renumber the ones after it
+            for i in range(1, schedule.size):
+                kept = tuple(
+                    replace(f, target=f.target - 1) if f.target > i else f
+                    for f in schedule.faults
+                    if f.target != i
+                )
+                yield replace(schedule, size=size, faults=kept)
 
     per_message = True  # do faults name a message number (so dropping messages drops them)?
+    renumber = False  # ... and may any message be dropped, the later ones renumbered?
 
 
 # -- the result -------------------------------------------------------------------------------
@@ -303,6 +323,7 @@ class Counterexample:
     explanation: str
     broken_step: int | None
     unshrunk_faults: int
+    size_unit: str = "message(s)"
 
     def timeline_text(self) -> list[str]:
         lines = []
@@ -351,7 +372,7 @@ class CheckResult:
             self._headline(),
             f"Broken: {cx.invariant}.",
             f"Why: {cx.explanation}.",
-            f"Smallest failing schedule: {cx.size} message(s); faults{shrunk}: {faults}.",
+            f"Smallest failing schedule: {cx.size} {cx.size_unit}; faults{shrunk}: {faults}.",
             "Timeline (>> marks where it broke):",
             *cx.timeline_text(),
             f'Replay: check("{self.exercise}", {self.solution_name}, schedules=1, seed={cx.seed})',
@@ -384,7 +405,7 @@ class CheckResult:
             '<div class="mq-check mq-fail" style="border-left:4px solid #D55E00;padding:4px 8px">'
             f"<p><b>&#10008; {esc(self._headline())}</b></p>"
             f"<p><b>Broken:</b> {esc(cx.invariant)}.<br><b>Why:</b> {esc(cx.explanation)}."
-            f"<br><b>Smallest failing schedule:</b> {cx.size} message(s); faults: {faults}.</p>"
+            f"<br><b>Smallest failing schedule:</b> {cx.size} {esc(cx.size_unit)}; faults: {faults}.</p>"
             '<table><thead><tr><th>time</th><th>who</th><th>what</th><th>detail</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
             f'<p>Replay: <code>check("{esc(self.exercise)}", {esc(self.solution_name)}, '
@@ -403,7 +424,8 @@ def _shrink(exercise: Exercise, solution: Any, schedule: Schedule, outcome: Outc
         for candidate in exercise.smaller(schedule):
             runs += 1
             trial = exercise.trial(solution, candidate)
-            if trial.failed and not getattr(trial, "hung", False):
+            # keep the same failure while shrinking, so the story does not change its subject
+            if trial.invariant == outcome.invariant and not getattr(trial, "hung", False):
                 schedule, outcome, improved = candidate, trial, True
                 break
             if runs >= MAX_SHRINK_RUNS:
@@ -417,7 +439,9 @@ def run_check(
     """Run ``solution`` under ``schedules`` schedules (seeds ``seed``, ``seed + 1``, ...)."""
     check.integer("schedules", schedules, minimum=1, maximum=100_000)
     check.integer("seed", seed, minimum=0)
-    name = getattr(solution, "__name__", None) or type(solution).__name__
+    name = "config" if isinstance(solution, dict) else (
+        getattr(solution, "__name__", None) or type(solution).__name__
+    )
     prepared = exercise.validate(solution)
     for i in range(schedules):
         schedule = exercise.schedule(seed + i)
@@ -443,6 +467,7 @@ def run_check(
                 outcome.explanation,
                 outcome.broken_step,
                 unshrunk,
+                exercise.size_unit,
             ),
             solution_name=name,
         )

@@ -315,6 +315,8 @@ class HeartbeatWorker(Exercise):
         f"t={HORIZON:g} s, so a job whose worker crashed must come back and be done again."
     )
     max_size = 6
+    renumber = True
+    size_unit = "job(s)"
 
     def validate(self, solution: Any) -> Any:
         return callable_with(solution, "work", 2, "work(job, msg)")
@@ -324,16 +326,16 @@ class HeartbeatWorker(Exercise):
         for n in range(1, size + 1):
             parts = rng.randint(1, 6)
             if parts != 2:
-                faults.append(Fault("parts", n, 0, parts, f"m{n} has {parts} parts"))
+                faults.append(Fault("parts", n, 0, parts, "m{target} has {at} parts"))
             for p in range(1, parts + 1):
                 if rng.random() < 0.15:
-                    faults.append(Fault("slow", n, 0, p, f"part {p} of m{n} is slow ({SLOW:g} s)"))
+                    faults.append(Fault("slow", n, 0, p, f"part {{at}} of m{{target}} is slow ({SLOW:g} s)"))
             for attempt in (1, 2):
                 if rng.random() < 0.25:
                     p = rng.randint(1, parts)
                     faults.append(
                         Fault("crash", n, attempt, p,
-                              f"worker crashes during part {p} of m{n}, receive {attempt}")
+                              "worker crashes during part {at} of m{target}, receive {attempt}")
                     )
         return faults
 

@@ -79,6 +79,8 @@ class RouteEvents(Exercise):
     )
     min_size = 2
     max_size = 10
+    renumber = True
+    size_unit = "event(s)"
 
     def validate(self, solution: Any) -> Any:
         if isinstance(solution, type):
@@ -102,15 +104,15 @@ class RouteEvents(Exercise):
         for k in range(1, size + 1):
             t = rng.randrange(len(TYPES))
             if t:
-                faults.append(Fault("type", k, 0, t, f"e{k} is {TYPES[t]}"))
+                faults.append(Fault("type", k, 0, t, f"e{{target}} is {TYPES[t]}"))
         if rng.random() < 0.6:
             k = rng.randint(1, size)
-            faults.append(Fault("join", k, 0, 0, f"fraud starts just before e{k}"))
+            faults.append(Fault("join", k, 0, 0, "fraud starts just before e{target}"))
         names = [m.name for s, (n, w) in SERVICES.items() for m in _members(s, n, w)]
         for _ in range(rng.randint(0, 2)):
             k = rng.randint(1, size)
             i = rng.randrange(len(names))
-            faults.append(Fault("crash", k, i, 0, f"{names[i]} crashes before e{k}, back 2 later"))
+            faults.append(Fault("crash", k, i, 0, f"{names[i]} crashes before e{{target}}, back 2 events later"))
         return faults
 
     def run(self, solution, schedule, out):

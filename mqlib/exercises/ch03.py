@@ -71,6 +71,7 @@ class IdempotentCharge(Exercise):
     )
     min_size = 1
     max_size = 8
+    renumber = True
 
     def validate(self, solution: Any) -> Any:
         return callable_with(solution, "handle", 2, "handle(message, balance_store)")
@@ -87,14 +88,16 @@ class IdempotentCharge(Exercise):
             max_attempts=2,
         )
         texts = {
-            "lose_message": "the network loses send {a} of m{m}",
-            "lose_ack": "the broker's ack of m{m}'s send {a} is lost",
-            "lose_commit": "the commit after delivery {a} of m{m} is lost",
-            "crash_before_effect": "the consumer crashes before the effect, delivery {a} of m{m}",
-            "crash_after_effect": "the consumer crashes after the effect, delivery {a} of m{m}",
+            "lose_message": "the network loses send {attempt} of m{target}",
+            "lose_ack": "the broker's ack of m{target}'s send {attempt} is lost",
+            "lose_commit": "the commit after delivery {attempt} of m{target} is lost",
+            "crash_before_effect": "the consumer crashes before the effect, delivery {attempt} "
+            "of m{target}",
+            "crash_after_effect": "the consumer crashes after the effect, delivery {attempt} of "
+            "m{target}",
         }
         return [
-            Fault(f.kind, f.message, f.attempt, 0, texts[f.kind].format(m=f.message, a=f.attempt))
+            Fault(f.kind, f.message, f.attempt, 0, texts[f.kind])
             for f in faults
         ]
 
@@ -277,6 +280,7 @@ class OutboxRelay(Exercise):
         "lost), and no event is in it twice."
     )
     max_size = 6
+    size_unit = "row(s)"
     per_message = False
 
     def validate(self, solution: Any) -> Any:

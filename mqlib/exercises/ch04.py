@@ -68,6 +68,7 @@ class KeyAndPartitions(Exercise):
     )
     min_size = 2
     max_size = 8
+    size_unit = "customer(s)"
 
     def validate(self, solution: Any) -> Any:
         if isinstance(solution, type):
@@ -111,6 +112,12 @@ class KeyAndPartitions(Exercise):
                 consumers -= 1
                 faults.append(Fault("leave", t, consumers, 0, f"a member leaves at t={t} s"))
         return faults
+
+    def starter(self):
+        return Starter
+
+    def reference(self):
+        return Reference
 
     def run(self, plan, schedule, out):
         budget = Budget()
@@ -264,10 +271,14 @@ class KeyAndPartitions(Exercise):
             t = min(later)
 
 
-class Starter:
-    """Key by order id, three partitions. (Which checks does it break?)"""
+def _plans():
+    return Starter, Reference
 
-    partitions = 3
+
+class Starter:
+    """Key by order id, six partitions. (Which check does it break?)"""
+
+    partitions = 6
 
     def key(self, event):
         return str(event.order_id)

@@ -19,6 +19,8 @@ selected by ``mode``:
 ``"rate_limit"``
     Cooperative backpressure: the queue is unbounded, but the producer watches consumer lag and,
     while the lag is above ``lag_threshold``, sends at ``throttled_rate`` instead of its full rate.
+    That is not free: the sends it does not make are demand *held back* upstream, counted in
+    ``held_back`` exactly as the sends a blocked producer could not make.
 ``"shed"``
     Load shedding: messages carry a priority (``"high"`` or ``"low"``). While ``shed_threshold`` or
     more messages wait, the queue drops incoming *low*-priority messages and keeps every high one.
@@ -307,6 +309,10 @@ class RateProducer:
     probability ``low_priority_share``. In ``"block"`` mode a full queue makes the producer wait
     (its effective rate drops); in ``"rate_limit"`` mode it sends at ``throttled_rate`` while the
     consumer lag is above ``lag_threshold``. ``rate=0`` pauses it.
+
+    :meth:`held_back` counts what either costs: the sends the producer wanted to make at its full
+    ``rate`` and did not (its callers waited, or had to buffer), whether it was blocked on a full
+    queue or throttled by lag.
     """
 
     def __init__(
@@ -331,6 +337,8 @@ class RateProducer:
         self.throttled_rate = check.positive("throttled_rate", throttled_rate)
         self.attempted = 0
         self.attempted_by_priority = {p: 0 for p in PRIORITIES}
+        self._wanted = 0.0  # sends wanted at the full rate up to _wanted_since
+        self._wanted_since = sim.now
         self.blocked = False
         self.blocked_seconds = 0.0
         self._last_send: float | None = None
@@ -351,8 +359,19 @@ class RateProducer:
 
     def set_rate(self, rate: float) -> None:
         """Messages per second to aim for, taking effect at once (0 pauses the producer)."""
-        self.rate = check.non_negative("rate", rate)
+        rate = check.non_negative("rate", rate)
+        self._wanted += self.rate * (self.sim.now - self._wanted_since)
+        self._wanted_since = self.sim.now
+        self.rate = rate
         self._process.interrupt("rate changed")
+
+    def wanted(self) -> int:
+        """Sends the producer wanted to make so far: its full ``rate`` over the time elapsed."""
+        return math.floor(self._wanted + self.rate * (self.sim.now - self._wanted_since) + 1e-9)
+
+    def held_back(self) -> int:
+        """Wanted sends not made: demand held back upstream by blocking or throttling."""
+        return max(0, self.wanted() - self.attempted)
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """The producer loop: wait for the next send time, draw a priority, publish."""
@@ -480,10 +499,12 @@ class Backlog:
     the queue; then the consumers take up to ``min(consumers, partitions) * consumer_rate * step``
     of them. No message objects exist, so an hour at 10,000 messages per second is 3,600 steps.
 
-    Attributes (all whole numbers): ``offered`` (what the producer wanted to send), ``produced``
-    (what entered the queue: the last produced offset), ``consumed`` (the last consumed offset),
-    ``depth`` (waiting), ``rejected``, ``dropped`` (per priority), ``held_back`` (block mode: sends
-    the blocked producer did not make - slowed down, not lost).
+    Attributes (all whole numbers): ``offered`` (what the producer sent towards the queue),
+    ``produced`` (what entered the queue: the last produced offset), ``consumed`` (the last
+    consumed offset), ``depth`` (waiting), ``rejected``, ``dropped`` (per priority),
+    ``held_back`` (demand the producer did not get in: in block mode the sends a blocked
+    producer could not make, in rate_limit mode the sends throttling skipped - slowed down, not
+    lost, but its callers had to wait or buffer them).
     """
 
     def __init__(
@@ -515,6 +536,8 @@ class Backlog:
         self._produce = _Flow()
         self._flow_rate: float | None = None  # the rate self._produce is set to
         self._consume = _Flow()
+        self._demand = _Flow()  # the full-rate demand, to count what throttling holds back
+        self._demand_rate: float | None = None
         self.rate = check.non_negative("rate", rate)
         self.throttled_rate = throttled_rate
         self.consumer_rate = check.positive("consumer_rate", consumer_rate)
@@ -599,6 +622,12 @@ class Backlog:
             self._produce.set(_exact(rate) * self._step)
             self._flow_rate = rate
         offered = self._produce.take()
+        if self.rate != self._demand_rate:
+            self._demand.set(_exact(self.rate) * self._step)
+            self._demand_rate = self.rate
+        wanted = self._demand.take()
+        if throttled:
+            self.held_back += max(0, wanted - offered)
         self.offered += offered
         low_total = math.floor(self.offered * self._low_share)  # the exact share of all offered
         low = low_total - self._low_offered

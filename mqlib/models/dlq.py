@@ -54,9 +54,9 @@ A consumer that can fail reads like a real handler loop::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 

@@ -433,4 +433,7 @@ def run_orders(
 def _unpublished(service: OrderService) -> bool:
     if service.strategy != "outbox":
         return False
-    return service.db.execute("SELECT 1 FROM outbox WHERE published = 0 LIMIT 1").fetchone() is not None
+    return (
+        service.db.execute("SELECT 1 FROM outbox WHERE published = 0 LIMIT 1").fetchone()
+        is not None
+    )

@@ -130,7 +130,9 @@ class RetryPolicy:
         check.choice("error", error, ("transient", "permanent"))
         check.integer("attempt", attempt, minimum=1)
         if error == "permanent":
-            return Decision("dead_letter", reason="permanent error: a retry would fail the same way")
+            return Decision(
+                "dead_letter", reason="permanent error: a retry would fail the same way"
+            )
         if attempt >= self.max_attempts:
             return Decision("dead_letter", reason=f"transient error, {attempt} attempts used")
         return Decision("retry", delay=self.backoff.delay(attempt, rng))

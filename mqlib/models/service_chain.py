@@ -2,8 +2,13 @@
 
 *Synchronous*: the order service does its own work, then calls payment, inventory, email,
 warehouse and analytics one after another, waiting for each answer. A call to a service that is down
-(or slower than the timeout) waits the whole timeout and fails, the chain stops there, and the user
-gets an error. Whatever ran before the failure has already happened - the card is charged - while
+fails, the chain stops there, and the user gets an error. How long the failing call takes depends on
+how the service is down (``failure``): a *hung* service (or an unreachable host, or one slower than
+the timeout) never answers, so the call waits the whole timeout; a service whose process died on a
+host that is still up is *refused* at once, because the host's operating system rejects the
+connection (a TCP reset), so the call fails after about ``refuse_ms``.
+
+Whatever ran before the failure has already happened - the card is charged - while
 the services after it never heard of the order: a partial failure.
 
 *Asynchronous*: the order service does its own work, publishes one "order created" event and
@@ -44,12 +49,18 @@ EFFECTS: dict[str, str] = {
 
 MODES = ("sync", "async")
 
+FAILURES = ("hang", "refuse")
+"""How a down service fails a synchronous call: ``"hang"`` (no answer until the caller's timeout:
+a hung process or an unreachable host) or ``"refuse"`` (the connection is refused at once: the
+process is dead but its host is up)."""
+
 
 @dataclass(frozen=True)
 class Step:
     """What happened to one service for one order.
 
     ``status`` is ``"ok"``, ``"timeout"`` (the call failed after waiting the timeout),
+    ``"refused"`` (the connection was refused at once),
     ``"not_reached"`` (sync: the chain stopped before it), ``"queued"`` (async: the event is still
     waiting in the service's queue because the service is down) or ``"working"`` (async: the
     service has the event but had not finished when the run stopped at ``horizon_ms``).
@@ -121,6 +132,11 @@ class OrderFlow:
         Latency of each service; services not given keep :data:`DEFAULT_LATENCIES_MS`.
     down:
         Names of services that are down.
+    failure:
+        How a down service fails a synchronous call: ``"hang"`` (the default, the lesson's
+        example: no answer until ``timeout_ms``) or ``"refuse"`` (refused after ``refuse_ms``).
+    refuse_ms:
+        How long a refused connection takes to fail (a round trip to a live host: 1 ms).
     timeout_ms:
         How long a synchronous call waits before giving up (the lesson's example: 5,000 ms).
     order_ms:
@@ -140,6 +156,8 @@ class OrderFlow:
         *,
         latencies_ms: Mapping[str, float] | None = None,
         down: tuple[str, ...] | list[str] | set[str] = ("warehouse",),
+        failure: str = "hang",
+        refuse_ms: float = 1.0,
         timeout_ms: float = 5000.0,
         order_ms: float = 50.0,
         publish_ms: float = 5.0,
@@ -156,6 +174,8 @@ class OrderFlow:
         self.down: set[str] = set()
         for name in down:
             self.set_down(name, True)
+        self.failure = check.choice("failure", failure, FAILURES)
+        self.refuse_ms = check.non_negative("refuse_ms", refuse_ms)
         self.timeout_ms = check.positive("timeout_ms", timeout_ms)
         self.order_ms = check.non_negative("order_ms", order_ms)
         self.publish_ms = check.non_negative("publish_ms", publish_ms)
@@ -199,10 +219,16 @@ class OrderFlow:
             for i, name in enumerate(self.services):
                 start = sim.now
                 latency = self.latencies_ms[name]
-                if name in self.down or latency > self.timeout_ms:
-                    yield sim.timeout(self.timeout_ms)
-                    sim.record("call_timeout", service=name)
-                    steps.append(Step(name, "timeout", start, sim.now))
+                refused = name in self.down and self.failure == "refuse"
+                if refused or name in self.down or latency > self.timeout_ms:
+                    if refused:  # a dead process on a live host: the connection is reset
+                        yield sim.timeout(self.refuse_ms)
+                        sim.record("call_refused", service=name)
+                        steps.append(Step(name, "refused", start, sim.now))
+                    else:  # hung or unreachable: nothing comes back until the timeout
+                        yield sim.timeout(self.timeout_ms)
+                        sim.record("call_timeout", service=name)
+                        steps.append(Step(name, "timeout", start, sim.now))
                     steps.extend(Step(n, "not_reached", None, None) for n in self.services[i + 1 :])
                     state["failed"] = name
                     break

@@ -16,8 +16,9 @@ consumers of one queue; a Kafka group splits *by partition* instead, see
 Groups and members come and go at any time:
 
 * A group that subscribes late receives the messages published **from then on**, without any
-  change to the producer (a new subscription starts at the end, like Kafka's
-  ``auto.offset.reset=latest`` or a freshly bound RabbitMQ queue).
+  change to the producer (a new subscription starts at the end, like a Kafka group with no
+  committed offset under ``auto.offset.reset=latest``, Kafka's default, or a freshly bound
+  RabbitMQ queue).
 * A group whose members have all left keeps its subscription: its messages wait in the group's
   backlog (:attr:`ConsumerGroup.pending`) and are handed out when a member joins again.
 * A member that leaves gets nothing more; the round-robin continues over those still there.

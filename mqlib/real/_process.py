@@ -43,6 +43,7 @@ __all__ = [
     "ServerError",
     "ServerNotFoundError",
     "free_port",
+    "free_ports",
     "pid_alive",
     "tagged_broker_processes",
     "wait_for",
@@ -62,7 +63,8 @@ SESSION_ENV_VAR = "MQLIB_TEST_SESSION"
 
 #: Process names (``/proc/<pid>/comm``) of the brokers the course starts, and their helpers.
 BROKER_PROGRAMS = frozenset(
-    {"beam.smp", "epmd", "erl_child_setup", "inet_gethost", "valkey-server", "redis-server",
+    {"beam.smp", "epmd", "erl_child_setup", "inet_gethost", "rabbitmq-server", "valkey-server",
+     "redis-server",
      "tansu", "nats-server", "moto_server"}
 )  # fmt: skip
 
@@ -77,9 +79,19 @@ class ServerNotFoundError(ServerError, FileNotFoundError):
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing is listening on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (all held open while choosing)."""
+    _validate.integer("count", count, minimum=1, maximum=100)
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def pid_alive(pid: int) -> bool:
@@ -198,6 +210,11 @@ def _terminate(
             with contextlib.suppress(OSError):
                 handle.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _lost_port_race(log: str) -> bool:
+    lowered = log.lower()
+    return "eaddrinuse" in lowered or "address already in use" in lowered
 
 
 class LocalServer:
@@ -344,7 +361,7 @@ class LocalServer:
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def start(self, *, wait: bool = True) -> Any:
+    def start(self, *, wait: bool = True, _retry: bool = True) -> Any:
         """Start the server and wait until it is ready. Returns ``self``.
 
         With ``wait=False`` it only launches the processes and returns at once, so a slow server
@@ -372,7 +389,14 @@ class LocalServer:
             self.stop()
             raise
         if wait:
-            self.wait_until_ready()
+            try:
+                self.wait_until_ready()
+            except ServerError as exc:
+                # Another program took one of our free ports between choosing and binding it:
+                # choose again, once.
+                if not _retry or not _lost_port_race(str(exc)):
+                    raise
+                return self.start(wait=True, _retry=False)
         return self
 
     def wait_until_ready(self) -> Any:

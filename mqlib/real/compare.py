@@ -31,7 +31,14 @@ from mqlib import _validate
 from mqlib.real._process import ServerError
 from mqlib.real.scripts import ROWS, Cell
 
-__all__ = ["BROKERS", "Comparison", "Column", "compare_brokers", "simulator_column"]
+__all__ = [
+    "BROKERS",
+    "Column",
+    "Comparison",
+    "compare_brokers",
+    "side_by_side",
+    "simulator_column",
+]
 
 SIMULATOR = "simulator (mqlib)"
 
@@ -144,6 +151,39 @@ class Comparison:
 
     def __repr__(self) -> str:
         return self.to_markdown()
+
+
+def side_by_side(simulated: Any, real: Any, broker: str) -> str:
+    """Two work-queue runs (:class:`~mqlib.real.differential.QueueOutcome`) row by row.
+
+    Like :func:`mqlib.real.differential.side_by_side`, with the real broker's name as the
+    heading: each receive as ``who: message #count ACK``, whether the rows agree, and what each
+    run left in its queue.
+    """
+    from mqlib.real.differential import QueueOutcome
+
+    if not isinstance(simulated, QueueOutcome) or not isinstance(real, QueueOutcome):
+        raise TypeError(
+            "simulated and real must be QueueOutcome objects, got "
+            f"{type(simulated).__name__} and {type(real).__name__}"
+        )
+    _validate.text("broker", broker)
+
+    def cell(d: Any) -> str:
+        if d is None:
+            return "-"
+        if d.message is None:
+            return f"{d.who}: (nothing)"
+        return f"{d.who}: {d.message} #{d.count} {'ACK' if d.acked else 'no ACK'}"
+
+    lines = [f"{'simulator':28} {broker:28} same?"]
+    rows = max(len(simulated.deliveries), len(real.deliveries))
+    for i in range(rows):
+        a = simulated.deliveries[i] if i < len(simulated.deliveries) else None
+        b = real.deliveries[i] if i < len(real.deliveries) else None
+        lines.append(f"{cell(a):28} {cell(b):28} {'yes' if a == b else 'NO'}")
+    lines.append(f"left in the queue: simulator {simulated.remaining}, {broker} {real.remaining}")
+    return "\n".join(lines)
 
 
 def simulator_column() -> Column:

@@ -27,12 +27,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
-from mqlib.real._process import HOST, LocalServer, ServerNotFoundError, free_port
+from mqlib import _validate
+from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_ports
 
-__all__ = ["RabbitMQServer", "find_rabbitmq", "start_rabbitmq"]
+__all__ = [
+    "RabbitMQServer",
+    "find_rabbitmq",
+    "start_rabbitmq",
+    "ServerError",
+    "ServerNotFoundError",
+]
 
 #: Where Debian's package puts the launcher that runs in the foreground as the calling user.
 #: (``/usr/sbin/rabbitmq-server`` is a wrapper that switches to the ``rabbitmq`` user.)
@@ -81,7 +89,7 @@ class RabbitMQServer(LocalServer):
         self.node: str | None = None
 
     def _launch(self, tmp_dir: Path) -> None:
-        amqp, dist, epmd_port = free_port(), free_port(), free_port()
+        amqp, dist, epmd_port = free_ports(3)
         home, mnesia, logs = tmp_dir / "home", tmp_dir / "mnesia", tmp_dir / "log"
         for folder in (home, mnesia, logs):
             folder.mkdir()
@@ -119,15 +127,15 @@ class RabbitMQServer(LocalServer):
         self._procs.reverse()
 
     def _ready(self) -> bool:
-        import pika
-        import pika.exceptions
-
+        # The start of an AMQP handshake by hand: the protocol header, answered by the broker's
+        # Connection.Start method frame (frame type 1) once it accepts clients. (pika would do,
+        # but it logs an ERROR line for every refused attempt while the node boots.)
         try:
-            connection = pika.BlockingConnection(self._parameters(timeout=1.0))
-        except (pika.exceptions.AMQPError, OSError):
+            with socket.create_connection((HOST, self._port), timeout=1.0) as sock:
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                return sock.recv(1) == b"\x01"
+        except OSError:
             return False
-        connection.close()
-        return True
 
     def _parameters(self, *, timeout: float = 5.0) -> Any:
         import pika
@@ -171,6 +179,22 @@ class RabbitMQServer(LocalServer):
         return pika.BlockingConnection(self.parameters)
 
 
-def start_rabbitmq(*, startup_timeout: float = 30.0) -> RabbitMQServer:
-    """Start a :class:`RabbitMQServer` and return it, running: the notebook-friendly form."""
-    return RabbitMQServer(startup_timeout=startup_timeout).start()
+def start_rabbitmq(
+    *, wait: bool = True, missing_ok: bool = False, startup_timeout: float = 30.0
+) -> RabbitMQServer | None:
+    """Start a :class:`RabbitMQServer` and return it: the notebook-friendly form.
+
+    It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
+    ``wait=False`` returns while it is still starting (the first use waits for it).
+    ``missing_ok=True``: if the server program is not installed, print what to install and
+    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    """
+    _validate.boolean("missing_ok", missing_ok)
+    try:
+        server = RabbitMQServer(startup_timeout=startup_timeout)
+    except ServerNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"Skipping the {RabbitMQServer.name} lab: {missing}")
+        return None
+    return server.start(wait=wait)

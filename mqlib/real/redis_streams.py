@@ -29,9 +29,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mqlib.real._process import HOST, LocalServer, ServerNotFoundError, free_port
+from mqlib import _validate
+from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_port
 
-__all__ = ["RedisServer", "find_valkey_server", "start_redis"]
+__all__ = ["RedisServer", "find_valkey_server", "start_redis", "ServerError", "ServerNotFoundError"]
 
 #: Environment variable that may point at a ``valkey-server`` or ``redis-server`` executable.
 BINARY_ENV_VAR = "MQLIB_VALKEY_SERVER"
@@ -94,6 +95,9 @@ class RedisServer(LocalServer):
                 "--appendonly", "no",
                 "--daemonize", "no",
                 "--protected-mode", "yes",
+                # Keep argv and the environment as started: a rewritten process title would
+                # overwrite the environment that the test suite's leak check reads.
+                "--set-proc-title", "no",
             ],
             log_name="valkey.log",
         )  # fmt: skip
@@ -134,6 +138,22 @@ class RedisServer(LocalServer):
         return redis.Redis(host=HOST, port=self.port, **kwargs)
 
 
-def start_redis(*, startup_timeout: float = 10.0) -> RedisServer:
-    """Start a :class:`RedisServer` and return it, running: the notebook-friendly form."""
-    return RedisServer(startup_timeout=startup_timeout).start()
+def start_redis(
+    *, wait: bool = True, missing_ok: bool = False, startup_timeout: float = 10.0
+) -> RedisServer | None:
+    """Start a :class:`RedisServer` and return it: the notebook-friendly form.
+
+    It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
+    ``wait=False`` returns while it is still starting (the first use waits for it).
+    ``missing_ok=True``: if the server program is not installed, print what to install and
+    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    """
+    _validate.boolean("missing_ok", missing_ok)
+    try:
+        server = RedisServer(startup_timeout=startup_timeout)
+    except ServerNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"Skipping the {RedisServer.name} lab: {missing}")
+        return None
+    return server.start(wait=wait)

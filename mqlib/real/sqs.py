@@ -34,9 +34,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mqlib.real._process import HOST, LocalServer, ServerNotFoundError, free_port
+from mqlib import _validate
+from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_port
 
-__all__ = ["REGION", "SQSServer", "find_moto_server", "start_sqs"]
+__all__ = [
+    "REGION",
+    "SQSServer",
+    "find_moto_server",
+    "start_sqs",
+    "ServerError",
+    "ServerNotFoundError",
+]
 
 #: The region the emulated account lives in (any region works; the client must name the same).
 REGION = "us-east-1"
@@ -119,6 +127,22 @@ class SQSServer(LocalServer):
         return boto3.client("sqs", endpoint_url=self.endpoint_url, **kwargs)
 
 
-def start_sqs(*, startup_timeout: float = 20.0) -> SQSServer:
-    """Start an :class:`SQSServer` and return it, running: the notebook-friendly form."""
-    return SQSServer(startup_timeout=startup_timeout).start()
+def start_sqs(
+    *, wait: bool = True, missing_ok: bool = False, startup_timeout: float = 20.0
+) -> SQSServer | None:
+    """Start a :class:`SQSServer` and return it: the notebook-friendly form.
+
+    It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
+    ``wait=False`` returns while it is still starting (the first use waits for it).
+    ``missing_ok=True``: if the server program is not installed, print what to install and
+    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    """
+    _validate.boolean("missing_ok", missing_ok)
+    try:
+        server = SQSServer(startup_timeout=startup_timeout)
+    except ServerNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"Skipping the {SQSServer.name} lab: {missing}")
+        return None
+    return server.start(wait=wait)

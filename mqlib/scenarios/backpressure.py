@@ -212,6 +212,7 @@ class BackpressureRun(SampledRun):
             "dropped": dict(b.dropped),
             "producer_blocked": p.blocked,
             "blocked_seconds": p.blocked_seconds,
+            "held_back": p.held_back(),
             "assignment": {m: list(ps) for m, ps in b.assignment.items()},
             "consumed_by": {n: c.consumed for n, c in self.consumers.items()},
         }
@@ -230,7 +231,8 @@ class BackpressureRun(SampledRun):
             f"{' BLOCKED' if s['producer_blocked'] else ''}, produced {s['produced']}, "
             f"consumed {s['consumed']}, depth {s['depth']}, lag {s['lag']}, "
             f"rejected {s['rejected']}, dropped {s['dropped']['low']} low / "
-            f"{s['dropped']['high']} high; {len(self.consumers)} consumers "
+            f"{s['dropped']['high']} high, held back {s['held_back']}; "
+            f"{len(self.consumers)} consumers "
             f"({idle} idle) on {self.broker.partition_count} partitions"
         )
 
@@ -266,7 +268,8 @@ class LargeScaleRun(Backlog):
         lost = s["rejected"] + s["dropped"]["low"] + s["dropped"]["high"]
         return (
             f"t={s['time']:g}s [{s['mode']}]: produced {s['produced']:,}, consumed "
-            f"{s['consumed']:,}, lag {s['lag']:,} messages behind, lost {lost:,}; "
+            f"{s['consumed']:,}, lag {s['lag']:,} messages behind, lost {lost:,}, "
+            f"held back {s['held_back']:,}; "
             f"{s['active_consumers']} busy / {s['idle_consumers']} idle consumers"
         )
 

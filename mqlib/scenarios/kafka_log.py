@@ -240,9 +240,10 @@ def default_run() -> KafkaLogRun:
     Topic ``orders`` with 3 partitions and 30 s retention. Groups ``billing`` (2 members; range
     assignor: ``billing-1`` owns partitions 0 and 1, ``billing-2`` partition 2) and
     ``analytics`` (1 member), created before anything is produced, so Kafka's default
-    ``auto.offset.reset=latest`` starts them at offset 0. Orders 42, 43 and 44 each go created -> paid -> shipped, one record
-    per second, keyed by order: ``order-42`` hashes to partition 0, ``order-43`` to 1,
-    ``order-44`` to 2, so each partition holds one order's events at offsets 0, 1, 2.
+    ``auto.offset.reset=latest`` starts them at offset 0. Orders 42, 43 and 44 each go
+    created -> paid -> shipped, one record per second, keyed by order: ``order-42`` hashes to
+    partition 0, ``order-43`` to 1, ``order-44`` to 2, so each partition holds one order's events
+    at offsets 0, 1, 2.
 
     At t=9 s billing reads all 9 records (lag 0); analytics reads one per partition (lag 2 on
     each, 6 in all); billing rewinds partition 0 to offset 0 and reads order 42's 3 events again.

@@ -302,8 +302,8 @@ class Repartition:
 
 
 def repartition(before: int, after: int, orders: Iterable[int] = DEFAULT_ORDERS) -> Repartition:
-    """Where Kafka's partitioner puts each order's key with ``before`` partitions and with
-    ``after`` partitions.
+    """Where the Java client's partitioner puts each order's key with ``before`` partitions and
+    with ``after`` partitions.
 
     >>> change = repartition(4, 5)
     >>> change.mapping

@@ -80,8 +80,15 @@ def crash_sweep(
     check.integer("orders", orders, minimum=1, maximum=1000)
     check.integer("first_seed", first_seed)
     totals = {
-        _label(s, i): {"setup": _label(s, i), "schedules": schedules, "crashes": 0, "lost": 0,
-                       "phantom": 0, "doubled": 0, "clean": 0}  # fmt: skip
+        _label(s, i): {
+            "setup": _label(s, i),
+            "schedules": schedules,
+            "crashes": 0,
+            "lost": 0,
+            "phantom": 0,
+            "doubled": 0,
+            "clean": 0,
+        }
         for s, i in SETUPS
     }
     for seed in range(first_seed, first_seed + schedules):

@@ -309,7 +309,8 @@ def experiment_overload(
     seconds: float = 30.0, rate: float = 15.0, capacity: int = 20, seed: int = 0
 ) -> dict[str, Any]:
     """Experiment 4: ``rate`` msg/s with only consumer A alive, for ``seconds``, once without and
-    once with backpressure (a queue bounded at ``capacity``)."""
+    once with backpressure (a queue bounded at ``capacity``). The bounded run also reports
+    ``demand`` (what the producer was asked to send) and ``held_back`` (demand it did not send)."""
     check.positive("seconds", seconds)
     results: dict[str, Any] = {}
     for backpressure in (False, True):
@@ -327,6 +328,11 @@ def experiment_overload(
             "producer_rate": s["sent"] / seconds,
             "summary": run.summary(),
         }
+    # The demand is what the unbounded run sent (the producer never waited there); what the
+    # bounded run did not send was held back upstream, not done: backpressure is not free.
+    bounded = results["with_backpressure"]
+    bounded["demand"] = results["without_backpressure"]["sent"]
+    bounded["held_back"] = bounded["demand"] - bounded["sent"]
     results["capacity"] = capacity
     return results
 

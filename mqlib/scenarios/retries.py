@@ -14,8 +14,14 @@ from typing import Any
 
 from .. import _validate as check
 from ..core import Simulation
-from ..models.retries import JITTER_MODES, Backoff, Dependency, RetryingConsumer, RetryPolicy
-from ..models.retries import RetryTopicConsumer
+from ..models.retries import (
+    JITTER_MODES,
+    Backoff,
+    Dependency,
+    RetryingConsumer,
+    RetryPolicy,
+    RetryTopicConsumer,
+)
 
 __all__ = ["RetryStormRun", "retry_storm", "retry_topic_order"]
 
@@ -145,11 +151,15 @@ class RetryStormRun:
         """One line: both storms' peak load after recovery and time to finish."""
         none, full = self.results["none"], self.results["full"]
         s = self.settings
+        in_step = (
+            f"peak {none['peak_after_recovery']} calls/s, all done at t={none['recovered_at']:.1f}s"
+        )
+        jittered = (
+            f"peak {full['peak_after_recovery']} calls/s, all done at t={full['recovered_at']:.1f}s"
+        )
         return (
             f"{s['consumers']} consumers, dependency down until t={s['recovers_at']:g}s then "
-            f"{s['capacity']} calls/s: in step peak {none['peak_after_recovery']} calls/s, all done "
-            f"at t={none['recovered_at']:.1f}s; full jitter peak {full['peak_after_recovery']} "
-            f"calls/s, all done at t={full['recovered_at']:.1f}s"
+            f"{s['capacity']} calls/s: in step {in_step}; full jitter {jittered}"
         )
 
 

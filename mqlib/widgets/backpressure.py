@@ -243,9 +243,11 @@ class Backpressure(SimulationView):
             style={"button_width": "146px"},
             tooltips=[
                 "no limit: the queue grows as long as the producer is faster",
-                "a full queue makes the producer wait: nothing is lost",
+                "a full queue makes the producer wait: nothing is lost, but the sends it "
+                "cannot make are held back upstream",
                 "a full queue refuses the message: the producer gets an error",
-                "the producer slows down while the consumer lag is above the threshold",
+                "the producer slows down while the consumer lag is above the threshold: the "
+                "sends it skips are held back upstream, not free",
                 "above the threshold the queue drops low-priority messages",
             ],
         )

@@ -101,7 +101,9 @@ class KafkaCluster(SimulationView):
         self._sync(self.acks_control, acks)
         self._sync(self.unclean_control, bool(unclean_leader_election))
         self.script_outcome = outcome(run)
-        self.script_html.value = f"<b>Failure script:</b> {html.escape(summary(self.script_outcome))}"
+        self.script_html.value = (
+            f"<b>Failure script:</b> {html.escape(summary(self.script_outcome))}"
+        )
         self.refresh()
         return self.script_outcome
 

@@ -43,6 +43,14 @@ def _label_ticks(ids: list[str], keep: set[str], most: int = 6) -> list[str]:
     return [ids[i] for i in sorted(chosen)]
 
 
+def _error_text(entry: dict[str, Any]) -> str:
+    """The error a consumer wrote into a dead letter, and who wrote it; the broker knows none."""
+    if entry["last_error"] is None:
+        return "none: no consumer wrote one"
+    writer = entry["attributes"].get("error_by")
+    return f"{entry['last_error']} ({writer})" if writer else str(entry["last_error"])
+
+
 def _messages(count: int) -> str:
     return f"{count} message{'' if count == 1 else 's'}"
 
@@ -285,7 +293,8 @@ class DeadLetters(SimulationView):
             value=queue.ordered,
             tooltips=[
                 "consumers take any visible message (an SQS standard queue)",
-                "one message at a time in send order (an SQS FIFO queue, one message group)",
+                "one message at a time in send order (an SQS FIFO queue with one message "
+                "group: every message waits behind the head)",
             ],
             style={"button_width": "120px"},
         )
@@ -355,8 +364,9 @@ class DeadLetters(SimulationView):
             ),
             w.HTML(
                 "<small>Switching between Standard and FIFO starts a fresh run (stopped, at "
-                "t=0, bug present). Changing max receives or the DLQ applies the next time a "
-                "message would become visible again.</small>"
+                "t=0, bug present). Changing max receives or the DLQ applies at each message's "
+                "next receive: a message whose receive count would exceed max receives is moved "
+                "to the DLQ instead of being handed out.</small>"
             ),
         ]
         self.view = w.VBox(
@@ -465,7 +475,7 @@ class DeadLetters(SimulationView):
             "<tr>"
             f"<td>{html.escape(e['message_id'])}</td>"
             f"<td style='text-align:right'>{e['receive_count']}</td>"
-            f"<td><code>{html.escape(str(e['last_error']))}</code></td>"
+            f"<td><code>{html.escape(_error_text(e))}</code></td>"
             f"<td style='text-align:right'>{e['dead_lettered_at']:g}</td>"
             f"<td>{html.escape(e['source'])}</td>"
             "</tr>"
@@ -475,6 +485,6 @@ class DeadLetters(SimulationView):
         self.dlq_table.value = (
             f"{head}, {_messages(len(entries))}:"
             "<table style='border-collapse:collapse'><tr><th>message</th><th>receives</th>"
-            "<th>last error</th><th>moved at (s)</th><th>from queue</th></tr>"
+            "<th>error (written by)</th><th>moved at (s)</th><th>from queue</th></tr>"
             f"{cells}</table>{more}"
         )

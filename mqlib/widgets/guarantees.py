@@ -64,7 +64,8 @@ class DeliveryGuarantees(SimulationView):
         self._act("inject_lost_ack")
 
     def inject_lost_commit(self) -> None:
-        """The consumer's offset commit for the next message never reaches the broker."""
+        """The consumer's offset commit for the next message never reaches the broker (Kafka's
+        rule: its next commit covers it, unless the consumer crashes before that)."""
         self._act("inject_lost_commit")
 
     def crash_consumer(self, point: str = "after_effect") -> None:
@@ -153,7 +154,7 @@ class DeliveryGuarantees(SimulationView):
             value=self.run.guarantee,
             tooltips=[
                 "send once, never retry; commit before charging",
-                "retry until acked; charge, then commit",
+                "retry until acked, no deduplication at the broker; charge, then commit",
                 "idempotent producer + consumer that records processed ids",
             ],
             style={"button_width": "110px"},
@@ -193,7 +194,8 @@ class DeliveryGuarantees(SimulationView):
                 self._button(
                     "Lose next commit",
                     self.inject_lost_commit,
-                    "the consumer's offset commit for the next message is lost",
+                    "the consumer's offset commit for the next message is lost; as on Kafka, "
+                    "its next commit covers it unless the consumer crashes first",
                     "bolt",
                 ),
             ]

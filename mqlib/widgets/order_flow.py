@@ -9,7 +9,11 @@ from .. import _validate as check
 from ..models.service_chain import DEFAULT_LATENCIES_MS, MODES, FlowResult, OrderFlow
 from ._base import PALETTE, SimulationView
 
-STATUS_COLOURS = {"ok": PALETTE["blue"], "timeout": PALETTE["vermillion"]}
+STATUS_COLOURS = {
+    "ok": PALETTE["blue"],
+    "timeout": PALETTE["vermillion"],
+    "refused": PALETTE["vermillion"],
+}
 ROWS = ["order service", *DEFAULT_LATENCIES_MS]
 NOTES = {"not_reached": "never called", "queued": "still waiting in its queue"}
 
@@ -181,6 +185,7 @@ class SyncVsAsync(SimulationView):
             box = w.Checkbox(
                 value=name in self.flow.down,
                 description="down",
+                tooltip="down = hung or unreachable: a synchronous call waits for its timeout",
                 indent=False,
                 layout=w.Layout(width="80px"),
             )

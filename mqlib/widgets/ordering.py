@@ -343,9 +343,16 @@ class MessageOrdering(SimulationView):
         if run.keyed:
             where = run.mapping([run.partitions])
             keys = ", ".join(f"{o} &rarr; {where[o][run.partitions]}" for o in run.orders)
-            head = f"<b>Keyed</b>: Kafka's partitioner, murmur2(key) mod {run.partitions}: {keys}."
+            head = (
+                f"<b>Keyed</b>: the Java client's partitioner, murmur2(key) mod {run.partitions}: "
+                f"{keys}."
+            )
         else:
-            head = "<b>Unkeyed</b>: the producer spreads events over the partitions in turn."
+            head = (
+                "<b>Unkeyed</b>: the simulated producer spreads events over the partitions in turn "
+                "(round-robin, as Kafka did before 2.4; newer producers fill one partition per "
+                "batch)."
+            )
         return f'<div style="line-height:1.45">{head}<br>{"<br>".join(items)}</div>'
 
 

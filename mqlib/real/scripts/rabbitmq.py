@@ -54,6 +54,7 @@ def crash_before_ack(server: Any) -> dict[str, Any]:
     conn_a, conn_b = server.connect(), server.connect()
     try:
         ch_a, ch_b = conn_a.channel(), conn_b.channel()
+        ch_a.queue_delete("crash.jobs")  # a fresh queue each run
         ch_a.queue_declare("crash.jobs")
         log: list[tuple[str, str, bool]] = []
         closed_at: list[float] = []
@@ -94,6 +95,7 @@ def prefetch_window(server: Any, *, prefetch: int = 2, messages: int = 5) -> dic
     connection = server.connect()
     try:
         ch = connection.channel()
+        ch.queue_delete("prefetch.jobs")
         ch.queue_declare("prefetch.jobs")
         got: list[str] = []
         tags: list[int] = []
@@ -140,6 +142,8 @@ def poison_to_dead_letters(server: Any, *, delivery_limit: int = 3) -> dict[str,
     connection = server.connect()
     try:
         ch = connection.channel()
+        for queue in ("poison.orders", "poison.dead"):
+            ch.queue_delete(queue)
         ch.exchange_declare("dlx", exchange_type="fanout")
         ch.queue_declare("poison.dead", durable=True)
         ch.queue_bind("poison.dead", "dlx")
@@ -195,6 +199,8 @@ def overflow(server: Any, policy: str, *, max_length: int = 2, messages: int = 5
     try:
         ch = connection.channel()
         name = f"overflow.{policy}"
+        for queue in (name, f"{name}.dropped"):
+            ch.queue_delete(queue)
         ch.exchange_declare(f"{name}.dlx", exchange_type="fanout")
         ch.queue_declare(f"{name}.dropped")
         ch.queue_bind(f"{name}.dropped", f"{name}.dlx")
@@ -247,6 +253,7 @@ def fan_out(server: Any) -> dict[str, Any]:
         got: dict[str, list[tuple[str, str]]] = {group: [] for group in groups}
         for group, members in groups.items():
             queue = f"fanout.{group}"
+            ch.queue_delete(queue)
             ch.queue_declare(queue)
             ch.queue_bind(queue, "orders")
             for member in range(1, members + 1):
@@ -274,6 +281,7 @@ def duplicate_publish(server: Any) -> dict[str, Any]:
     connection = server.connect()
     try:
         ch = connection.channel()
+        ch.queue_delete("dedup.jobs")
         ch.queue_declare("dedup.jobs")
         props = pika.BasicProperties(message_id="charge-42")
         for _ in range(2):

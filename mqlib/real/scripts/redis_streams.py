@@ -55,6 +55,7 @@ def _pending(r: Any, stream: str, group: str) -> list[dict[str, Any]]:
 def crash_before_ack(server: Any, *, min_idle_ms: int = 200) -> dict[str, Any]:
     """Chapter 1: A reads an entry and dies; it stays pending until B claims it with XAUTOCLAIM."""
     r = server.client()
+    r.delete("crash:jobs")  # a fresh stream each run
     r.xgroup_create("crash:jobs", "workers", id="0", mkstream=True)
     entry = r.xadd("crash:jobs", {"job": "m1"})
     got_a = r.xreadgroup("workers", "A", {"crash:jobs": ">"}, count=1)  # A "crashes" now
@@ -89,6 +90,7 @@ def poison_to_dead_letters(server: Any, *, max_deliveries: int = 3) -> dict[str,
     """
     r = server.client()
     stream, group, dead_stream = "orders", "workers", "orders:dead"
+    r.delete(stream, dead_stream)
     r.xgroup_create(stream, group, id="0", mkstream=True)
     entry = r.xadd(stream, {"order": "order-3 (malformed)"})
     seen: list[int] = []
@@ -119,6 +121,7 @@ def poison_to_dead_letters(server: Any, *, max_deliveries: int = 3) -> dict[str,
 def fan_out(server: Any) -> dict[str, Any]:
     """Chapter 2: two consumer groups each read every entry; members of one group split them."""
     r = server.client()
+    r.delete("events")
     for group in ("payment", "analytics"):
         r.xgroup_create("events", group, id="0", mkstream=True)
     for n in range(1, 5):
@@ -138,6 +141,7 @@ def fan_out(server: Any) -> dict[str, Any]:
 def duplicate_add(server: Any) -> dict[str, Any]:
     """Chapter 3: the same payload added twice becomes two entries; the broker does not dedupe."""
     r = server.client()
+    r.delete("charges")
     ids = [r.xadd("charges", {"charge_id": "charge-42", "amount": "10"}) for _ in range(2)]
     return {"added": 2, "entries": r.xlen("charges"), "distinct_ids": len(set(ids))}
 
@@ -145,6 +149,7 @@ def duplicate_add(server: Any) -> dict[str, Any]:
 def trim_oldest(server: Any, *, maxlen: int = 2, entries: int = 5) -> dict[str, Any]:
     """Chapter 5: ``XADD ... MAXLEN = n`` keeps the newest n entries, dropping the oldest."""
     r = server.client()
+    r.delete("bounded")
     for n in range(1, entries + 1):
         r.xadd("bounded", {"m": f"m{n}"}, maxlen=maxlen, approximate=False)
     return {"maxlen": maxlen, "added": entries, "kept": [f["m"] for _, f in r.xrange("bounded")]}

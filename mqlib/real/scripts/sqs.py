@@ -12,6 +12,7 @@ where moto departs from AWS (a stale receipt handle), the chapter shows AWS's ru
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -29,6 +30,13 @@ __all__ = [
 ]
 
 _COUNT = ["ApproximateReceiveCount"]
+_RUNS = itertools.count(1)
+
+
+def _name(base: str) -> str:
+    """A queue name of its own for each run (``orders-3``, ``orders-dlq-3``, ``events-3.fifo``)."""
+    n = next(_RUNS)
+    return f"{base[:-5]}-{n}.fifo" if base.endswith(".fifo") else f"{base}-{n}"
 
 
 def _receive(sqs: Any, url: str, *, wait: int = 0, most: int = 1) -> list[dict[str, Any]]:
@@ -49,7 +57,7 @@ def crash_before_delete(server: Any, *, visibility_timeout: int = 1) -> dict[str
     """Chapter 1: A receives ``m1`` and never deletes it; after the timeout B receives it again."""
     sqs = server.client()
     url = sqs.create_queue(
-        QueueName="crash-jobs", Attributes={"VisibilityTimeout": str(visibility_timeout)}
+        QueueName=_name("crash-jobs"), Attributes={"VisibilityTimeout": str(visibility_timeout)}
     )["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="m1")
     first = _receive(sqs, url)[0]  # worker A, which then crashes: no delete_message
@@ -77,13 +85,13 @@ def poison_to_dead_letters(server: Any, *, max_receive_count: int = 3) -> dict[s
     (instead of waiting out the timeout), so the experiment takes milliseconds.
     """
     sqs = server.client()
-    dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=_name("orders-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
     url = sqs.create_queue(
-        QueueName="orders",
+        QueueName=_name("orders"),
         Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
     )["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="order-3 (malformed)")
@@ -98,6 +106,7 @@ def poison_to_dead_letters(server: Any, *, max_receive_count: int = 3) -> dict[s
         )
     dead = _receive(sqs, dlq_url, wait=2)
     return {
+        "queue_url": url,
         "max_receive_count": max_receive_count,
         "receive_counts": counts,
         "dead": [{"body": m["Body"], "count": _count(m)} for m in dead],
@@ -107,7 +116,9 @@ def poison_to_dead_letters(server: Any, *, max_receive_count: int = 3) -> dict[s
 def fifo_deduplication(server: Any) -> dict[str, Any]:
     """Chapter 3: a FIFO queue drops a second send with the same ``MessageDeduplicationId``."""
     sqs = server.client()
-    url = sqs.create_queue(QueueName="charges.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    url = sqs.create_queue(QueueName=_name("charges.fifo"), Attributes={"FifoQueue": "true"})[
+        "QueueUrl"
+    ]
     ids = []
     for _ in range(2):
         sent = sqs.send_message(
@@ -121,7 +132,7 @@ def fifo_deduplication(server: Any) -> dict[str, Any]:
     for message in got:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     again = _receive(sqs, url, most=10)
-    standard = sqs.create_queue(QueueName="charges")["QueueUrl"]
+    standard = sqs.create_queue(QueueName=_name("charges"))["QueueUrl"]
     for _ in range(2):
         sqs.send_message(QueueUrl=standard, MessageBody="charge $10")
     plain = _receive(sqs, standard, most=10)
@@ -137,7 +148,7 @@ def fifo_groups(server: Any) -> dict[str, Any]:
     """Chapter 4: a message group in flight blocks only itself."""
     sqs = server.client()
     url = sqs.create_queue(
-        QueueName="orders.fifo",
+        QueueName=_name("orders.fifo"),
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
     )["QueueUrl"]
     for group, event in (("42", "created"), ("42", "paid"), ("43", "created")):
@@ -150,7 +161,9 @@ def fifo_groups(server: Any) -> dict[str, Any]:
 def no_fan_out(server: Any) -> dict[str, Any]:
     """Chapter 2: two consumers of one queue: each message goes to one of them only."""
     sqs = server.client()
-    url = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    url = sqs.create_queue(QueueName=_name("events"), Attributes={"VisibilityTimeout": "30"})[
+        "QueueUrl"
+    ]
     sqs.send_message(QueueUrl=url, MessageBody="e1")
     a = _receive(sqs, url)
     b = _receive(sqs, url)
@@ -160,7 +173,7 @@ def no_fan_out(server: Any) -> dict[str, Any]:
 def queue_limits(server: Any, *, messages: int = 12) -> dict[str, Any]:
     """Chapter 5: batch size of one receive, and the queue's limits (retention, no max length)."""
     sqs = server.client()
-    url = sqs.create_queue(QueueName="limits")["QueueUrl"]
+    url = sqs.create_queue(QueueName=_name("limits"))["QueueUrl"]
     sqs.send_message_batch(
         QueueUrl=url,
         Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(10)],

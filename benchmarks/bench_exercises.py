@@ -1,0 +1,67 @@
+"""Exercise checker benchmarks: how long ``mqlib.exercises.check`` takes.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_exercises.py            # 200 and 1000 schedules, 3 runs each
+    .venv/bin/python benchmarks/bench_exercises.py --runs 1   # one run each
+
+For every exercise it times, on wall-clock:
+
+1. the reference solution under 200 and under 1000 schedules (all pass, so every schedule runs:
+   the worst case for a correct solution); the issue's budget is 2 s for 200 on two cores;
+2. the starter, which fails: the time to find the first failing schedule and shrink it.
+
+Each figure is the median of ``--runs`` runs. Nothing is asserted: timings depend on the machine,
+and the tests never check them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout too
+
+from mqlib import exercises  # noqa: E402
+
+
+def timed(function, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    args = parser.parse_args()
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} CPU(s); median of {args.runs} run(s)"
+    )
+    print(f"{'exercise':<28} {'ref 200':>9} {'ref 1000':>9} {'starter':>9}  starter fails on")
+    worst = 0.0
+    for name in exercises.names():
+        reference, starter = exercises.reference(name), exercises.starter(name)
+        t200 = timed(lambda: exercises.check(name, reference, schedules=200), args.runs)
+        t1000 = timed(lambda: exercises.check(name, reference, schedules=1000), args.runs)
+        tstart = timed(lambda: exercises.check(name, starter, schedules=200), args.runs)
+        result = exercises.check(name, starter, schedules=200)
+        worst = max(worst, t200)
+        print(
+            f"{name:<28} {t200:>8.3f}s {t1000:>8.3f}s {tstart:>8.3f}s  "
+            f"schedule {result.schedules_run}: {result.counterexample.invariant}"
+        )
+    print(f"slowest check of 200 schedules: {worst:.3f} s (budget 2 s)")
+
+
+if __name__ == "__main__":
+    main()

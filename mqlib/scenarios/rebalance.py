@@ -1,0 +1,109 @@
+"""Chapter 7's rebalancing experiments: what a join, a slow member and a restart cost a group.
+
+Each function runs :class:`~mqlib.models.rebalance.RebalancingGroup` through one scripted story
+and returns plain data (rows of numbers) that the chapter prints and the tests pin. All of them
+use 6 partitions, 3 members at the start, 0.1 s per record, commits every 5 s (Kafka's
+``auto.commit.interval.ms``) and 3 s per rebalance round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _validate as check
+from ..core import Simulation
+from ..models.rebalance import RebalancingGroup
+
+__all__ = ["compare_join", "lost_commit_run", "restart_run", "slow_member_run"]
+
+
+def _group(seed: int, **settings: Any) -> RebalancingGroup:
+    return RebalancingGroup(Simulation(seed=seed), partitions=6, members=3, **settings)
+
+
+def _row(group: RebalancingGroup, **labels: Any) -> dict[str, Any]:
+    paused = group.paused_seconds()
+    return {
+        **labels,
+        "rounds": len(group.rebalances),
+        "partitions_paused": sum(1 for s in paused.values() if s > 0),
+        "paused_seconds": round(sum(paused.values()), 6),
+        "moved": sorted({p for r in group.rebalances for p in r.get("moved", [])}),
+        "duplicates": group.total_duplicates(),
+        "processed": group.processed(),
+        "assignment": group.assignment(),
+    }
+
+
+def compare_join(join_at: float = 11.0, until: float = 30.0, seed: int = 0) -> list[dict[str, Any]]:
+    """A fourth member joins at ``join_at`` seconds; the run ends at ``until``.
+
+    One row per protocol (eager with the range assignor, cooperative-sticky) and per commit
+    habit (``commit_on_revoke`` off: commits only every 5 s; on: also before giving a partition
+    up). The last commit before t=11 s was at t=10 s, so one second of work per partition is
+    at risk.
+    """
+    check.positive("join_at", join_at)
+    check.number("until", until, minimum=join_at, allow_min=False)
+    rows = []
+    for protocol in ("eager", "cooperative"):
+        for commit_on_revoke in (False, True):
+            group = _group(seed, protocol=protocol, commit_on_revoke=commit_on_revoke)
+            group.advance(join_at)
+            group.join()
+            group.advance(until - join_at)
+            rows.append(_row(group, protocol=protocol, commit_on_revoke=commit_on_revoke))
+    return rows
+
+
+def slow_member_run(stall: float = 400.0, protocol: str = "eager", seed: int = 0) -> dict[str, Any]:
+    """Member ``c2`` gets stuck on one record for ``stall`` seconds at t=11 s (300 s is Kafka's
+    ``max.poll.interval.ms``); the run lasts until 30 s after the record finishes."""
+    check.positive("stall", stall)
+    group = _group(seed, protocol=protocol)
+    group.advance(11.0)
+    group.stall("c2", stall)
+    group.advance(stall + 30.0)
+    row = _row(group, protocol=protocol, stall=stall)
+    row["reasons"] = [r["reason"] for r in group.rebalances if r["round"] == 1]
+    row["commit_failures"] = group.commit_failures
+    row["evicted_at"] = next(
+        (round(e.time, 6) for e in group.sim.trace.of_kind("poll_timeout")), None
+    )
+    return row
+
+
+def restart_run(static_membership: bool, downtime: float = 30.0, seed: int = 0) -> dict[str, Any]:
+    """Member ``c2`` is restarted at t=11 s and is back ``downtime`` seconds later (a deploy).
+    Members commit on shutdown (``commit_on_revoke``), as a clean ``close()`` does."""
+    check.boolean("static_membership", static_membership)
+    check.positive("downtime", downtime)
+    group = _group(seed, static_membership=static_membership, commit_on_revoke=True)
+    group.advance(11.0)
+    group.restart("c2", downtime)
+    group.advance(downtime + 30.0)
+    row = _row(group, static_membership=static_membership, downtime=downtime)
+    row["paused"] = group.paused_seconds()
+    return row
+
+
+def lost_commit_run(rebalance_at: float | None = None, seed: int = 0) -> dict[str, Any]:
+    """Member ``c1``'s commit at t=10 s is lost on the network; the run ends at t=30 s.
+
+    With ``rebalance_at=None`` nothing else happens. With a time (before the next commit, at
+    15 s, for the lost commit to matter) a fourth member joins then.
+    """
+    group = _group(seed)
+    group.advance(9.0)
+    group.lose_commits("c1")
+    if rebalance_at is not None:
+        check.number("rebalance_at", rebalance_at, minimum=9.0, maximum=30.0, allow_min=False)
+        group.advance(rebalance_at - 9.0)
+        group.join()
+        group.advance(30.0 - rebalance_at)
+    else:
+        group.advance(21.0)
+    row = _row(group, rebalance_at=rebalance_at)
+    row["duplicates_by_partition"] = group.duplicates()
+    row["committed"] = dict(group.committed)
+    return row

