@@ -460,11 +460,12 @@ def test_leader_epoch_increments_on_each_election():
 
 # -- properties over random schedules --------------------------------------------------------------
 
-# A schedule is a list of rounds: a few produces, then one broker killed or restarted (skipped
-# when it is already in that state), then some time passes.
+# A schedule is a list of rounds: a few produces, then one broker killed, restarted, stalled (up,
+# but its follower fetches make no progress) or resumed (skipped when it is not possible), then
+# some time passes.
 ROUND = st.tuples(
     st.lists(st.tuples(st.integers(0, 2), st.sampled_from([0, 1, "all"])), max_size=3),
-    st.sampled_from(["kill", "restart"]),
+    st.sampled_from(["kill", "restart", "stall", "resume"]),
     st.integers(1, 3),
     st.sampled_from([0.2, 0.5, 1.0, 5.0, 10.0, 20.0]),
 )
@@ -480,6 +481,11 @@ def run_schedule(cluster: Cluster, rounds) -> None:
             cluster.kill_broker(broker)
         elif action == "restart" and not cluster.brokers[broker].alive:
             cluster.restart_broker(broker)
+        elif action == "stall" and cluster.brokers[broker].alive:
+            if not cluster.brokers[broker].stalled:
+                cluster.stall_follower(broker)
+        elif action == "resume" and cluster.brokers[broker].stalled:
+            cluster.resume_follower(broker)
         cluster.sim.settle()
         check_invariants(cluster)
         tick(cluster, seconds)
@@ -512,6 +518,8 @@ def restart_everyone(cluster: Cluster) -> None:
     for broker in cluster.brokers.values():
         if not broker.alive:
             cluster.restart_broker(broker.id)
+        elif broker.stalled:
+            cluster.resume_follower(broker.id)
     tick(cluster, 1)
     check_invariants(cluster)
 
@@ -553,6 +561,45 @@ def test_unclean_elections_lose_exactly_the_listed_records(ops, session):
         # After catching up, every live replica holds exactly the leader's log.
         for broker in part.replicas:
             assert [r.id for r in part.logs[broker].records] == list(kept)
+
+
+POWER_ROUND = st.tuples(
+    st.lists(st.tuples(st.integers(0, 2), st.sampled_from([1, "all"])), max_size=3),
+    st.sampled_from(["crash", "power loss", "restart"]),
+    st.integers(1, 3),
+    st.sampled_from([0.5, 5.0, 20.0, 40.0]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(POWER_ROUND, max_size=10), unclean=st.booleans())
+def test_power_losses_lose_only_listed_records_and_clean_acks_all_needs_one(ops, unclean):
+    """Whatever the crashes and power losses, every appended record is either in the final
+    leader's log or listed as lost; with clean elections an acknowledged ``acks=all`` record is
+    lost only if some broker lost power (Kafka relies on replication, not fsync)."""
+    cluster = make(unclean_leader_election=unclean, writeback_delay=10.0)
+    power_lost = False
+    for produces, action, broker, seconds in ops:
+        for partition, acks in produces:
+            cluster.produce(partition, "k", None, acks=acks)
+        alive = cluster.brokers[broker].alive
+        if action in ("crash", "power loss") and alive:
+            cluster.kill_broker(broker, power_loss=action == "power loss")
+            power_lost |= action == "power loss"
+        elif action == "restart" and not alive:
+            cluster.restart_broker(broker)
+        tick(cluster, seconds)
+    restart_everyone(cluster)
+    for part in cluster.partitions:
+        kept = leader_offsets(cluster, part.id)
+        lost = {x.record.id for x in part.lost}
+        appended = {
+            f.record.id for f in cluster.futures if f.record is not None and f.partition == part.id
+        }
+        assert kept.keys() | lost == appended and not kept.keys() & lost
+        assert part.high_watermark <= part.logs[part.leader].log_end_offset
+    if not unclean and not power_lost:
+        assert not any(x.acknowledged and x.record.acks == "all" for x in cluster.lost_records())
 
 
 # -- validation ------------------------------------------------------------------------------------

@@ -141,3 +141,17 @@ def test_leak_guard_finds_an_orphaned_server(tmp_path):
     while orphan in tagged_broker_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert orphan not in tagged_broker_processes(tag)
+
+
+def test_side_by_side_names_the_broker_and_flags_differences():
+    from mqlib.real.differential import CHAPTER_1, Delivered, QueueOutcome, simulate_script
+
+    simulated = simulate_script(CHAPTER_1)
+    same = compare.side_by_side(simulated, simulated, "SQS (moto)")
+    assert same.splitlines()[0].split() == ["simulator", "SQS", "(moto)", "same?"]
+    assert "NO" not in same and same.count("yes") == len(simulated.deliveries)
+    other = QueueOutcome([Delivered("A", "m9", 1, True)], remaining=5)
+    text = compare.side_by_side(simulated, other, "Redis Streams")
+    assert "NO" in text and text.endswith("simulator 0, Redis Streams 5")
+    with pytest.raises(TypeError, match="QueueOutcome"):
+        compare.side_by_side(simulated, [], "x")

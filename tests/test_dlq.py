@@ -5,6 +5,7 @@ Regenerate the golden trace with ``python tests/test_dlq.py``.
 """
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -558,3 +559,71 @@ def test_groups_and_write_error_are_validated():
         DeadLetterRun(write_error="yes")
     with pytest.raises(ValueError, match="group must be a non-empty string"):
         RedriveQueue(Simulation(), ordered=True).send("x", group="")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.integers(1, 4),
+    consumers=st.integers(1, 3),
+    pill_group=st.integers(1, 4),
+    dlq=st.booleans(),
+)
+def test_fifo_groups_keep_order_and_only_the_pills_group_waits(groups, consumers, pill_group, dlq):
+    pill_group = min(pill_group, groups)
+    run = DeadLetterRun(
+        rate=2.0,
+        consumers=consumers,
+        processing_time=0.25,
+        ordered=True,
+        dlq=dlq,
+        groups=groups,
+        alert_threshold=None,
+    )
+    run.advance(5)
+    group = None if groups == 1 else f"g{pill_group}"
+    pill = run.inject_poison(group)
+    pill_group_name = run.queue.groups[pill]
+    run.advance(30)
+    ids = run.processed_ids()
+    by_group: dict[str, list[int]] = {}
+    for m in ids:
+        by_group.setdefault(run.queue.groups[m], []).append(run.queue.messages[m].seq)
+    assert all(seqs == sorted(seqs) for seqs in by_group.values())  # order within each group
+    if not dlq:
+        behind = [s for s in by_group.get(pill_group_name, []) if s > run.queue.messages[pill].seq]
+        assert behind == []  # nothing behind the pill in its group
+        assert run.queue.held_back().get(pill_group_name, 0) > 0
+        assert set(run.queue.held_back()) == {pill_group_name}  # the other groups kept flowing
+    else:
+        assert [e["message_id"] for e in run.inspect_dlq()] == [pill]
+
+
+@pytest.mark.parametrize("seconds", [0.5, 7.3, 17.3, 30.0, 60.0])
+def test_a_blocked_producer_counts_the_demand_it_held_back(seconds):
+    """Backpressure is not free (issue 9, item 8): what a blocked producer does not send is
+    counted as held back, so sent + held back is the demand, ceil(rate x seconds), as if it had
+    never waited; an unbounded producer holds nothing back."""
+    for capacity in (None, 5):
+        sim = Simulation()
+        queue = RedriveQueue(sim, visibility_timeout=5)
+        HandlerConsumer(sim, queue, "A", processing_time=0.5)
+        producer = SteadyProducer(sim, queue, rate=15, capacity=capacity)
+        sim.advance(seconds)
+        assert producer.sent + producer.held_back == math.ceil(15 * seconds)
+        if capacity is None:
+            assert producer.held_back == 0
+        elif seconds >= 7.3:
+            assert producer.held_back > producer.sent
+
+
+def test_a_paused_producer_holds_nothing_back():
+    sim = Simulation()
+    queue = RedriveQueue(sim, visibility_timeout=5)
+    HandlerConsumer(sim, queue, "A", processing_time=0.5)
+    producer = SteadyProducer(sim, queue, rate=2, capacity=3)
+    sim.advance(2)
+    producer.set_rate(0)
+    sim.advance(10)
+    producer.set_rate(2)
+    sim.advance(2)
+    assert producer.held_back == 0 and producer.sent == 8

@@ -1,6 +1,9 @@
 """The graded exercises: every reference passes, typical mistakes fail with a counterexample
 that names the broken invariant, and the checker is deterministic and robust to bad code."""
 
+from pathlib import Path
+
+import nbformat
 import pytest
 
 from mqlib import exercises
@@ -237,7 +240,7 @@ def test_every_chapter_from_1_to_8_has_an_exercise():
 @pytest.mark.parametrize("name", NAMES)
 def test_describe_gives_task_signature_and_checks(name):
     text = exercises.describe(name)
-    assert name in text and "Write:" in text and "Checked:" in text
+    assert name in text and "Write:" in text and "The checker:" in text
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -297,7 +300,9 @@ def test_same_seed_same_result(name):
 def test_replay_with_the_counterexample_seed_reproduces_it():
     name = "ch01-heartbeat-worker"
     first = exercises.check(name, exercises.starter(name), seed=3)
-    again = exercises.check(name, exercises.starter(name), schedules=1, seed=first.counterexample.seed)
+    again = exercises.check(
+        name, exercises.starter(name), schedules=1, seed=first.counterexample.seed
+    )
     assert again.counterexample.faults == first.counterexample.faults
     assert again.counterexample.timeline == first.counterexample.timeline
 
@@ -366,8 +371,9 @@ def test_a_solution_that_returns_the_wrong_type_is_told_what_was_due():
     assert "returned '10' (str); it must return an int" in result.counterexample.explanation
     result = exercises.check("ch06-retry-policy", lambda error, attempt: "later")
     assert "a number of seconds, or None" in result.counterexample.explanation
-    result = exercises.check("ch04-key-and-partitions", type("P", (), {"partitions": 4,
-                                                                     "key": lambda s, e: 42}))
+    result = exercises.check(
+        "ch04-key-and-partitions", type("P", (), {"partitions": 4, "key": lambda s, e: 42})
+    )
     assert "it must return a str, bytes or None" in result.counterexample.explanation
 
 
@@ -445,8 +451,9 @@ def test_a_solution_of_the_wrong_kind_is_rejected_before_running(name, solution,
 
 def test_partitions_out_of_range_and_config_out_of_budget():
     with pytest.raises(ValueError, match="partitions must be between 1 and 1000"):
-        exercises.check("ch04-key-and-partitions", type("P", (), {"partitions": 0,
-                                                                 "key": lambda s, e: None}))
+        exercises.check(
+            "ch04-key-and-partitions", type("P", (), {"partitions": 0, "key": lambda s, e: None})
+        )
     config = dict(exercises.reference("ch08-configure-system"), consumers=9)
     with pytest.raises(ValueError, match="consumers must be <= 8"):
         exercises.check("ch08-configure-system", config)
@@ -455,3 +462,37 @@ def test_partitions_out_of_range_and_config_out_of_budget():
 def test_the_worlds_constants_are_what_describe_says():
     assert f"{ch01.ACK_WAIT:g} s" in exercises.describe("ch01-heartbeat-worker")
     assert str(ch05.MEMORY) in exercises.describe("ch05-backpressure-producer")
+
+
+# -- the notebooks ----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _exercise_cells(name):
+    chapter = next((ROOT / "chapters").glob(f"{name[2:4]}-*.ipynb"))
+    nb = nbformat.read(chapter, as_version=4)
+    cells = [(i, c) for i, c in enumerate(nb.cells) if c.metadata.get("exercise") == name]
+    check_yourself = next(i for i, c in enumerate(nb.cells) if "## Check yourself" in c.source)
+    return nb, cells, check_yourself
+
+
+def _text(cell):
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chapter_has_the_exercise_section_with_a_failing_starter_and_a_hidden_solution(name):
+    nb, cells, check_yourself = _exercise_cells(name)
+    assert cells, f"no exercise cells for {name}"
+    first_index, heading = cells[0]
+    assert heading.source.startswith("## Exercise: ") and first_index < check_yourself
+    code = [c for _, c in cells if c.cell_type == "code"]
+    checks = [c for c in code if f'check("{name}", ' in c.source]
+    starter_check, solution = checks[0], checks[-1]
+    assert "FAILED on schedule" in _text(starter_check)  # the reader sees a failure report
+    assert "Broken:" in _text(starter_check)
+    assert solution.metadata["jupyter"]["source_hidden"] is True
+    assert "hide-input" in solution.metadata["tags"]
+    assert "PASSED all 200" in _text(solution)
+    assert any("**Hint.**" in c.source for _, c in cells if c.cell_type == "markdown")

@@ -79,6 +79,10 @@ def test_alerting_on_the_trend_beats_a_fixed_count():
     assert (burst["peak_lag"], burst["peak_lag_seconds"], burst["end_lag"]) == (120_000, 120.0, 0)
     assert burst["fixed_alert_at"] == 660.0  # a page for something that fixes itself
     assert burst["trend_alert_at"] is None
+    timeline = burst["timeline"]
+    pairs = zip(timeline["time"], timeline["lag"], strict=True)
+    drained = next(t for t, lag in pairs if t > 660 and lag == 0)
+    assert drained == 1260.0  # "drained by itself ten minutes later": 120,000 at 200/s
     # The leak: 2 % too much traffic. The fixed alert waits 84 minutes; the trend alert 10.
     assert (leak["peak_lag"], leak["end_lag"]) == (144_000, 144_000)
     assert leak["fixed_alert_at"] == 5040.0

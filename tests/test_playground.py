@@ -237,3 +237,13 @@ def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
         return  # any int is a valid seed
     with pytest.raises((ValueError, TypeError), match=name):
         CALLS[name](value)
+
+
+def test_backpressure_shows_the_demand_it_holds_back():
+    """Throttled demand is counted as held back, not hidden (issue 9, item 8)."""
+    over = experiment_overload()
+    bounded = over["with_backpressure"]
+    assert bounded["sent"] + bounded["held_back"] == bounded["demand"] == 450
+    assert bounded["held_back"] == 371
+    assert over["without_backpressure"]["held_back"] == 0
+    assert "371 held back" in bounded["summary"]

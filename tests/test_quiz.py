@@ -181,3 +181,46 @@ def test_chapter_2_contract_answers_match_the_engine():
     question = next(q for q in quiz.load("ch02") if "default mode, BACKWARD" in q["question"])
     right = next(a for a in question["answers"] if a["correct"])
     assert right["answer"].startswith("The registry accepts it")
+
+
+def test_chapter_7_log_rebalancing_and_compaction_answers_match_the_engine():
+    """auto.offset.reset=latest (Kafka's default) reads none of the history; eager rebalancing
+    after a join 1 s past a commit repeats 30 records; __consumer_offsets-style compaction keeps
+    one record per (group, topic, partition). Sources: book/references.md, Kafka consumer
+    configuration and log compaction."""
+    from mqlib.scenarios.compaction import consumer_offsets_run, default_run
+    from mqlib.scenarios.kafka_log import KafkaLogRun
+    from mqlib.scenarios.rebalance import compare_join, restart_run
+
+    questions = quiz.load("ch07")
+
+    def index(text):
+        return next(i for i, q in enumerate(questions) if text in q["question"])
+
+    def right(text):
+        return next(a for a in questions[index(text)]["answers"] if a["correct"])
+
+    run = KafkaLogRun(1)
+    for n in range(1000):
+        run.produce(None, n)
+    run.add_group("new", 1)  # Kafka's default reset policy
+    assert len(run.consume("new")) == numeric_answer("ch07", index("1,000 records")) == 0
+
+    rows = {(r["protocol"], r["commit_on_revoke"]): r for r in compare_join()}
+    assert numeric_answer("ch07", index("compare_join()")) == rows[("eager", False)]["duplicates"]
+    assert rows[("eager", False)]["duplicates"] == 30
+    eager = rows[("eager", False)]
+    assert eager["partitions_paused"] == 6 and eager["moved"] == [5]
+    assert right("A fourth member joins")["answer"].startswith("All six")
+
+    assert restart_run(True, downtime=20.0)["rounds"] == 0
+    assert restart_run(False, downtime=20.0)["rounds"] == 2
+    assert right("rolling deploy")["answer"].startswith("None")
+
+    offsets = consumer_offsets_run(50)
+    assert offsets["written"] == 200
+    assert numeric_answer("ch07", index("consumer_offsets_run(50)")) == offsets["kept"] == 4
+
+    compaction = default_run()
+    assert 5 in compaction["removed_second"] and "customer-7" not in compaction["table_before"]
+    assert right("null value")["answer"].startswith("Nothing at all")

@@ -69,7 +69,9 @@ async def read_all(js, stream: str, subject: str, count: int) -> list[bytes]:
 
 def predict(replicas: int) -> dict:
     """The cluster model (chapter 7) for the same experiment: acks=all, the leader crashes."""
-    model = ClusterRun(partitions=1, replication_factor=replicas, min_insync_replicas=min(2, replicas))
+    model = ClusterRun(
+        partitions=1, replication_factor=replicas, min_insync_replicas=min(2, replicas)
+    )
     for n in range(RECORDS):
         model.produce("orders", f"order-{n}")
     model.advance(1.0)
@@ -113,8 +115,7 @@ def test_r3_stream_survives_a_sigkill_of_its_leader_and_agrees_with_the_model(cl
         name = f"R3_{uuid.uuid4().hex[:6]}"
         await js.add_stream(name=name, subjects=[f"{name}.orders"], num_replicas=3)
         acked = [
-            (await js.publish(f"{name}.orders", f"order-{n}".encode())).seq
-            for n in range(RECORDS)
+            (await js.publish(f"{name}.orders", f"order-{n}".encode())).seq for n in range(RECORDS)
         ]
         info = await js.stream_info(name)
         leader = info.cluster.leader
@@ -136,7 +137,9 @@ def test_r3_stream_survives_a_sigkill_of_its_leader_and_agrees_with_the_model(cl
     assert model["acknowledged"] == RECORDS
     real_lost = RECORDS - len(set(data[:RECORDS]))
     assert model["acknowledged_lost"] == real_lost == 0  # both: no acknowledged message lost
-    assert model["write_after_crash"] == "acknowledged" and model["new_leader"] != model["old_leader"]
+    assert (
+        model["write_after_crash"] == "acknowledged" and model["new_leader"] != model["old_leader"]
+    )
 
 
 def test_r1_stream_is_unavailable_while_its_node_is_down(cluster):
@@ -164,7 +167,9 @@ def test_r1_stream_is_unavailable_while_its_node_is_down(cluster):
         return host, refused, back, data
 
     host, refused, back, data = run(experiment())
-    print(f"R1: {refused}/3 writes refused while {host} was down; writable {back:.2f} s after restart")
+    print(
+        f"R1: {refused}/3 writes refused while {host} was down; writable {back:.2f} s after restart"
+    )
     assert host == "n3"  # the placement tag put it there
     assert refused == 3
     assert data[:RECORDS] == [f"order-{n}".encode() for n in range(RECORDS)]  # back with its data

@@ -171,7 +171,9 @@ def test_unkeyed_records_stick_to_one_partition(kafka):
     producer.list_topics(topic, timeout=10)
     partitions: list[int] = []
     for n in range(8):
-        producer.produce(topic, value=b"%d" % n, on_delivery=lambda e, m: partitions.append(m.partition()))
+        producer.produce(
+            topic, value=b"%d" % n, on_delivery=lambda e, m: partitions.append(m.partition())
+        )
     assert producer.flush(10) == 0
     assert len(partitions) == 8 and len(set(partitions)) == 1
 
@@ -242,3 +244,25 @@ def test_auto_offset_reset_latest_skips_history_earliest_reads_it(kafka):
     ]  # fmt: skip
     late.close()
     early.close()
+
+
+# -- the comparison table's column ------------------------------------------------------------
+
+
+def test_observe_fills_every_row_from_the_runs(kafka):
+    from mqlib.real.scripts import ROWS
+    from mqlib.real.scripts.kafka import observe
+
+    cells = observe(kafka)
+    assert list(cells) == list(ROWS)
+    assert cells["unit of delivery"].evidence["assignment"] == [[0, 1], [2, 3]]
+    redelivery = cells["what triggers redelivery"].evidence
+    assert redelivery["committed"] == [0, 1] and redelivery["uncommitted"] == [2]
+    assert redelivery["after_restart"] == [2, 3]  # resumed at the commit: offset 2 again
+    assert "offset 2" in cells["what triggers redelivery"].text
+    assert cells["delivery counter"].evidence["headers"] is None  # nothing counts deliveries
+    parts = cells["ordering unit"].evidence
+    assert parts["murmur2_random"] == parts["java"] == {"42": 0, "43": 2, "44": 3}
+    assert parts["consistent_random"]["44"] == 1
+    with pytest.raises(TypeError, match="KafkaBroker"):
+        observe("127.0.0.1:9092")  # type: ignore[arg-type]

@@ -197,3 +197,30 @@ def test_lab_argument_checks(server):
     stopped = JetStreamServer()
     with pytest.raises(NatsServerError, match="not running"):
         dlq_lab(stopped)
+
+
+def test_jetstream_observe_fills_every_row_from_the_runs(server):
+    from mqlib.real.scripts import ROWS
+    from mqlib.real.scripts.jetstream import observe
+
+    cells = observe(server)
+    assert list(cells) == list(ROWS)
+    assert cells["unit of delivery"].evidence["fan_out"] == {
+        "billing": [1, 2, 3, 4],
+        "email": [1, 2, 3, 4],
+    }
+    redelivery = cells["what triggers redelivery"].evidence
+    assert redelivery["redelivered"] == {"who": "A", "message": "m3", "count": 2, "acked": True}
+    assert redelivery["late_ack_accepted"] is True
+    assert cells["delivery counter"].evidence == {"count": 2}
+    assert cells["dead-letter mechanism"].evidence["deliveries"] == [1, 2, 3]
+    assert cells["dead-letter mechanism"].evidence["dead"]["receive_count"] == 3
+    dedup = cells["deduplication"].evidence
+    assert dedup["duplicates"] == [False, True, True] and dedup["stored"] == 1
+    assert dedup["window_s"] == 120  # the server's default duplicate window
+    overflow = cells["overflow policies"].evidence
+    assert overflow["old"] == {"kept": ["m4", "m5"], "refused": 0}
+    assert overflow["new"] == {"kept": ["m1", "m2"], "refused": 3}
+    assert "m4, m5" in cells["overflow policies"].text
+    with pytest.raises(TypeError, match="JetStreamServer"):
+        observe("nats://127.0.0.1:4222")  # type: ignore[arg-type]

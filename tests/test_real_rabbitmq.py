@@ -121,3 +121,11 @@ def test_missing_rabbitmq_is_a_clear_error(monkeypatch, tmp_path):
 def test_bad_startup_timeout(bad):
     with pytest.raises(ValueError, match="startup_timeout"):
         RabbitMQServer(startup_timeout=bad)
+
+
+def test_missing_rabbitmq_in_a_lab_cell_prints_and_returns_none(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(rabbitmq, "_LAUNCHER", tmp_path / "no-such-rabbitmq-server")
+    assert rabbitmq.start_rabbitmq(missing_ok=True) is None
+    assert "apt-get install rabbitmq-server" in capsys.readouterr().out
+    with pytest.raises(TypeError, match="missing_ok"):
+        rabbitmq.start_rabbitmq(missing_ok="yes")

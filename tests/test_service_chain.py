@@ -124,3 +124,7 @@ def test_a_refused_connection_fails_at_once_but_the_partial_failure_stays():
     assert refused.inconsistent and refused.outcome == "error"
     assert refused.step("analytics").status == "not_reached"
     assert hung.explanation == refused.explanation  # failing fast does not undo the payment
+    # the chapter's "try this": a longer timeout costs only the hung case
+    long_refused = OrderFlow("sync", failure="refuse", timeout_ms=30_000).run()
+    long_hung = OrderFlow("sync", failure="hang", timeout_ms=30_000).run()
+    assert (long_refused.user_wait_ms, long_hung.user_wait_ms) == (3281.0, 33_280.0)

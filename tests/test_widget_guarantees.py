@@ -230,3 +230,22 @@ def test_the_lab_reports_the_duplicate_windows_the_prose_quotes():
         ]
         == 2.5
     )
+
+
+def test_the_lost_commit_try_this():
+    """The chapter's "Try this": a lost commit alone charges nothing twice (the next commit covers
+    it, Kafka's rule); a lost commit followed by a crash before the next commit re-reads both."""
+    view = DeliveryGuarantees()
+    b = buttons(view)
+    before = view.run.result().duplicates
+    b["Lose next commit"].click()
+    b["Send 1"].click()
+    b["Send 1"].click()
+    assert view.run.result().duplicates == before == 2
+    b["Lose next commit"].click()
+    b["Send 1"].click()
+    b["Crash after charge"].click()
+    b["Send 1"].click()
+    assert [row["effects"] for row in view.run.per_message()[-2:]] == [2, 2]
+    view.set_guarantee("exactly-once")
+    assert view.run.result().duplicates == 0

@@ -265,6 +265,21 @@ def test_cluster_failure_script_button_uses_the_acks_and_unclean_controls():
     assert "replication_factor" in single.message.value and single.summary() == before
 
 
+def test_cluster_durability_try_this_untick_unclean_and_rerun():
+    """Chapter 7's "try this": the RF 2 view opened on the unclean row, checkbox unticked, script
+    run again: nothing lost, 40 s without a leader (Kafka's default, clean elections only)."""
+    from mqlib.scenarios.durability import durability_run
+
+    view = KafkaCluster(durability_run(2, 1, "all", True))
+    assert view.unclean_control.value is True and view.acks_control.value == "all"
+    assert [x["offset"] for x in view.run.lost_records()] == list(range(10, 61))
+    view.unclean_control.value = False
+    view.buttons["Run the failure script"].click()
+    row = view.script_outcome
+    assert (row["acknowledged_lost"], row["leaderless_seconds"]) == (0, 40)
+    assert "none" in view.lost_html.value
+
+
 # --- the facts the chapter pins, and its quiz answers ---
 
 

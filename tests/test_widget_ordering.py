@@ -235,7 +235,7 @@ def answer(bank, index):
 
 def test_quiz_answers_are_what_the_engine_computes():
     questions = quiz.load("ch04")
-    assert len(questions) == 6
+    assert len(questions) == 8  # 7 and 8 (librdkafka, producer retries) are pinned in test_quiz
     # 1. same key, 4 partitions, 4 consumers: all of order 42 in one partition, one reader.
     assert answer("ch04", 0).startswith("No.")
     run = OrderingRun(partitions=4, consumers=4, jitter=0.5)

@@ -73,7 +73,7 @@ def describe(name: str) -> str:
     exercise = _get(name)
     return (
         f"{exercise.name} (chapter {exercise.chapter}): {exercise.title}\n\n"
-        f"Write: {exercise.signature}\n\n{exercise.task}\n\nChecked: {exercise.checks}"
+        f"Write: {exercise.signature}\n\n{exercise.task}\n\nThe checker: {exercise.checks}"
     )
 
 

@@ -405,8 +405,9 @@ class CheckResult:
             '<div class="mq-check mq-fail" style="border-left:4px solid #D55E00;padding:4px 8px">'
             f"<p><b>&#10008; {esc(self._headline())}</b></p>"
             f"<p><b>Broken:</b> {esc(cx.invariant)}.<br><b>Why:</b> {esc(cx.explanation)}."
-            f"<br><b>Smallest failing schedule:</b> {cx.size} {esc(cx.size_unit)}; faults: {faults}.</p>"
-            '<table><thead><tr><th>time</th><th>who</th><th>what</th><th>detail</th></tr></thead>'
+            f"<br><b>Smallest failing schedule:</b> {cx.size} {esc(cx.size_unit)}; "
+            f"faults: {faults}.</p>"
+            "<table><thead><tr><th>time</th><th>who</th><th>what</th><th>detail</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
             f'<p>Replay: <code>check("{esc(self.exercise)}", {esc(self.solution_name)}, '
             f"schedules=1, seed={cx.seed})</code></p></div>"
@@ -439,9 +440,13 @@ def run_check(
     """Run ``solution`` under ``schedules`` schedules (seeds ``seed``, ``seed + 1``, ...)."""
     check.integer("schedules", schedules, minimum=1, maximum=100_000)
     check.integer("seed", seed, minimum=0)
-    name = "config" if isinstance(solution, dict) else (
-        getattr(solution, "__name__", None) or type(solution).__name__
+    name = (
+        "config"
+        if isinstance(solution, dict)
+        else (getattr(solution, "__name__", None) or type(solution).__name__)
     )
+    if not name.isidentifier():  # a lambda: name the argument instead
+        name = "solution"
     prepared = exercise.validate(solution)
     for i in range(schedules):
         schedule = exercise.schedule(seed + i)
@@ -480,8 +485,7 @@ def callable_with(solution: Any, what: str, arity: int, signature: str) -> Calla
 
     if not callable(solution) or isinstance(solution, type):
         raise TypeError(
-            f"solution must be a function {signature}, got {solution!r} "
-            f"({type(solution).__name__})"
+            f"solution must be a function {signature}, got {solution!r} ({type(solution).__name__})"
         )
     try:
         sig = inspect.signature(solution)

@@ -10,8 +10,8 @@ between tell the queue that the job is still alive: ``msg.in_progress()`` (JetSt
 
 As in the chapter's work queue, an ack that arrives after the timeout is still accepted and
 deletes the message, but by then another worker may have received it and be doing the same job.
-The engine simplifies one thing: a heartbeat for a delivery that has already timed out is
-ignored (the message belongs to its new delivery), while JetStream and SQS reject it.
+In the engine, a heartbeat from a delivery that has already timed out changes nothing: the
+message belongs to its new delivery.
 """
 
 from __future__ import annotations
@@ -213,8 +213,12 @@ class _World:
                     f"{self.receives[number]} time(s)); a crashed job must come back within "
                     "the visibility timeout and be finished"
                 )
-            self.out.broke("every job is finished (a crashed job is retried)", why,
-                           time=min(HORIZON, self.last_time()), subject=mid)
+            self.out.broke(
+                "every job is finished (a crashed job is retried)",
+                why,
+                time=min(HORIZON, self.last_time()),
+                subject=mid,
+            )
             return
 
     def last_time(self) -> float:
@@ -227,12 +231,20 @@ class _World:
     def on_extend(self, time: float, delivery: _Delivery, seconds: float) -> None:
         number = delivery.number
         if number in self.acked or self.stale(delivery):
-            self.out.step(time, delivery.message_id, "heartbeat ignored",
-                          f"from {delivery.worker}: the message was redelivered or acked")
+            self.out.step(
+                time,
+                delivery.message_id,
+                "heartbeat ignored",
+                f"from {delivery.worker}: the message was redelivered or acked",
+            )
             return
         self.lease[number] = time + seconds
-        self.out.step(time, delivery.message_id, "heartbeat",
-                      f"{delivery.worker}: invisible until t={time + seconds:g} s")
+        self.out.step(
+            time,
+            delivery.message_id,
+            "heartbeat",
+            f"{delivery.worker}: invisible until t={time + seconds:g} s",
+        )
         self.push(time + seconds, 2, "expire", number, id(delivery), time + seconds)
 
     def on_expire(self, time: float, number: int, delivery_id: int, until: float) -> None:
@@ -241,8 +253,12 @@ class _World:
         if self.lease[number] != until:
             return  # a heartbeat moved the deadline
         del self.current[number]
-        self.out.step(time, f"m{number}", "visibility timeout",
-                      "no ack or heartbeat in time: the message is visible again")
+        self.out.step(
+            time,
+            f"m{number}",
+            "visibility timeout",
+            "no ack or heartbeat in time: the message is visible again",
+        )
         self.visible.append(number)
         self.visible.sort()
 
@@ -283,8 +299,12 @@ class _World:
         self.out.step(time, mid, "acked", f"by {delivery.worker}: deleted{late}")
 
     def on_crash(self, time: float, delivery: _Delivery, part: int) -> None:
-        self.out.step(time, delivery.message_id, "crashed",
-                      f"worker {delivery.worker} died during part {part}")
+        self.out.step(
+            time,
+            delivery.message_id,
+            "crashed",
+            f"worker {delivery.worker} died during part {part}",
+        )
 
     def on_free(self, time: float, worker: str) -> None:
         self.idle.append(worker)
@@ -329,13 +349,20 @@ class HeartbeatWorker(Exercise):
                 faults.append(Fault("parts", n, 0, parts, "m{target} has {at} parts"))
             for p in range(1, parts + 1):
                 if rng.random() < 0.15:
-                    faults.append(Fault("slow", n, 0, p, f"part {{at}} of m{{target}} is slow ({SLOW:g} s)"))
+                    faults.append(
+                        Fault("slow", n, 0, p, f"part {{at}} of m{{target}} is slow ({SLOW:g} s)")
+                    )
             for attempt in (1, 2):
                 if rng.random() < 0.25:
                     p = rng.randint(1, parts)
                     faults.append(
-                        Fault("crash", n, attempt, p,
-                              "worker crashes during part {at} of m{target}, receive {attempt}")
+                        Fault(
+                            "crash",
+                            n,
+                            attempt,
+                            p,
+                            "worker crashes during part {at} of m{target}, receive {attempt}",
+                        )
                     )
         return faults
 

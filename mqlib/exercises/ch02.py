@@ -62,7 +62,9 @@ class RouteEvents(Exercise):
     name = "ch02-route-events"
     chapter = 2
     title = "Every service gets exactly the events it needs"
-    signature = "class Routing: topic_for(self, event) -> str; subscribe(self, member) -> (group, topics)"
+    signature = (
+        "class Routing: topic_for(self, event) -> str; subscribe(self, member) -> (group, topics)"
+    )
     task = (
         "Write a class with two methods. topic_for(event) is the producer's side: the topic to "
         "publish an event to, decided from the event alone (event.type, event.order_id, "
@@ -112,7 +114,11 @@ class RouteEvents(Exercise):
         for _ in range(rng.randint(0, 2)):
             k = rng.randint(1, size)
             i = rng.randrange(len(names))
-            faults.append(Fault("crash", k, i, 0, f"{names[i]} crashes before e{{target}}, back 2 events later"))
+            faults.append(
+                Fault(
+                    "crash", k, i, 0, f"{names[i]} crashes before e{{target}}, back 2 events later"
+                )
+            )
         return faults
 
     def run(self, solution, schedule, out):
@@ -145,8 +151,12 @@ class RouteEvents(Exercise):
             members[member.name] = (member, group, frozenset(topics))
             group_start.setdefault(group, k)
             started.setdefault(member.service, k)
-            out.step(0 if k == 1 else k - 0.5, member.name, "subscribed",
-                     f"group {group!r}, topics {sorted(topics)}")
+            out.step(
+                0 if k == 1 else k - 0.5,
+                member.name,
+                "subscribed",
+                f"group {group!r}, topics {sorted(topics)}",
+            )
 
         for member in everyone:
             join(member, 1)
@@ -227,16 +237,16 @@ class RouteEvents(Exercise):
         wants[LATE_SERVICE[0]] = LATE_SERVICE[2]
         for k, _topic, event in log:
             for service, need in wants.items():
-                if service in started and started[service] <= k and event.type in need:
-                    if (service, event.id) not in received:
-                        out.broke(
-                            "each service gets every event it needs",
-                            f"{service} never received {event.id} ({event.type}), published "
-                            "after it started",
-                            time=end,
-                            subject=service,
-                        )
-                        return
+                due = service in started and started[service] <= k and event.type in need
+                if due and (service, event.id) not in received:
+                    out.broke(
+                        "each service gets every event it needs",
+                        f"{service} never received {event.id} ({event.type}), published "
+                        "after it started",
+                        time=end,
+                        subject=service,
+                    )
+                    return
 
     def starter(self):
         return Starter

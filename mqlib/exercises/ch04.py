@@ -137,8 +137,16 @@ class KeyAndPartitions(Exercise):
             for c in range(1, schedule.size + 1):
                 if seq <= counts[c]:
                     order = 100 * c + (seq + 1) // 3
-                    events.append(Event(f"e{len(events) + 1}", f"c{c}", order, seq,
-                                        _STEPS[seq - 1], REGIONS[c % 2]))
+                    events.append(
+                        Event(
+                            f"e{len(events) + 1}",
+                            f"c{c}",
+                            order,
+                            seq,
+                            _STEPS[seq - 1],
+                            REGIONS[c % 2],
+                        )
+                    )
         logs: list[list[tuple[float, Event]]] = [[] for _ in range(partitions)]
         keys: dict[str, set] = {}
         owner_of_key: dict[Any, str] = {}
@@ -154,8 +162,12 @@ class KeyAndPartitions(Exercise):
                 p = kafka_partition(key, partitions)
             logs[p].append((i * 0.1, event))
             keys.setdefault(event.customer, set()).add(key)
-            out.step(i * 0.1, event.id, "sent",
-                     f"{event.customer} seq {event.seq} ({event.type}), key {key!r} -> partition {p}")
+            out.step(
+                i * 0.1,
+                event.id,
+                "sent",
+                f"{event.customer} seq {event.seq} ({event.type}), key {key!r} -> partition {p}",
+            )
             if key is not None and owner_of_key.setdefault(key, event.customer) != event.customer:
                 other = owner_of_key[key]
                 out.broke(
@@ -197,8 +209,9 @@ class KeyAndPartitions(Exercise):
                 for _, p in owned:
                     owner[p] = m
             idle = [m for m, owned in result.items() if not owned]
-            out.step(now, "group", "rebalance",
-                     f"{len(members)} members, {partitions} partition(s)")
+            out.step(
+                now, "group", "rebalance", f"{len(members)} members, {partitions} partition(s)"
+            )
             if idle:
                 out.broke(
                     "no member is left without a partition",
@@ -245,13 +258,17 @@ class KeyAndPartitions(Exercise):
                 out.step(t, event.id, "delivered", f"to {m} from partition {p}")
                 before = last_seq.get(event.customer)
                 if before and before[0] > event.seq:
-                    out.step(t, event.id, "out of order",
-                             f"{event.customer} seq {event.seq} after seq {before[0]}")
+                    out.step(
+                        t,
+                        event.id,
+                        "out of order",
+                        f"{event.customer} seq {event.seq} after seq {before[0]}",
+                    )
                     out.broke(
                         "each customer's events are processed in order",
-                        f"{event.customer}'s seq {event.seq} ({event.type}) started at t={t:.2f} s, "
-                        f"after seq {before[0]} ({before[1]}): the two were on different "
-                        "partitions",
+                        f"{event.customer}'s seq {event.seq} ({event.type}) started at "
+                        f"t={t:.2f} s, after seq {before[0]} ({before[1]}): the two were on "
+                        "different partitions",
                     )
                     return
                 last_seq[event.customer] = (event.seq, event.type)

@@ -86,7 +86,9 @@ class BackpressureProducer(Exercise):
             if rng.random() < 0.4:
                 at = rng.randint(0, PHASE - 1)
                 tick = (phase - 1) * PHASE + at
-                faults.append(Fault("burst", phase, 0, at, f"a burst of {BURST}/tick at t={tick} s"))
+                faults.append(
+                    Fault("burst", phase, 0, at, f"a burst of {BURST}/tick at t={tick} s")
+                )
             if rng.random() < 0.3:
                 at = rng.randint(0, PHASE - 1)
                 tick = (phase - 1) * PHASE + at
@@ -158,9 +160,13 @@ class BackpressureProducer(Exercise):
             if t >= ticks and not buffered and not depth:
                 break
             if t % PHASE == PHASE - 1:
-                out.step(t, "system", "tick",
-                         f"produced {produced}, delivered {delivered}, producer holds {buffered}, "
-                         f"queue {depth}/{QUEUE_CAPACITY}")
+                out.step(
+                    t,
+                    "system",
+                    "tick",
+                    f"produced {produced}, delivered {delivered}, producer holds {buffered}, "
+                    f"queue {depth}/{QUEUE_CAPACITY}",
+                )
         end = t + 1
         if starved_capacity and starved_used < THROUGHPUT * starved_capacity:
             share = starved_used / starved_capacity

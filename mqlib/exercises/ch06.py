@@ -80,8 +80,13 @@ class RetryPolicy(Exercise):
             start = rng.randint(0, 20)
             length = rng.choice((5, 10, 20, 30))
             faults.append(
-                Fault("outage", 0, start, length,
-                      f"the downstream is down from t={start} s for {length} s")
+                Fault(
+                    "outage",
+                    0,
+                    start,
+                    length,
+                    f"the downstream is down from t={start} s for {length} s",
+                )
             )
         return faults
 
@@ -140,12 +145,16 @@ class RetryPolicy(Exercise):
                 transient_fails[n] += 1
             first_failure.setdefault(n, finish)
             out.step(finish, mid, "failed", f"try {attempts[n]}: {type(error).__name__}: {error}")
-            delay = call(solution, error, attempts[n], what="retry_delay(error, attempt)",
-                         budget=budget)
+            delay = call(
+                solution, error, attempts[n], what="retry_delay(error, attempt)", budget=budget
+            )
             if delay is not None:
                 if isinstance(delay, bool) or not isinstance(delay, int | float):
-                    raise wrong_type("retry_delay(error, attempt)", delay,
-                                     "a number of seconds, or None to dead-letter")
+                    raise wrong_type(
+                        "retry_delay(error, attempt)",
+                        delay,
+                        "a number of seconds, or None to dead-letter",
+                    )
                 try:
                     check.number("retry delay", delay, minimum=0)
                 except ValueError as problem:

@@ -52,7 +52,9 @@ class PartitionConsumer:
         w.budget.spend("consume(consumer)")
         batch = w.log[self.position : self.position + MAX_POLL_RECORDS]
         if batch:
-            w.out.step(w.clock, self.name, "polled", f"offsets {batch[0].offset}..{batch[-1].offset}")
+            w.out.step(
+                w.clock, self.name, "polled", f"offsets {batch[0].offset}..{batch[-1].offset}"
+            )
         self.position += len(batch)
         return list(batch)
 
@@ -97,8 +99,12 @@ class _World:
         if kind == "process":
             offset = value.offset
             if offset in self.since_restart:
-                self.out.step(self.clock, f"offset {offset}", "duplicated",
-                              f"processed again by {consumer.name}")
+                self.out.step(
+                    self.clock,
+                    f"offset {offset}",
+                    "duplicated",
+                    f"processed again by {consumer.name}",
+                )
                 self.out.broke(
                     "duplicates only where at-least-once allows them",
                     f"{consumer.name} processed offset {offset} twice without a crash or "
@@ -108,13 +114,20 @@ class _World:
             self.since_restart.add(offset)
             again = offset in self.processed
             self.processed[offset] = self.processed.get(offset, 0) + 1
-            self.out.step(self.clock, f"offset {offset}",
-                          "redelivered, effect applied" if again else "effect applied",
-                          f"by {consumer.name}")
+            self.out.step(
+                self.clock,
+                f"offset {offset}",
+                "redelivered, effect applied" if again else "effect applied",
+                f"by {consumer.name}",
+            )
         else:
             if ("lose_commit", self.ops) in self.faults:
-                self.out.step(self.clock, consumer.name, "commit lost",
-                              f"commit({value}) never reached the broker")
+                self.out.step(
+                    self.clock,
+                    consumer.name,
+                    "commit lost",
+                    f"commit({value}) never reached the broker",
+                )
             else:
                 self.committed = value
                 self.out.step(self.clock, consumer.name, "committed", f"offset {value}")
@@ -176,16 +189,24 @@ class CommitOffsets(Exercise):
             if ("rebalance", p) in world.faults:
                 consumer = PartitionConsumer(world, next(members))
                 world.since_restart = set()
-                out.step(world.clock, consumer.name, "rebalance",
-                         f"takes the partition at committed offset {world.committed}")
+                out.step(
+                    world.clock,
+                    consumer.name,
+                    "rebalance",
+                    f"takes the partition at committed offset {world.committed}",
+                )
             try:
                 call(solution, consumer, what="consume(consumer)")
             except Crash:
                 world.clock = round(world.clock + 1, 6)
                 consumer = PartitionConsumer(world, next(members))
                 world.since_restart = set()
-                out.step(world.clock, consumer.name, "restarted",
-                         f"starts at committed offset {world.committed}")
+                out.step(
+                    world.clock,
+                    consumer.name,
+                    "restarted",
+                    f"starts at committed offset {world.committed}",
+                )
             if out.failed:
                 return
             world.clock = round(world.clock + 0.1, 6)

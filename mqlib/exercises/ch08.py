@@ -164,9 +164,13 @@ class ConfigureSystem(Exercise):
                         depth += room
                     break
                 lost = bucket[1] - room
-                out.step(t, "broker", "lost",
-                         f"{lost} messages {'refused' if mode == 'reject' else 'shed'}: queue full "
-                         f"({depth}/{capacity})")
+                out.step(
+                    t,
+                    "broker",
+                    "lost",
+                    f"{lost} messages {'refused' if mode == 'reject' else 'shed'}: queue full "
+                    f"({depth}/{capacity})",
+                )
                 out.broke(
                     "no message is lost",
                     f"at t={t} s the queue was full and backpressure {mode!r} "
@@ -197,8 +201,12 @@ class ConfigureSystem(Exercise):
                     dead_poison += can
                 elif need > max_receives:
                     flaky_lost += can
-                    out.step(t, "consumer", "dead-lettered",
-                             f"{can} messages that needed {need} tries (max_receives={max_receives})")
+                    out.step(
+                        t,
+                        "consumer",
+                        "dead-lettered",
+                        f"{can} messages that needed {need} tries (max_receives={max_receives})",
+                    )
                     out.broke(
                         "no message is lost",
                         f"messages that fail {need - 1} time(s) and then succeed were "
@@ -212,7 +220,9 @@ class ConfigureSystem(Exercise):
                 oldest = waiting[0][0]
             if oldest is not None and t - oldest > SLO_LAG:
                 held = depth + sum(b[1] for b in waiting)
-                out.step(t, "queue", "lag", f"oldest message is {t - oldest} s old ({held} waiting)")
+                out.step(
+                    t, "queue", "lag", f"oldest message is {t - oldest} s old ({held} waiting)"
+                )
                 out.broke(
                     f"every message is processed within {SLO_LAG:g} s",
                     f"at t={t} s the oldest unprocessed message was produced at t={oldest} s: "

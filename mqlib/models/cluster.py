@@ -83,9 +83,8 @@ Simplifications
   (``auto.leader.rebalance.enable``) and no rack awareness.
 * No eligible leader replicas (ELR, KIP-966): the model follows Kafka 3.x and 4.0, where ELR is
   off. New Kafka 4.1+ clusters turn it on: the high watermark then does not advance while the ISR
-  is smaller than ``min.insync.replicas``, and a broker that restarts after an unclean shutdown
-  (a power loss) is first removed from the ISR, so the partition waits instead of electing a
-  replica that lost its tail.
+  is smaller than ``min.insync.replicas``, and the controller removes a broker that re-registers
+  after an unclean shutdown (a power loss) from the ISR and ELR, since it may have lost its tail.
 * When the controller fences a broker it removes it from every ISR, except when it is the last ISR
   member: that one stays, so that a clean election can wait for it to come back (Kafka's rule).
   A broker restarted before the session timeout is fenced at once when it re-registers.
@@ -98,6 +97,9 @@ Simplifications
   lower one), capped at the new leader's log end offset (after a power loss). An unclean election
   sets the HW to the new leader's log end offset.
 * The leader epoch increases when a leader is elected; a partition going offline keeps its epoch.
+* A produce sent to a leader that has died but is not yet fenced fails with
+  :class:`LeaderNotAvailableError`; a real producer sees a network error there (also retriable)
+  and refreshes its metadata.
 * Produce requests waiting for ``acks="all"`` fail with :class:`NotLeaderOrFollowerError` when
   their leader dies or is replaced; there is no request timeout (Kafka's
   ``request.timeout.ms=30000``) and no producer retry (a retry would be a new

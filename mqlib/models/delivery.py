@@ -22,8 +22,9 @@ What a lost commit does depends on how the broker tracks the consumer's progress
     ``max.poll.interval.ms`` passed between polls, and its partitions now belong to someone else.)
 ``"per-message"`` (JetStream, SQS, RabbitMQ)
     Each message is acknowledged on its own. An ack that never reaches the broker leaves that
-    message unacknowledged, and the broker hands it out again after the ack wait (JetStream's
-    ``ack_wait``, SQS's visibility timeout). The model has the consumer resume from that message.
+    message unacknowledged, and the broker hands it out again (after JetStream's ``ack_wait`` or
+    SQS's visibility timeout; on RabbitMQ when the channel closes). The model has the consumer
+    resume from that message, as ``mqlib.real.differential`` does on JetStream.
 
 How the producer and the consumer react decides the guarantee:
 

@@ -636,8 +636,8 @@ class PartitionedLog:
     retention_seconds, retention_records, retention_bytes:
         Per-partition retention limits (``None`` for none). They are enforced every
         ``retention_check_interval`` simulated seconds (Kafka's
-        ``log.retention.check.interval.ms``), so an expired record lingers until the next check,
-        as in Kafka; :meth:`enforce_retention` runs a check now. With a limit set, the checker
+        ``log.retention.check.interval.ms``, 5 minutes by default; 1 s here so the chapter's
+        pictures change quickly), so an expired record lingers until the next check, as in Kafka; :meth:`enforce_retention` runs a check now. With a limit set, the checker
         is a process that never ends, so drive the clock with ``sim.advance(seconds)``, not with
         an open-ended ``sim.run()``.
     """
@@ -690,8 +690,9 @@ class PartitionedLog:
     ) -> Record:
         """Append a record to the partition the partitioner picks (or to ``partition``).
 
-        A record with a key goes to ``kafka_partition(key, partitions)``, so all records of one
-        key land in one partition, in the order they were produced.
+        A record with a key goes to ``kafka_partition(key, partitions)`` (the Java client's default
+        partitioner; librdkafka-based clients default to a CRC32 one instead), so all records of
+        one key land in one partition, in the order they were produced.
         """
         key = _check_key(key)
         if partition is None:

@@ -9,6 +9,7 @@ error and receive count, alerts - is readable as plain data.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -31,6 +32,10 @@ class SteadyProducer:
     queue: backpressure) and sends again as soon as one leaves. ``rate=0`` pauses it. With
     ``groups`` above 1 it deals its messages to the message groups ``g1``, ``g2``, ... in turn
     (on a FIFO queue: one ``MessageGroupId`` per customer, say).
+
+    Waiting is not free: when room comes back, the producer sends the message it was holding and
+    carries on with its own schedule, so the sends that fell due while it waited are never made.
+    :attr:`held_back` counts them: demand pushed back upstream, to the producer's callers.
     """
 
     def __init__(
@@ -52,6 +57,8 @@ class SteadyProducer:
         self.set_capacity(capacity)
         self.sent = 0
         self.blocked = False
+        self._skipped = 0  # sends a late (unblocked) producer never made up
+        self._blocked_due = 0.0
         self._last_send: float | None = None
         self._anchor = 0.0
         self._since_anchor = 0
@@ -70,6 +77,20 @@ class SteadyProducer:
         self.capacity = capacity
         if hasattr(self, "_process"):
             self._process.interrupt("settings changed")
+
+    @property
+    def held_back(self) -> int:
+        """Sends that fell due while the producer was blocked and were not made: those skipped
+        after a wait, and, while it waits now, the ones due since it started waiting."""
+        if not self.blocked:
+            return self._skipped
+        # the one it holds and those due after it, before now (one due exactly now is not late)
+        behind = math.ceil(round((self.sim.now - self._blocked_due) * self.rate, 9))
+        return self._skipped + max(1, behind)
+
+    def _due_in(self, due: float, now: float) -> int:
+        # due times due + k / rate with k >= 1 up to now (rounded: float sums land on the grid)
+        return 0 if self.rate == 0 else int((now - due) * self.rate + 1e-9)
 
     def group_of(self, n: int) -> str | None:
         """The message group of the ``n``-th message (``None``: one group, the queue's default)."""
@@ -98,13 +119,20 @@ class SteadyProducer:
                         self.sim.record(
                             "producer_blocked", queue=self.queue.name, depth=self.queue.depth
                         )
+                        self._blocked_due = due
                     self.blocked = True
                     wait = self.queue.space_freed()
                 else:
-                    self.blocked = False
+                    was_blocked, self.blocked = self.blocked, False
                     self.sent += 1
                     self.queue.send({"poison": False}, group=self.group_of(self.sent))
-                    if self.sim.now > due or self._last_send is None:  # late: re-anchor
+                    if was_blocked and self._last_send is not None:
+                        # back on the schedule it kept while blocked: the sends that fell due in
+                        # the wait are held back, not made up in a burst
+                        missed = self._due_in(due, self.sim.now)
+                        self._skipped += missed
+                        self._since_anchor += missed + 1
+                    elif self.sim.now > due or self._last_send is None:  # late: re-anchor
                         self._anchor, self._since_anchor = self.sim.now, 0
                     else:
                         self._since_anchor += 1

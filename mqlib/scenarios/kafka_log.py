@@ -31,7 +31,8 @@ class KafkaLogRun:
         second.
     keyless:
         How records without a key are spread: ``"roundrobin"`` (easy to follow, the default here)
-        or ``"sticky"`` (Kafka's default since 2.4).
+        or ``"sticky"`` (the Java client's since 2.4, KIP-480: a batch of unkeyed records goes to
+        one partition; since 3.3 it also favours faster brokers, KIP-794, which is not modelled).
     topic:
         The topic's name.
     session_timeout:

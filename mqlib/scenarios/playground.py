@@ -173,6 +173,7 @@ class Playground(PoisonPillRun):
             "backpressure": self.producer.capacity is not None,
             "capacity": self.capacity,
             "producer_blocked": self.producer.blocked,
+            "held_back": self.producer.held_back,
             "alive": self.alive,
             "processed_by": {n: c.processed for n, c in self.consumers.items()},
             "failed": self.queue.failed_count,
@@ -186,6 +187,8 @@ class Playground(PoisonPillRun):
             for n, c in s["processed_by"].items()
         )
         bp = f"backpressure on (cap {s['capacity']})" if s["backpressure"] else "backpressure off"
+        if s["held_back"]:
+            bp += f", {s['held_back']} held back"
         return (
             f"t={s['time']:g}s: rate {s['rate']:g}/s"
             f"{' BLOCKED' if s['producer_blocked'] else ''}, sent {s['sent']}, processed "
@@ -326,13 +329,13 @@ def experiment_overload(
             "max_depth": s["max_depth"],
             "depth_series": list(run.series["depth"]),
             "producer_rate": s["sent"] / seconds,
+            "held_back": s["held_back"],
             "summary": run.summary(),
         }
-    # The demand is what the unbounded run sent (the producer never waited there); what the
-    # bounded run did not send was held back upstream, not done: backpressure is not free.
+    # What the bounded run did not send was held back upstream, not done: backpressure is not
+    # free. The unbounded run never waited, so what it sent is the demand.
     bounded = results["with_backpressure"]
     bounded["demand"] = results["without_backpressure"]["sent"]
-    bounded["held_back"] = bounded["demand"] - bounded["sent"]
     results["capacity"] = capacity
     return results
 
