@@ -134,17 +134,24 @@ def test_each_fault_under_each_guarantee(fault, expected):
 
 
 def test_exactly_once_broker_drops_the_retry_by_sequence_number():
+    """Kafka's idempotent producer (KIP-98; on by default in the Java client since 3.0, KIP-679):
+    a retry carries the same producer id and sequence number, and the broker acknowledges it
+    without appending it again. The broker's state is one producer's last sequence number."""
     pipeline = DeliveryPipeline(Simulation(), "exactly-once", [Fault("lose_ack", 1)])
     pipeline.send()
     pipeline.sim.run()
     assert pipeline.producer.attempts == 2
     assert [(r.offset, r.producer_id, r.sequence) for r in pipeline.broker.log] == [(0, 1, 0)]
     assert pipeline.broker.duplicates_rejected == 1
+    assert pipeline.broker.producer_state() == {1: 0}
     kinds = [e.kind for e in pipeline.sim.trace]
     assert kinds.index("ack_lost") < kinds.index("ack_timeout") < kinds.index("duplicate_rejected")
 
 
 def test_a_lost_ack_without_idempotence_stores_the_message_twice():
+    """What the at-least-once model's producer is: retries without broker-side deduplication, as
+    a Kafka producer with enable.idempotence=false (librdkafka's default, CONFIGURATION.md) or a
+    queue without deduplication. A lost ack then stores the message twice."""
     pipeline = DeliveryPipeline(Simulation(), "at-least-once", [Fault("lose_ack", 1)])
     pipeline.send()
     pipeline.sim.run()

@@ -15,13 +15,20 @@ import uuid
 import nats
 import pytest
 from nats.js.api import Placement
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from mqlib.real import run
 from mqlib.real.nats_cluster import NatsCluster, start_cluster
 from mqlib.scenarios.cluster import ClusterRun
 
 DEADLINE = 30.0  # seconds; a JetStream election takes a few seconds (Raft election timeout)
+#: What a client sees while a stream has no leader (electing, or its only node is down).
+UNAVAILABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 RECORDS = 50
 
 
@@ -47,24 +54,26 @@ async def publish_until_accepted(js, subject: str, deadline: float) -> float:
         try:
             await js.publish(subject, b"after the crash", timeout=0.5)
             return time.perf_counter() - started
-        except (nats.errors.TimeoutError, NoStreamResponseError, nats.errors.NoRespondersError):
+        except UNAVAILABLE:
             await asyncio.sleep(0.05)
     raise AssertionError(f"no leader accepted a write on {subject} within {deadline} s")
 
 
 async def read_all(js, stream: str, subject: str, count: int) -> list[bytes]:
-    sub = await js.pull_subscribe(subject, stream=stream)
-    got: list[bytes] = []
+    """Read ``count`` messages from the start with a fresh ephemeral consumer; retry (with a new
+    consumer) while the stream is unavailable, up to the deadline."""
     started = time.perf_counter()
-    while len(got) < count and time.perf_counter() - started < DEADLINE:
+    while time.perf_counter() - started < DEADLINE:
         try:
-            for msg in await sub.fetch(count - len(got), timeout=1.0):
-                got.append(msg.data)
-                await msg.ack()
-        except nats.errors.TimeoutError:
-            pass
-    await sub.unsubscribe()
-    return got
+            sub = await js.pull_subscribe(subject, stream=stream)
+            got: list[bytes] = []
+            while len(got) < count:
+                got += [msg.data for msg in await sub.fetch(count - len(got), timeout=1.0)]
+            await sub.unsubscribe()
+            return got
+        except UNAVAILABLE:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"could not read {count} messages from {stream} within {DEADLINE} s")
 
 
 def predict(replicas: int) -> dict:
@@ -158,7 +167,7 @@ def test_r1_stream_is_unavailable_while_its_node_is_down(cluster):
         for _ in range(3):  # every attempt while the node is down fails
             try:
                 await js.publish(f"{name}.orders", b"during", timeout=0.5)
-            except (nats.errors.TimeoutError, NoStreamResponseError, nats.errors.NoRespondersError):
+            except UNAVAILABLE:
                 refused += 1
         cluster.restart(host)
         back = await publish_until_accepted(js, f"{name}.orders", DEADLINE)

@@ -230,3 +230,18 @@ def test_a_lost_commit_is_covered_by_the_next_one_unless_a_rebalance_comes_first
     assert moved["duplicates"] - baseline["duplicates"] == 2 * 25
     with pytest.raises(ValueError, match="count"):
         group().lose_commits("c1", 0)
+
+
+def test_a_static_member_past_max_poll_interval_is_removed_a_session_timeout_later():
+    """ConsumerConfig, max.poll.interval.ms: "For consumers using a non-null group.instance.id
+    which reach this timeout, partitions will not be immediately reassigned. Instead, the
+    consumer will stop sending heartbeats and partitions will be reassigned after expiration of
+    session.timeout.ms"."""
+    g = group(partitions=6, members=3, static_membership=True)
+    g.advance(11.0)
+    g.stall("c2", 400.0)
+    g.advance(320.0)  # t = 331 s: past 300 s, but not yet 300 + 45 s
+    assert g.rebalances == []
+    g.advance(30.0)  # t = 361 s
+    assert [r["reason"] for r in g.rebalances] == ["c2 exceeded max.poll.interval.ms"]
+    assert g.sim.trace.of_kind("poll_timeout")[0].time == pytest.approx(11.0 + 300.0 + 45.0)

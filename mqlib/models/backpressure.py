@@ -14,8 +14,10 @@ selected by ``mode``:
     the producer simply sends more slowly - its effective rate falls to what the consumers take.
 ``"reject"``
     A bounded queue whose publish call *fails* while it is full (RabbitMQ's
-    ``x-overflow: reject-publish``). The producer learns at once that it is too fast; every refused
-    message is counted in ``rejected`` and is lost unless the producer buffers it itself.
+    ``x-overflow: reject-publish``, which must be chosen: a queue with ``x-max-length`` defaults to
+    ``drop-head`` and drops its oldest message instead). The producer learns at once that it is
+    too fast; every refused message is counted in ``rejected`` and is lost unless the producer
+    buffers it itself.
 ``"rate_limit"``
     Cooperative backpressure: the queue is unbounded, but the producer watches consumer lag and,
     while the lag is above ``lag_threshold``, sends at ``throttled_rate`` instead of its full rate.

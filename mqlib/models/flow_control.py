@@ -196,11 +196,6 @@ class PrefetchQueue:
         self.dispatch()
         return len(back)
 
-    @property
-    def done(self) -> int:
-        """Messages acknowledged or processed by a consumer that is still alive."""
-        return sum(c.processed for c in self.consumers.values())
-
 
 @dataclass(frozen=True)
 class PrefetchResult:

@@ -637,9 +637,10 @@ class PartitionedLog:
         Per-partition retention limits (``None`` for none). They are enforced every
         ``retention_check_interval`` simulated seconds (Kafka's
         ``log.retention.check.interval.ms``, 5 minutes by default; 1 s here so the chapter's
-        pictures change quickly), so an expired record lingers until the next check, as in Kafka; :meth:`enforce_retention` runs a check now. With a limit set, the checker
-        is a process that never ends, so drive the clock with ``sim.advance(seconds)``, not with
-        an open-ended ``sim.run()``.
+        pictures change quickly), so an expired record lingers until the next check, as in
+        Kafka; :meth:`enforce_retention` runs a check now. With a limit set, the checker is a
+        process that never ends, so drive the clock with ``sim.advance(seconds)``, not with an
+        open-ended ``sim.run()``.
     """
 
     def __init__(

@@ -29,8 +29,10 @@ rolls the effect back and the broker redelivers; a crash after it redelivers a m
 then skips.
 
 Both services use real SQL on in-memory :mod:`sqlite3` databases; the broker is an
-at-least-once queue (a message stays until acknowledged). Crashes follow a :class:`Crash` list,
-drawn from a seed by :func:`random_crashes`, so a run is repeatable.
+at-least-once queue (a message stays until acknowledged). It is a step model with no clock: the
+services take turns in a fixed order (place an order, a relay pass, drain the queue), so the only
+thing that varies is the crash schedule, a :class:`Crash` list drawn from a seed by
+:func:`random_crashes`. The same schedule gives the same run.
 
 >>> from mqlib.models.outbox import Crash, run_orders
 >>> crashes = [Crash("service_between_writes", order=2)]
@@ -240,7 +242,6 @@ class Relay:
         self.service = service
         self.crashes = crashes
         self.trace = trace
-        self.crashes_seen = 0
 
     def run_once(self) -> None:
         """One pass over the outbox; stops early if the relay crashes (it restarts next pass)."""
@@ -254,7 +255,6 @@ class Relay:
             self.trace.append({"kind": "relayed", "order": event["order_id"]})
             number = int(event["order_id"][1:])
             if self.crashes.hit("relay_after_publish", number):
-                self.crashes_seen += 1
                 self.trace.append({"kind": "relay_crash", "order": event["order_id"]})
                 return
             db.execute("UPDATE outbox SET published = 1 WHERE seq = ?", (seq,))

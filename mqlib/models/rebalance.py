@@ -32,7 +32,8 @@ cannot commit, so its partitions are always re-done from the last commit.
 (``max.poll.interval.ms``, 300 s by default) is removed from the group by its own client and its
 partitions move. When it finally finishes, the record's effect has happened, but its commit is
 refused with ``CommitFailedException`` (it is no longer in the group) and it rejoins: a second
-rebalance. Meanwhile the new owner has processed the same records again.
+rebalance. Meanwhile the new owner has processed the same records again. (A static member that
+reaches the limit stops heartbeating instead, and is removed ``session_timeout`` later.)
 
 **A member that dies** stops heartbeating; the group notices after ``session_timeout``
 (``session.timeout.ms``, 45 s by default since Kafka 3.0) and rebalances then. Until then its
@@ -246,7 +247,8 @@ class RebalancingGroup:
 
         Longer than ``max_poll_interval`` and the member is removed from the group
         (``max.poll.interval.ms`` exceeded); when the record finally finishes, the member's commit
-        fails with ``CommitFailedException`` and it rejoins.
+        fails with ``CommitFailedException`` and it rejoins. A static member is removed only
+        ``session_timeout`` later: at the limit it stops heartbeating rather than leaving.
         """
         m = self._live(member)
         ticks = self._ticks("seconds", check.positive("seconds", seconds))
@@ -262,8 +264,13 @@ class RebalancingGroup:
         m.stuck_on = (p, self.position[p])
         m.stalled_until = self._k + ticks
         self._record("member_stall", member=member, partition=p, offset=self.position[p])
-        if ticks > self._ticks("max_poll_interval", self.max_poll_interval):
-            self._after(self.max_poll_interval, self._evict, m, m.incarnation)
+        limit = self.max_poll_interval
+        if self.static_membership:
+            # A static member that reaches the limit stops heartbeating instead of leaving; the
+            # group removes it when session.timeout.ms has passed on top (ConsumerConfig docs).
+            limit += self.session_timeout
+        if ticks > self._ticks("max_poll_interval", limit):
+            self._after(limit, self._evict, m, m.incarnation)
         self._due_at(self._k + ticks, self._unstick, m, m.incarnation)
 
     def lose_commits(self, member: str, count: int = 1) -> None:

@@ -14,7 +14,14 @@ from .. import _validate as check
 from ..core import Simulation
 from ..models.rebalance import RebalancingGroup
 
-__all__ = ["compare_join", "lost_commit_run", "restart_run", "slow_member_run"]
+__all__ = [
+    "RebalanceRun",
+    "compare_join",
+    "default_run",
+    "lost_commit_run",
+    "restart_run",
+    "slow_member_run",
+]
 
 
 def _group(seed: int, **settings: Any) -> RebalancingGroup:
@@ -107,3 +114,140 @@ def lost_commit_run(rebalance_at: float | None = None, seed: int = 0) -> dict[st
     row["duplicates_by_partition"] = group.duplicates()
     row["committed"] = dict(group.committed)
     return row
+
+
+class RebalanceRun:
+    """A live rebalancing group for the chapter's view: every button is a method, and a change of
+    settings replays the same actions on a fresh group, so eager and cooperative can be compared
+    on one story.
+
+    Time moves in whole seconds; after each second the run samples, per partition, its owner and
+    whether anybody processed it (:meth:`timeline`).
+    """
+
+    def __init__(
+        self,
+        partitions: int = 6,
+        members: int = 3,
+        *,
+        protocol: str = "eager",
+        commit_on_revoke: bool = False,
+        static_membership: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.settings = {
+            "partitions": partitions,
+            "members": members,
+            "protocol": protocol,
+            "commit_on_revoke": commit_on_revoke,
+            "static_membership": static_membership,
+            "seed": check.integer("seed", seed),
+        }
+        self.group = RebalancingGroup(
+            Simulation(seed=seed),
+            partitions,
+            members,
+            protocol=protocol,
+            commit_on_revoke=commit_on_revoke,
+            static_membership=static_membership,
+        )
+        #: Every action so far, in order, as (method name, arguments): what a replay repeats.
+        self.actions: list[tuple[str, tuple[Any, ...]]] = []
+        self._samples: list[dict[str, Any]] = []
+        self._last_counts = self._counts()
+
+    # -- actions -------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` (a whole number) pass, sampling every second."""
+        check.integer("seconds", seconds, minimum=1, maximum=3_600)
+        self.actions.append(("advance", (seconds,)))
+        for _ in range(seconds):
+            self.group.advance(1.0)
+            counts = self._counts()
+            for p in range(self.group.partitions):
+                self._samples.append(
+                    {
+                        "time": self.group.now,
+                        "partition": p,
+                        "owner": self.group.owner[p],
+                        "processed": counts[p] - self._last_counts[p],
+                    }
+                )
+            self._last_counts = counts
+
+    def join(self) -> str:
+        """A new member joins; returns its id."""
+        self.actions.append(("join", ()))
+        return self.group.join()
+
+    def leave(self, member: str | None = None) -> str:
+        """``member`` (the newest running one when ``None``) shuts down cleanly."""
+        member = self._pick(member)
+        self.group.leave(member)
+        self.actions.append(("leave", (member,)))
+        return member
+
+    def crash(self, member: str) -> None:
+        """``member`` dies without a word."""
+        self.group.crash(member)
+        self.actions.append(("crash", (member,)))
+
+    def stall(self, member: str, seconds: float = 400.0) -> None:
+        """``member`` gets stuck on one record for ``seconds``."""
+        self.group.stall(member, seconds)
+        self.actions.append(("stall", (member, seconds)))
+
+    def restart(self, member: str, downtime: float = 30.0) -> None:
+        """``member`` is restarted and back ``downtime`` seconds later."""
+        self.group.restart(member, downtime)
+        self.actions.append(("restart", (member, downtime)))
+
+    def with_settings(self, **changes: Any) -> RebalanceRun:
+        """A new run with ``changes`` to the settings and the same actions replayed."""
+        unknown = sorted(set(changes) - set(self.settings))
+        if unknown:
+            raise ValueError(
+                f"with_settings got unknown settings {unknown}; known: {sorted(self.settings)}"
+            )
+        run = RebalanceRun(**{**self.settings, **changes})
+        for name, args in self.actions:
+            getattr(run, name)(*args)
+        return run
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.group.now
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """One sample per partition per second: time (end of that second), partition, owner at
+        that moment (``None``: nobody) and records processed during the second."""
+        return list(self._samples)
+
+    def running_members(self) -> list[str]:
+        """Members whose process runs (they can leave, crash, stall or restart)."""
+        return [m for m in self.group.members if self.group._members[m].alive]
+
+    def summary(self) -> str:
+        return self.group.summary()
+
+    def _counts(self) -> dict[int, int]:
+        return {p: sum(c.values()) for p, c in self.group._processed.items()}
+
+    def _pick(self, member: str | None) -> str:
+        if member is not None:
+            return member
+        running = self.running_members()
+        if not running:
+            raise ValueError("no running member to remove")
+        return running[-1]
+
+
+def default_run() -> RebalanceRun:
+    """The view's opening story: 6 partitions, 3 members, eager; a fourth member joins at 11 s;
+    30 s in all."""
+    run = RebalanceRun()
+    run.advance(11)
+    run.join()
+    run.advance(19)
+    return run

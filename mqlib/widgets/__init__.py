@@ -18,6 +18,7 @@ _VIEWS = {
     "DeadLetters": "dead_letter",
     "RetryStorm": "retries",
     "KafkaLog": "kafka_log",
+    "Rebalancing": "rebalance",
     "KafkaCluster": "cluster",
     "MessageQueueSimulator": "playground",
 }
