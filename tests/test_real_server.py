@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import os
 import socket
@@ -264,3 +265,54 @@ def test_only_loopback_urls_are_accepted():
         check_loopback_url("nats://127.0.0.1")
     with pytest.raises(TypeError, match="url"):
         check_loopback_url(4222)  # type: ignore[arg-type]
+
+
+def test_servers_die_with_a_sigkilled_parent(tmp_path):
+    """A notebook kernel killed with SIGKILL (nbval ends kernels with ``now=True``) runs no
+    clean-up; the servers it started must still go (Linux ``PR_SET_PDEATHSIG``)."""
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    pids = tmp_path / "pids"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from mqlib.real import start_cluster, start_kafka, start_server
+            servers = [start_server(), start_kafka()]
+            cluster = start_cluster(1)
+            pids = [s.pid for s in servers] + [cluster.pid("n1")]
+            open({str(pids)!r}, "w").write(" ".join(map(str, pids)))
+            time.sleep(60)
+            """
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 30
+        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+            assert parent.poll() is None, "the parent script failed"
+            time.sleep(0.05)
+        children = [int(p) for p in pids.read_text().split()]
+        assert len(children) == 3
+        for pid in children:
+            os.kill(pid, 0)  # all running
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie still answers kill(0); it is gone once its state is Z or it is reaped.
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in children if alive(pid)] == []

@@ -245,3 +245,35 @@ def test_a_static_member_past_max_poll_interval_is_removed_a_session_timeout_lat
     g.advance(30.0)  # t = 361 s
     assert [r["reason"] for r in g.rebalances] == ["c2 exceeded max.poll.interval.ms"]
     assert g.sim.trace.of_kind("poll_timeout")[0].time == pytest.approx(11.0 + 300.0 + 45.0)
+
+
+def test_the_views_run_samples_every_second_and_replays_with_other_settings():
+    from mqlib.scenarios.rebalance import RebalanceRun, default_run
+
+    run = default_run()
+    samples = run.timeline()
+    assert len(samples) == 30 * 6 and run.now == 30.0
+    idle = sorted({s["time"] for s in samples if s["worker"] is None})
+    assert idle == [12.0, 13.0, 14.0]  # the eager rebalance, 11 s to 14 s, on every partition
+    assert sum(1 for s in samples if s["worker"] is None) == 18
+    coop = run.with_settings(protocol="cooperative")
+    assert coop.actions == run.actions and coop.settings["protocol"] == "cooperative"
+    gaps = [(s["time"], s["partition"]) for s in coop.timeline() if s["worker"] is None]
+    assert gaps == [(15.0, 4), (16.0, 4), (17.0, 4)]  # only the moved partition
+    assert coop.summary() == compare_join_row_summary("cooperative")
+    with pytest.raises(ValueError, match="unknown settings"):
+        run.with_settings(colour="red")
+    with pytest.raises(ValueError, match="seconds"):
+        RebalanceRun().advance(0)
+    empty = RebalanceRun(members=1)
+    empty.leave()
+    with pytest.raises(ValueError, match="no running member"):
+        empty.leave()
+
+
+def compare_join_row_summary(protocol):
+    g = group(partitions=6, members=3, protocol=protocol)
+    g.advance(11.0)
+    g.join()
+    g.advance(19.0)
+    return g.summary()

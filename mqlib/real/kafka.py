@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mqlib import _validate
+from mqlib.real.server import die_with_parent
 
 __all__ = [
     "BINARY_ENV_VAR",
@@ -229,6 +230,7 @@ class KafkaBroker:
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True,
+                preexec_fn=die_with_parent(),  # stopped even if this process is SIGKILLed
             )  # fmt: skip
         except OSError as exc:
             log_file.close()

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mqlib import _validate
-from mqlib.real.server import HOST, NatsServerError, find_nats_server
+from mqlib.real.server import HOST, NatsServerError, die_with_parent, find_nats_server
 
 __all__ = ["NatsCluster", "start_cluster"]
 
@@ -228,7 +228,7 @@ class NatsCluster:
         node.proc = subprocess.Popen(
             [str(self.binary), "-c", str(node.config)],
             stdin=subprocess.DEVNULL, stdout=node.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent(),  # even if we are SIGKILLed
         )  # fmt: skip
 
     def _wait_healthy(self, node: _Node) -> None:

@@ -39,12 +39,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import importlib.metadata
 import inspect
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +57,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -68,6 +70,7 @@ __all__ = [
     "NatsServerError",
     "NatsServerNotFoundError",
     "check_loopback_url",
+    "die_with_parent",
     "find_nats_server",
     "run",
     "start_server",
@@ -227,6 +230,42 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # looked up now: the child must not load libraries between fork and exec
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when this process dies.
+
+    ``atexit`` and ``weakref.finalize`` stop a server when Python exits normally, but a process
+    killed with SIGKILL runs no clean-up, and that is how Jupyter tools often end a kernel
+    (nbval shuts kernels down with ``now=True``). On Linux the kernel itself can deliver a signal
+    to the child when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so no broker outlives the
+    notebook or test run that started it. Linux ties this to the *thread* that started the child,
+    so start servers from a thread that lives as long as they should (the main thread, as
+    notebooks and tests do). Returns ``None`` elsewhere (there, only the normal clean-up runs).
+    """
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def _no_proxy_opener() -> urllib.request.OpenerDirector:
@@ -419,6 +458,7 @@ class JetStreamServer:
             # Own session: Ctrl-C in a terminal or "interrupt kernel" in Jupyter does not
             # kill the server behind our back; stop() and atexit do that.
             popen_kwargs["start_new_session"] = True
+            popen_kwargs["preexec_fn"] = die_with_parent()  # even if this process is SIGKILLed
         try:
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,

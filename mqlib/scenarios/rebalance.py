@@ -162,15 +162,19 @@ class RebalanceRun:
         check.integer("seconds", seconds, minimum=1, maximum=3_600)
         self.actions.append(("advance", (seconds,)))
         for _ in range(seconds):
+            before = dict(self.group.owner)
             self.group.advance(1.0)
             counts = self._counts()
             for p in range(self.group.partitions):
+                processed = counts[p] - self._last_counts[p]
                 self._samples.append(
                     {
                         "time": self.group.now,
                         "partition": p,
                         "owner": self.group.owner[p],
-                        "processed": counts[p] - self._last_counts[p],
+                        # who did the work: the owner when the second began, unless it changed
+                        "worker": (before[p] or self.group.owner[p]) if processed else None,
+                        "processed": processed,
                     }
                 )
             self._last_counts = counts
@@ -221,7 +225,8 @@ class RebalanceRun:
 
     def timeline(self) -> list[dict[str, Any]]:
         """One sample per partition per second: time (end of that second), partition, owner at
-        that moment (``None``: nobody) and records processed during the second."""
+        that moment (``None``: nobody), the member that did the second's work (``worker``,
+        ``None`` if nobody did) and the records processed during the second."""
         return list(self._samples)
 
     def running_members(self) -> list[str]:

@@ -221,10 +221,10 @@ class Rebalancing(SimulationView):
         for s in self.run.timeline():
             if not first <= s["time"] <= last:
                 continue
-            if s["processed"] and s["owner"] is not None:
+            if s["worker"] is not None:
                 wx.append(s["time"])
                 wy.append(s["partition"])
-                colours.append(self._colour(s["owner"]))
+                colours.append(self._colour(s["worker"]))
             else:
                 px.append(s["time"])
                 py.append(s["partition"])

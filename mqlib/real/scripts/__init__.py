@@ -1,8 +1,8 @@
 """The same experiments on every real broker, one module per broker, and what they observed.
 
-Each module here (``jetstream``, ``rabbitmq``, ``sqs``, ``redis_streams``, ``kafka``) runs the course's
-scripted experiments with that broker's own client against a server started by ``mqlib.real`` and
-reports what it saw, as :class:`Cell` values keyed by the rows of :data:`ROWS`::
+Each module here (``jetstream``, ``rabbitmq``, ``sqs``, ``redis_streams``, ``kafka``) runs the
+course's scripted experiments with that broker's own client against a server started by
+``mqlib.real`` and reports what it saw, as :class:`Cell` values keyed by the rows of :data:`ROWS`::
 
     def observe(server) -> dict[str, Cell]: ...
 
