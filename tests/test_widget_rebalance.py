@@ -52,9 +52,11 @@ def test_buttons_drive_the_run_and_refusals_show_their_reason():
     view.buttons["Restart (30 s)"].click()
     view.member_control.value = "c3"
     view.buttons["Crash"].click()
+    # c2 is still stuck (out of the group), c1 restarting, c3 dead: only the newcomer runs.
+    assert view.run.running_members() == ["c4"] and view.member_control.value == "c4"
     view.buttons["Leave"].click()
-    assert view.message.value == ""
-    assert view.run.running_members() == ["c2", "c4"] or "c3" not in view.run.running_members()
+    assert view.message.value == "" and view.run.actions[-1] == ("leave", ("c4",))
+    assert view.run.running_members() == [] and view.buttons["Leave"].disabled
 
 
 def test_methods_validate_through_the_scenario():

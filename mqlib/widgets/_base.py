@@ -6,6 +6,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+import bqplot as bq
 import ipywidgets as w
 
 #: Okabe-Ito colours: distinguishable with the common forms of colour blindness.
@@ -21,6 +22,68 @@ PALETTE = {
     "black": "#000000",
 }
 
+#: Installed once per page by every state line (see :data:`_A11Y_LOADER`), in JupyterLab and in
+#: the static book alike, because ipywidgets offers no way to set ARIA attributes from Python:
+#: the state line's element becomes a polite live region, each chart (``.bqplot``) becomes an
+#: image whose accessible name is its sentence from the hidden ``.mq-chart-text``, sliders get
+#: their description as a name, and focused controls get a visible ring.
+A11Y_SCRIPT = """(function () {
+  if (window.mqA11y) { window.mqA11y(); return; }
+  var css = document.createElement('style');
+  css.textContent = '.mq-sr-only{position:absolute!important;width:1px;height:1px;padding:0;' +
+    'margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}' +
+    '.mq-view button:focus-visible,.mq-view input:focus-visible,.mq-view select:focus-visible,' +
+    '.mq-view [role=slider]:focus-visible,.mq-view summary:focus-visible' +
+    '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
+  document.head.appendChild(css);
+  function apply() {
+    document.querySelectorAll('.mq-state:not([aria-live])').forEach(function (el) {
+      el.setAttribute('role', 'status');
+      el.setAttribute('aria-live', 'polite');
+      el.setAttribute('aria-atomic', 'true');
+    });
+    document.querySelectorAll('.mq-view').forEach(function (view) {
+      var text = view.querySelector('.mq-chart-text');
+      if (!text) return;
+      var alts = text.querySelectorAll('.mq-alt');
+      view.querySelectorAll('.bqplot').forEach(function (figure, i) {
+        var alt = alts[i] ? alts[i].textContent.trim() : '';
+        if (alt && figure.getAttribute('aria-label') !== alt) {
+          figure.setAttribute('role', 'img');
+          figure.setAttribute('aria-label', alt);
+        }
+      });
+      text.setAttribute('aria-hidden', 'true');
+    });
+    document.querySelectorAll('.mq-view .widget-slider').forEach(function (box) {
+      var label = box.querySelector('.widget-label');
+      var name = label ? label.textContent.trim() : '';
+      box.querySelectorAll('[role=slider]').forEach(function (handle) {
+        if (name && handle.getAttribute('aria-label') !== name) {
+          handle.setAttribute('aria-label', name);
+        }
+      });
+    });
+  }
+  var queued = false;
+  window.mqA11y = function () {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(function () { queued = false; apply(); });
+  };
+  new MutationObserver(window.mqA11y).observe(document.body, {
+    childList: true, subtree: true, characterData: true
+  });
+  apply();
+})();"""
+
+#: An invisible 1×1 GIF whose ``onload`` runs :data:`A11Y_SCRIPT`: an HTML widget's value is set
+#: with ``innerHTML``, where a ``<script>`` would not run but an event handler does.
+_A11Y_LOADER = (
+    '<img alt="" hidden src="data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBRAA7"'
+    f' onload="{html.escape(A11Y_SCRIPT, quote=True)}">'
+)
+
 
 class SimulationView:
     """Base for the chapter simulations.
@@ -35,8 +98,17 @@ class SimulationView:
     #: True while the view moves its own controls to match the scenario (see :meth:`_on_control`).
     _syncing: bool = False
 
+    #: What the latest action did when the chart does not show it (see :meth:`_tell`).
+    notice: str = ""
+
     def __init__(self) -> None:
+        # The state line is announced by screen readers whenever it changes (a live region).
         self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
+        self.summary_label.add_class("mq-state")
+        # One sentence per chart, for screen readers: hidden on screen, read as the chart's name.
+        self.chart_text = w.HTML()
+        self.chart_text.add_class("mq-chart-text")
+        self.chart_text.add_class("mq-sr-only")
 
     def summary(self) -> str:
         """The one-line summary of the scenario this view shows."""
@@ -56,9 +128,57 @@ class SimulationView:
         return run
 
     def refresh(self) -> None:
-        """Redraw the charts and the summary line from the scenario's state."""
+        """Redraw the charts, the summary line and the charts' text alternatives from the
+        scenario's state. A :attr:`notice` set by the latest action is shown after the summary
+        once, then cleared."""
         self._draw()
-        self.summary_label.value = f"<b>State:</b> {html.escape(self.summary())}"
+        note = f' <i class="mq-notice">{html.escape(self.notice)}</i>' if self.notice else ""
+        self.notice = ""
+        self.summary_label.value = (
+            f"<b>State:</b> {html.escape(self.summary())}{note}{_A11Y_LOADER}"
+        )
+        self._attach_chart_text()
+        self.chart_text.value = "".join(
+            f'<span class="mq-alt">{html.escape(sentence)}</span> '
+            for sentence in self.describe_charts()
+        )
+
+    def describe_charts(self) -> list[str]:
+        """One sentence per chart, in the order they appear, saying what it shows now: the text a
+        screen reader reads instead of the picture. Views override it with sentences about their
+        data; this default names each chart by its title and gives the summary."""
+        return [
+            f"Chart '{figure.title or 'simulation'}': {self.summary()}"
+            for figure in self.figures()
+        ]
+
+    def figures(self) -> list[bq.Figure]:
+        """The view's bqplot figures, in the order they are drawn."""
+        found: list[bq.Figure] = []
+        stack = [getattr(self, "view", None)]
+        while stack:
+            widget = stack.pop(0)
+            if isinstance(widget, bq.Figure):
+                found.append(widget)
+            elif widget is not None:
+                stack[:0] = list(getattr(widget, "children", ()))
+        return found
+
+    def _tell(self, notice: str) -> None:
+        """Say in the state line what the latest action did (until the next redraw): for an
+        action whose effect the chart does not show yet, such as a setting that applies from the
+        next message."""
+        self.notice = notice
+
+    def _attach_chart_text(self) -> None:
+        """Put :attr:`chart_text` into the view (once) and mark the view for the page script."""
+        view = getattr(self, "view", None)
+        if not isinstance(view, w.Box):
+            return
+        if "mq-view" not in view._dom_classes:
+            view.add_class("mq-view")
+        if self.chart_text not in view.children:
+            view.children = (*view.children, self.chart_text)
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -117,7 +117,6 @@ class Rebalancing(SimulationView):
                 bq.Axis(scale=self.x_scale, label="time (s)", tick_format="d"),
                 bq.Axis(
                     scale=self.y_scale,
-                    orientation="vertical",
                     side="left",
                     tick_values=list(range(partitions)),
                     tick_format="d",
