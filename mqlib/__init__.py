@@ -8,7 +8,8 @@ direction data flows:
 - :mod:`mqlib.scenarios` - one scripted, parameterised run per chapter simulation;
 - :mod:`mqlib.widgets` - ipywidgets + bqplot views over the scenarios (imported on demand, so the
   engine works without a notebook);
-- :mod:`mqlib.quiz` - the chapters' question banks.
+- :mod:`mqlib.quiz` - the chapters' question banks;
+- :mod:`mqlib.exercises` - graded exercises: learner code run under seeded fault schedules.
 """
 
 from .core import Simulation, Trace, TraceEvent

@@ -53,6 +53,36 @@ def leaked_brokers(grace: float = LEAK_GRACE_SECONDS) -> dict[int, str]:
         time.sleep(0.1)
 
 
+# -- real brokers shared by the test session (each boots once; every test uses fresh queues) ------
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server():
+    """A private RabbitMQ node for the whole session (it takes seconds to boot)."""
+    from mqlib.real.rabbitmq import RabbitMQServer
+
+    with RabbitMQServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sqs_server():
+    """moto's SQS emulator for the whole session."""
+    from mqlib.real.sqs import SQSServer
+
+    with SQSServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def valkey_server():
+    """A Valkey server (Redis Streams) for the whole session."""
+    from mqlib.real.redis_streams import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a broker process started by this session outlives it (then stop it)."""
     leaked = leaked_brokers()

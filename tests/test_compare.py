@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import unittest.mock
 
 import pytest
 
@@ -18,8 +19,10 @@ MINE = ["RabbitMQ", "Amazon SQS (moto)", "Redis Streams (Valkey)"]
 
 
 @pytest.fixture(scope="module")
-def table():
-    return compare_brokers(MINE)
+def table(rabbitmq_server, sqs_server, valkey_server):
+    """The table for the three brokers, run on the session's servers."""
+    servers = dict(zip(MINE, (rabbitmq_server, sqs_server, valkey_server), strict=True))
+    return compare_brokers(MINE, servers=servers)
 
 
 def test_every_row_of_every_broker_comes_from_a_run(table):
@@ -29,7 +32,7 @@ def test_every_row_of_every_broker_comes_from_a_run(table):
     for broker in MINE:
         column = table.column(broker)
         assert column.note is None and set(column.cells) == set(ROWS)
-        assert column.startup_seconds is not None and column.startup_seconds > 0
+        assert column.run_seconds is not None and column.run_seconds > 0
         assert all(cell.evidence for cell in column.cells.values())
 
 
@@ -66,6 +69,25 @@ def test_simulator_column_is_computed_by_the_engine():
     assert column.cells["overflow policies"].evidence["losses"]["block"] == 0
 
 
+def test_compare_starts_and_stops_the_brokers_it_runs():
+    from mqlib.real._process import pid_alive
+
+    started = []
+
+    def factory():
+        server = RedisServer().start()
+        started.append((server, server.pid))
+        return server
+
+    with unittest.mock.patch.dict(BROKERS, {"Redis Streams (Valkey)": ("redis_streams", factory)}):
+        result = compare_brokers(["Redis Streams (Valkey)"], simulator=False)
+    column = result.column("Redis Streams (Valkey)")
+    assert column.startup_seconds is not None and column.startup_seconds > 0
+    assert set(column.cells) == set(ROWS)
+    [(server, pid)] = started
+    assert not server.is_running and not pid_alive(pid)
+
+
 def test_missing_module_or_server_gives_a_note_not_an_error(monkeypatch):
     monkeypatch.setitem(BROKERS, "Redis Streams (Valkey)", ("no_such_module", lambda: None))
 
@@ -83,7 +105,7 @@ def test_missing_module_or_server_gives_a_note_not_an_error(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [({"brokers": []}, ValueError), ({"brokers": ["ZeroMQ"]}, ValueError),
-     ({"simulator": "yes"}, TypeError)],
+     ({"simulator": "yes"}, TypeError), ({"brokers": ["RabbitMQ"], "servers": {"SQS": 1}}, ValueError)],
 )  # fmt: skip
 def test_bad_arguments(kwargs, error):
     with pytest.raises(error):

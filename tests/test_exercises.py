@@ -332,7 +332,7 @@ def test_report_reads_well_and_renders_as_html_with_the_failing_step_highlighted
     assert text.startswith(f"{name}: FAILED on schedule")
     assert ">>" in text and "Replay: check(" in text
     html = result._repr_html_()
-    assert html.count("<tr") == len(result.counterexample.timeline) + 1
+    assert html.count("<tr") == len(result.counterexample.shown_steps()) + 1
     assert html.count("background:#F0E442") == 1
     passed = exercises.check(name, exercises.reference(name), schedules=5)
     assert "PASSED" in passed._repr_html_() and bool(passed)
@@ -364,6 +364,16 @@ def test_a_solution_that_hangs_fails_within_the_budget():
     assert not result.passed
     assert "loop forever" in result.counterexample.explanation
     assert result.schedules_run == 1
+
+
+def test_a_solution_that_never_makes_progress_runs_out_of_steps():
+    def spins(consumer):
+        while True:
+            consumer.poll()  # polls forever, never processes
+
+    result = exercises.check("ch07-commit-offsets", spins, schedules=2)
+    assert "called more than" in result.counterexample.explanation
+    assert "never make progress" in result.counterexample.explanation
 
 
 def test_a_solution_that_returns_the_wrong_type_is_told_what_was_due():
@@ -457,6 +467,16 @@ def test_partitions_out_of_range_and_config_out_of_budget():
     config = dict(exercises.reference("ch08-configure-system"), consumers=9)
     with pytest.raises(ValueError, match="consumers must be <= 8"):
         exercises.check("ch08-configure-system", config)
+
+
+def test_a_long_timeline_is_cut_around_the_broken_step():
+    result = exercises.check("ch06-retry-policy", ch06_no_backoff)
+    cx = result.counterexample
+    assert len(cx.timeline) > 40
+    shown = cx.shown_steps()
+    assert len(shown) <= 42 and None in shown and cx.broken_step in shown
+    assert "   ..." in str(result)
+    assert cx.timeline[cx.broken_step].as_text() in str(result)
 
 
 def test_the_worlds_constants_are_what_describe_says():

@@ -16,10 +16,10 @@ from mqlib.real.scripts import ROWS
 from mqlib.real.scripts import rabbitmq as experiments
 
 
-@pytest.fixture(scope="module")
-def rabbit():
-    with RabbitMQServer() as server:
-        yield server
+@pytest.fixture
+def rabbit(rabbitmq_server):
+    """The session's server (tests/conftest.py); each experiment declares its own queues."""
+    return rabbitmq_server
 
 
 def test_node_is_private_on_loopback_and_speaks_amqp(rabbit):

@@ -15,10 +15,10 @@ from mqlib.real.scripts import ROWS
 from mqlib.real.scripts import redis_streams as experiments
 
 
-@pytest.fixture(scope="module")
-def valkey():
-    with RedisServer() as server:
-        yield server
+@pytest.fixture
+def valkey(valkey_server):
+    """The session's server (tests/conftest.py); each experiment declares its own queues."""
+    return valkey_server
 
 
 def test_server_is_valkey_9_on_loopback(valkey):

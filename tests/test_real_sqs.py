@@ -18,10 +18,10 @@ from mqlib.real.scripts import sqs as experiments
 from mqlib.real.sqs import SQSServer
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with SQSServer() as server:
-        yield server
+@pytest.fixture
+def endpoint(sqs_server):
+    """The session's server (tests/conftest.py); each experiment declares its own queues."""
+    return sqs_server
 
 
 def test_endpoint_on_loopback_answers_sqs(endpoint):

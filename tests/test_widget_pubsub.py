@@ -16,10 +16,12 @@ from mqlib.widgets.pubsub import WAITING_COLOUR, WINDOW
 def buttons(view: PubSub) -> dict[str, object]:
     """The producer's buttons and the subscribe button, by label."""
     found = {}
-    for row in view.view.children:
-        for child in getattr(row, "children", ()):
-            if hasattr(child, "click"):
-                found[child.description] = child
+    stack = list(view.view.children)
+    while stack:
+        child = stack.pop(0)
+        stack[:0] = list(getattr(child, "children", ()))
+        if hasattr(child, "click") and child not in view.group_rows.children:
+            found.setdefault(child.description, child)
     return found
 
 

@@ -7,6 +7,13 @@ from mqlib.scenarios.point_to_point import PointToPointRun
 from mqlib.widgets import PointToPoint, SyncVsAsync
 
 
+def descendants(widget):
+    """Every widget inside ``widget`` (depth first, in display order)."""
+    for child in getattr(widget, "children", ()):
+        yield child
+        yield from descendants(child)
+
+
 def segments(mark):
     x = np.atleast_2d(np.asarray(mark.x, dtype=float))
     y = np.atleast_2d(np.asarray(mark.y, dtype=float))
@@ -73,12 +80,7 @@ def test_point_to_point_opens_on_a_populated_default_run():
 
 def test_point_to_point_buttons_drive_the_engine():
     view = PointToPoint(PointToPointRun())
-    buttons = {
-        b.description: b
-        for row in view.view.children
-        for b in getattr(row, "children", ())
-        if hasattr(b, "click")
-    }
+    buttons = {b.description: b for b in descendants(view.view) if hasattr(b, "click")}
     buttons["Burst of 10"].click()
     assert view.run.queue.sent_count == 10
     assert (view.run.series["visible"][-1], view.run.series["in_flight"][-1]) == (7, 3)

@@ -36,6 +36,9 @@ TIME_BUDGET = 1.0
 STEP_BUDGET = 20_000
 """Calls into the solution one schedule may make (a loop that never ends runs out of them)."""
 
+SHOWN_STEPS = 40
+"""A report shows at most this many timeline steps (all are in ``counterexample.timeline``)."""
+
 MAX_SHRINK_RUNS = 300
 """Runs the shrinker may spend looking for a smaller failing schedule."""
 
@@ -325,11 +328,32 @@ class Counterexample:
     unshrunk_faults: int
     size_unit: str = "message(s)"
 
+    def shown_steps(self) -> list[int | None]:
+        """Indices of the timeline steps a report shows (``None`` for "some steps left out"): all
+        of them when there are at most :data:`SHOWN_STEPS`, else the first five and the steps up
+        to just after the broken one."""
+        n = len(self.timeline)
+        if n <= SHOWN_STEPS:
+            return list(range(n))
+        end = n - 1 if self.broken_step is None else self.broken_step
+        last = min(n, end + 4)
+        first = max(5, last - (SHOWN_STEPS - 6))
+        shown: list[int | None] = list(range(5))
+        if first > 5:
+            shown.append(None)
+        shown.extend(range(first, last))
+        if last < n:
+            shown.append(None)
+        return shown
+
     def timeline_text(self) -> list[str]:
         lines = []
-        for i, step in enumerate(self.timeline):
+        for i in self.shown_steps():
+            if i is None:
+                lines.append("   ...")
+                continue
             mark = ">>" if i == self.broken_step else "  "
-            lines.append(f"{mark} {step.as_text()}")
+            lines.append(f"{mark} {self.timeline[i].as_text()}")
         return lines
 
 
@@ -394,7 +418,11 @@ class CheckResult:
             )
         cx = self.counterexample
         rows = []
-        for i, step in enumerate(cx.timeline):
+        for i in cx.shown_steps():
+            if i is None:
+                rows.append('<tr><td colspan="4">&#8230;</td></tr>')
+                continue
+            step = cx.timeline[i]
             style = ' style="background:#F0E442;font-weight:bold"' if i == cx.broken_step else ""
             rows.append(
                 f"<tr{style}><td>{step.time:.2f} s</td><td>{esc(step.subject)}</td>"

@@ -23,7 +23,7 @@ import contextlib
 import html
 import importlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,27 +253,36 @@ def _stop(server: Any) -> None:
         stop()
 
 
-def _observe(name: str, module: Any, server: Any, started: float) -> Column:
+def _observe(name: str, module: Any, server: Any, started: float | None) -> Column:
+    """Run one broker's experiments; ``started`` is None for a server the caller owns."""
     ready = getattr(server, "wait_until_ready", None)
     if ready is not None:
         ready()
-    up = time.monotonic() - started
+    up = None if started is None else time.monotonic() - started
     began = time.monotonic()
     try:
         cells = module.observe(server)
     finally:
-        _stop(server)
+        if started is not None:
+            _stop(server)
     return Column(name, cells, startup_seconds=up, run_seconds=time.monotonic() - began)
 
 
-def compare_brokers(brokers: Iterable[str] | None = None, *, simulator: bool = True) -> Comparison:
+def compare_brokers(
+    brokers: Iterable[str] | None = None,
+    *,
+    simulator: bool = True,
+    servers: Mapping[str, Any] | None = None,
+) -> Comparison:
     """Run every broker's experiments and return the :class:`Comparison` table.
 
     ``brokers``: names from :data:`BROKERS` (default: all of them, in that order). Servers start
-    concurrently and each broker's experiments run in its own thread; every server is stopped
-    before this returns, also on error. A missing server program or experiment module gives a
-    column that says what to install or that the module is not there; any other failure is
-    raised, since the table must not hide a broken experiment.
+    concurrently and each broker's experiments run in its own thread; every server started here
+    is stopped before this returns, also on error. ``servers`` maps broker names to servers you
+    already run (a notebook's, a test session's): those are used as they are and left running.
+    A missing server program or experiment module gives a column that says what to install or
+    that the module is not there; any other failure is raised, since the table must not hide a
+    broken experiment.
     """
     names = list(BROKERS) if brokers is None else list(brokers)
     if not names:
@@ -281,9 +290,12 @@ def compare_brokers(brokers: Iterable[str] | None = None, *, simulator: bool = T
     for name in names:
         _validate.choice("brokers", name, BROKERS)
     _validate.boolean("simulator", simulator)
+    given = dict(servers or {})
+    for name in given:
+        _validate.choice("servers", name, names)
     t0 = time.monotonic()
     columns: dict[str, Column] = {}
-    running: dict[str, tuple[Any, Any, float]] = {}
+    running: dict[str, tuple[Any, Any, float | None]] = {}
     try:
         for name in names:
             module_name, factory = BROKERS[name]
@@ -293,6 +305,9 @@ def compare_brokers(brokers: Iterable[str] | None = None, *, simulator: bool = T
                 if exc.name != f"mqlib.real.scripts.{module_name}":
                     raise
                 columns[name] = Column(name, note=f"not run: no mqlib.real.scripts.{module_name}")
+                continue
+            if name in given:
+                running[name] = (module, given[name], None)
                 continue
             try:
                 started = time.monotonic()
@@ -307,9 +322,10 @@ def compare_brokers(brokers: Iterable[str] | None = None, *, simulator: bool = T
             for name, future in futures.items():
                 columns[name] = future.result()
     finally:
-        for _module, server, _started in running.values():
-            with contextlib.suppress(ServerError):
-                _stop(server)
+        for _module, server, started in running.values():
+            if started is not None:
+                with contextlib.suppress(ServerError):
+                    _stop(server)
     ordered = [columns[name] for name in names]
     if simulator:
         ordered.append(simulator_column())

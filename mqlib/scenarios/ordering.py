@@ -188,6 +188,11 @@ class OrderingRun:
         return self.sim.now
 
     @property
+    def scheduled(self) -> int:
+        """Events sent so far (or handed to the producer to send, one every send interval)."""
+        return self._scheduled
+
+    @property
     def consumers(self) -> int:
         """The number of consumers in use."""
         if self._consumers is not None:

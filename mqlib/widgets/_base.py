@@ -80,7 +80,8 @@ A11Y_SCRIPT = """(function () {
 #: An invisible 1×1 GIF whose ``onload`` runs :data:`A11Y_SCRIPT`: an HTML widget's value is set
 #: with ``innerHTML``, where a ``<script>`` would not run but an event handler does.
 _A11Y_LOADER = (
-    '<img alt="" hidden src="data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBRAA7"'
+    '<img alt="" hidden'
+    ' src="data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBRAA7"'
     f' onload="{html.escape(A11Y_SCRIPT, quote=True)}">'
 )
 
@@ -106,7 +107,7 @@ class SimulationView:
         self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
         self.summary_label.add_class("mq-state")
         # One sentence per chart, for screen readers: hidden on screen, read as the chart's name.
-        self.chart_text = w.HTML()
+        self.chart_text = w.HTML(layout=w.Layout(width="1px", height="1px", overflow="hidden"))
         self.chart_text.add_class("mq-chart-text")
         self.chart_text.add_class("mq-sr-only")
 
@@ -148,8 +149,7 @@ class SimulationView:
         screen reader reads instead of the picture. Views override it with sentences about their
         data; this default names each chart by its title and gives the summary."""
         return [
-            f"Chart '{figure.title or 'simulation'}': {self.summary()}"
-            for figure in self.figures()
+            f"Chart '{figure.title or 'simulation'}': {self.summary()}" for figure in self.figures()
         ]
 
     def figures(self) -> list[bq.Figure]:

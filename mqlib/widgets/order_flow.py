@@ -57,6 +57,17 @@ class SyncVsAsync(SimulationView):
         """Latency of ``service`` in milliseconds."""
         self.flow.set_latency(service, ms)
         self._sync(self.latency_controls[service], ms)
+        step = next(s for s in self.result.steps if s.service == service)
+        if step.status == "not_reached":
+            failed = next(
+                s.service
+                for s in self.result.steps
+                if s.status in STATUS_COLOURS and s.status != "ok"
+            )
+            self._tell(
+                f"({service} now takes {ms:,.0f} ms, but it is never called: "
+                f"the chain stops at {failed}.)"
+            )
         return self._rerun()
 
     def set_down(self, service: str, down: bool = True) -> FlowResult:
@@ -69,12 +80,25 @@ class SyncVsAsync(SimulationView):
         """How long a synchronous call waits before failing."""
         self.flow.timeout_ms = check.positive("timeout_ms", ms)
         self._sync(self.timeout_control, ms)
+        if self.flow.mode == "async":
+            self._tell(
+                f"(Call timeout now {ms:,.0f} ms; asynchronous mode makes no calls to time out.)"
+            )
+        elif not self.flow.down:
+            self._tell(f"(Call timeout now {ms:,.0f} ms; no service is down, so none times out.)")
         return self._rerun()
 
     def set_recovery(self, ms: float) -> FlowResult:
         """Async mode: when the services that are down come back."""
         self.recovers_at_ms = check.non_negative("recovers_at_ms", ms)
         self._sync(self.recovery_control, ms)
+        if self.flow.mode == "sync":
+            self._tell(
+                f"(Down services now come back at {ms:,.0f} ms; that matters only in "
+                "asynchronous mode, where their events wait for them.)"
+            )
+        elif not self.flow.down:
+            self._tell(f"(Down services would come back at {ms:,.0f} ms; none is down.)")
         return self._rerun()
 
     def summary(self) -> str:
@@ -157,7 +181,7 @@ class SyncVsAsync(SimulationView):
             axes=[x_axis, y_axis],
             title="One order, service by service",
             fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
-            layout=w.Layout(width="100%", height="320px"),
+            layout=w.Layout(width="100%", height="300px"),
         )
 
         self.mode_control = w.ToggleButtons(
@@ -184,7 +208,10 @@ class SyncVsAsync(SimulationView):
             slider.observe(self._on_control(lambda v, n=name: self.set_latency(n, v)), "value")
             box = w.Checkbox(
                 value=name in self.flow.down,
-                description="down",
+                # The service's name is for screen readers: five boxes all called "down" would
+                # not say which service each one takes down.
+                description=f'down<span class="mq-sr-only"> ({name})</span>',
+                description_allow_html=True,
                 tooltip="down = hung or unreachable: a synchronous call waits for its timeout",
                 indent=False,
                 layout=w.Layout(width="80px"),
@@ -217,7 +244,14 @@ class SyncVsAsync(SimulationView):
             layout=w.Layout(width="400px"),
         )
         self.recovery_control.observe(self._on_control(self.set_recovery), "value")
-        controls = w.VBox([self.mode_control, *rows, self.timeout_control, self.recovery_control])
+        # Two columns, so that the chart and every control fit on one 720-pixel screen.
+        controls = w.HBox(
+            [
+                w.VBox([self.mode_control, self.timeout_control, self.recovery_control]),
+                w.VBox(rows),
+            ],
+            layout=w.Layout(flex_flow="row wrap", grid_gap="4px 24px"),
+        )
         legend = w.HTML(
             f'<span style="color:{PALETTE["green"]}">&#9632;</span> order service\'s own work '
             f'&nbsp; <span style="color:{PALETTE["blue"]}">&#9632;</span> service working '

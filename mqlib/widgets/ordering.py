@@ -31,8 +31,42 @@ MAX_SLIDER_CONSUMERS = 8
 MAX_SLIDER_JITTER = 0.5
 
 
+#: How much of the time axis one step name covers ("shipped" in 12 px bold is about 50 px; the
+#: chart is at least about 650 px wide), so labels closer than this would overlap.
+LABEL_SPAN = 0.085
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g} ms"
+
+
+def _label_sides(times: list[float], rows: list[int], span: float) -> list[bool]:
+    """For each event (in processing order), whether its step name goes above its dot (``True``)
+    or below it.
+
+    Names alternate along a row, so neighbours in one row do not overlap. A name below row ``r``
+    sits close to the names above row ``r + 1``, though, so a side is taken only if no name already
+    placed in the same band, or in the adjacent band of the next or previous row, is nearer in
+    time than :data:`LABEL_SPAN` of the axis; if both sides are taken, the name goes above.
+    """
+    near = LABEL_SPAN * span
+    placed: list[tuple[float, int]] = []  # (time, band); band 2r is above row r, 2r + 1 below it
+    last_side: dict[int, bool] = {}
+    sides = []
+    for t, r in zip(times, rows, strict=True):
+        prefer = not last_side.get(r, False)
+        for above in (prefer, not prefer):
+            band = 2 * r if above else 2 * r + 1
+            # Same band, or the facing band of the neighbouring row (below r-1 / above r+1).
+            facing = band - 1 if above else band + 1
+            if not any(abs(t - u) < near and b in (band, facing) for u, b in placed):
+                break
+        else:
+            above = True
+        placed.append((t, 2 * r if above else 2 * r + 1))
+        last_side[r] = above
+        sides.append(above)
+    return sides
 
 
 class MessageOrdering(SimulationView):
@@ -87,17 +121,28 @@ class MessageOrdering(SimulationView):
     def start_over(self) -> None:
         """Throw the run away: nothing sent, nothing processed."""
         self.run.reset()
+        self._tell("(Nothing sent yet: press Send a batch.)")
         self.refresh()
 
     def send(self) -> list[str]:
         """Publish one more batch; returns the labels of the events it sends."""
         labels = self.run.send()
+        self._tell(
+            f"(Sent {len(labels)} events, created, paid and shipped per order; "
+            "Advance to see them processed.)"
+        )
         self.refresh()
         return labels
 
     def advance(self, seconds: float = 0.1) -> None:
         """Let ``seconds`` of simulated time pass."""
+        before = len(self.run.processed())
         self.run.advance(seconds)
+        done = len(self.run.processed()) - before
+        if not self.run.scheduled:
+            self._tell("(Nothing has been sent: press Send a batch first.)")
+        else:
+            self._tell(f"({done} more event{'' if done == 1 else 's'} processed.)")
         self.refresh()
 
     def process_all(self) -> None:
@@ -192,7 +237,7 @@ class MessageOrdering(SimulationView):
             ],
             title="When each order's events were processed",
             fig_margin={"top": 40, "bottom": 50, "left": 80, "right": 30},
-            layout=w.Layout(width="100%", height="300px"),
+            layout=w.Layout(width="100%", height="260px"),
         )
         steps = " &nbsp; ".join(
             f'<span style="color:{c}">&#9679;</span> {s}' for s, c in STEP_COLOURS.items()
@@ -222,7 +267,9 @@ class MessageOrdering(SimulationView):
             layout=w.Layout(width="330px"),
         )
         self.partition_control.observe(self._on_control(self.set_partitions), "value")
-        self.keyed_control = w.Checkbox(description="key = order id", indent=False)
+        self.keyed_control = w.Checkbox(
+            description="key = order id", indent=False, layout=w.Layout(width="auto")
+        )
         self.keyed_control.observe(self._on_control(self.set_keyed), "value")
         self.consumer_control = w.IntSlider(
             value=self.run.consumers,
@@ -257,18 +304,28 @@ class MessageOrdering(SimulationView):
             [
                 self.mode_control,
                 w.HBox([self.partition_control, self.keyed_control]),
-                w.HBox([self.consumer_control, self.jitter_control]),
+                self.consumer_control,
+                self.jitter_control,
                 w.HBox(list(self.buttons.values())),
             ]
         )
+        # The sequences and the routing beside the controls, so that everything fits on a
+        # 720-pixel screen with the chart.
         self.view = w.VBox(
             [
                 self.figure,
                 legend,
                 self.summary_label,
-                controls,
-                self.sequence_html,
-                self.routing_html,
+                w.HBox(
+                    [
+                        controls,
+                        w.VBox(
+                            [self.sequence_html, self.routing_html],
+                            layout=w.Layout(flex="1 1 380px", min_width="380px"),
+                        ),
+                    ],
+                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 24px"),
+                ),
             ]
         )
 
@@ -281,11 +338,7 @@ class MessageOrdering(SimulationView):
         times = [p["time"] for p in processed]
         rows = [row[p["order"]] for p in processed]
         colours = [VIOLATION if b else PALETTE["black"] for b in bad]
-        nth: dict[int, int] = {}
-        above = []
-        for p in processed:
-            nth[p["order"]] = nth.get(p["order"], 0) + 1
-            above.append(nth[p["order"]] % 2 == 1)
+        above = _label_sides(times, rows, span=end * 1.08)
         with self.figure.hold_sync():
             self.x_scale.max = end * 1.08
             self.track_mark.x = [[0.0, end * 1.08] for _ in run.orders]
@@ -302,6 +355,18 @@ class MessageOrdering(SimulationView):
                 mark.colors = [colours[i] for i in idx] or [PALETTE["black"]]
         self.sequence_html.value = self._sequence_text(processed, bad)
         self.routing_html.value = self._routing_text()
+
+    def describe_charts(self) -> list[str]:
+        run = self.run
+        sequences = "; ".join(
+            f"order {o}: {' > '.join(steps) or 'nothing yet'}"
+            for o, steps in run.sequences().items()
+        )
+        bad = len(run.violations())
+        return [
+            f"Timeline of when each order's events were processed, up to {run.now:.2f} s: "
+            f"{sequences}; {bad} event{'' if bad == 1 else 's'} out of order."
+        ]
 
     def _sequence_text(self, processed: list[dict[str, Any]], bad: list[bool]) -> str:
         per_order: dict[int, list[str]] = {order: [] for order in self.run.orders}

@@ -42,6 +42,13 @@ class PointToPoint(SimulationView):
     def crash_consumer(self, name: str) -> str | None:
         """Kill consumer ``name`` mid-message; returns the message it dropped, if any."""
         dropped = self.run.crash_consumer(name)
+        timeout = self.run.queue.visibility_timeout
+        self._tell(
+            f"({name} crashed holding {dropped}: it stays in flight until its {timeout:g} s "
+            "visibility timeout runs out.)"
+            if dropped
+            else f"({name} crashed while idle: it held no message.)"
+        )
         self.refresh()
         return dropped
 
@@ -54,12 +61,14 @@ class PointToPoint(SimulationView):
         """Seconds consumer ``name`` needs per message."""
         self.run.set_processing_time(name, seconds)
         self._sync(self.speed_controls[name], seconds)
+        self._tell(f"({name} now needs {seconds:g} s per message, from its next message.)")
         self.refresh()
 
     def set_visibility_timeout(self, seconds: float) -> None:
         """The queue's visibility timeout in seconds."""
         self.run.set_visibility_timeout(seconds)
         self._sync(self.visibility_control, seconds)
+        self._tell(f"(Visibility timeout now {seconds:g} s, for messages received from now on.)")
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
@@ -97,7 +106,7 @@ class PointToPoint(SimulationView):
                 bq.Axis(scale=y, side="left", label="messages", tick_format="d"),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 20},
-            layout=w.Layout(width="62%", height="300px"),
+            layout=w.Layout(width="62%", height="270px"),
         )
         cx = bq.OrdinalScale()
         self.count_scale = cy = bq.LinearScale(min=0.0)
@@ -116,7 +125,7 @@ class PointToPoint(SimulationView):
                 bq.Axis(scale=cy, side="left", label="messages processed", tick_format="d"),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 10},
-            layout=w.Layout(width="36%", height="300px"),
+            layout=w.Layout(width="36%", height="270px"),
         )
 
         producer = w.HBox(
@@ -178,18 +187,36 @@ class PointToPoint(SimulationView):
         legend = w.HTML(
             f'<span style="color:{PALETTE["blue"]}">&#9473;&#9473;</span> waiting (visible) &nbsp; '
             f'<span style="color:{PALETTE["vermillion"]}">&#9477;&#9477;</span> in flight'
-            " &nbsp; (messages in the queue over time; bars: messages each consumer finished)"
+            " &nbsp; (messages in the queue over time) &nbsp; bars: messages each consumer "
+            f'finished, <span style="color:{PALETTE["grey"]}">&#9632;</span> grey = crashed'
         )
+        # Controls in two columns, so that the charts and every control fit on a 720-pixel screen.
         self.view = w.VBox(
             [
                 w.HBox([self.depth_figure, self.count_figure]),
                 legend,
                 self.summary_label,
-                producer,
-                *consumer_rows,
-                self.visibility_control,
+                w.HBox(
+                    [w.VBox([producer, self.visibility_control]), w.VBox(consumer_rows)],
+                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 24px"),
+                ),
             ]
         )
+
+    def describe_charts(self) -> list[str]:
+        series = self.run.series
+        now = self.run.now
+        crashed = [n for n, c in self.run.consumers.items() if not c.alive]
+        counts = ", ".join(
+            f"{n} {c}{' (crashed)' if n in crashed else ''}"
+            for n, c in self.run.processed_by().items()
+        )
+        return [
+            f"Line chart of messages in the queue over {now:g} s of simulated time: "
+            f"{series['visible'][-1]} waiting and {series['in_flight'][-1]} in flight now, "
+            f"at most {max(series['visible'], default=0)} waiting.",
+            f"Bar chart of messages processed per consumer: {counts}.",
+        ]
 
     def _toggle_crash(self, name: str) -> None:
         if self.run.consumers[name].alive:

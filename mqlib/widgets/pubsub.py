@@ -78,23 +78,37 @@ class PubSub(SimulationView):
     def add_group(self, name: str, members: int = 1) -> list[str]:
         """Subscribe a new consumer group with ``members`` instances; returns their ids."""
         added = self.run.add_group(name, members)
+        self._tell(
+            f"({name} subscribed with {members} member{'' if members == 1 else 's'}: it gets "
+            "every message published from now on.)"
+        )
         self.refresh()
         return added
 
     def remove_group(self, name: str) -> None:
         """Unsubscribe group ``name``: it receives nothing more."""
         self.run.remove_group(name)
+        self._tell(f"({name} unsubscribed: it receives nothing more.)")
         self.refresh()
 
     def add_member(self, group: str) -> str:
         """Start one more instance in ``group``; returns its id."""
-        member = self.run.add_member(group)
+        backlog = self.run.pending().get(group, 0)
+        member = self.run.add_member(group)  # raises for an unknown group
+        got = f" and received the {backlog} waiting" if backlog else ""
+        self._tell(f"({member} joined {group}{got}.)")
         self.refresh()
         return member
 
     def remove_member(self, group: str, member: str | None = None) -> str:
         """Stop ``member`` of ``group`` (its newest member when ``None``); returns its id."""
         removed = self.run.remove_member(group, member)
+        left = len(self.run.groups()[group])
+        self._tell(
+            f"({removed} stopped; {group} has {left} member{'' if left == 1 else 's'} left"
+            + ("" if left else ": new messages wait for one")
+            + ".)"
+        )
         self.refresh()
         return removed
 
@@ -151,7 +165,7 @@ class PubSub(SimulationView):
                 self.copies_axis,
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 15},
-            layout=w.Layout(width="54%", height="320px"),
+            layout=w.Layout(width="54%", height="270px"),
         )
         bx = bq.OrdinalScale(reverse=True)  # first member at the top
         by = bq.LinearScale(min=0.0)
@@ -167,7 +181,7 @@ class PubSub(SimulationView):
                 self.member_axis,
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 100, "right": 30},
-            layout=w.Layout(width="44%", height="320px"),
+            layout=w.Layout(width="44%", height="270px"),
         )
         # A legend in HTML: bqplot's own legend box sits on top of the bars it explains.
         self.legend = w.HTML()
@@ -183,29 +197,40 @@ class PubSub(SimulationView):
         self.new_group_name = w.Dropdown(
             description="new group",
             style={"description_width": "75px"},
-            layout=w.Layout(width="220px"),
+            layout=w.Layout(width="200px"),
         )
         self.new_group_members = w.IntSlider(
             value=2,
             min=0,
             max=5,
             description="members",
-            style={"description_width": "70px"},
-            layout=w.Layout(width="260px"),
+            style={"description_width": "60px"},
+            layout=w.Layout(width="220px"),
         )
         self.subscribe_button = self._button(
             "Subscribe",
             self._subscribe_selected,
             "subscribe this group: it gets every message published from now on",
         )
+        # Controls in two columns, so that the charts and every control fit on a 720-pixel screen.
         self.view = w.VBox(
             [
                 w.HBox([self.copies_figure, self.member_figure]),
                 self.legend,
                 self.summary_label,
-                producer,
-                self.group_rows,
-                w.HBox([self.new_group_name, self.new_group_members, self.subscribe_button]),
+                w.HBox(
+                    [
+                        w.VBox(
+                            [
+                                producer,
+                                w.HBox([self.new_group_name, self.new_group_members]),
+                                self.subscribe_button,
+                            ]
+                        ),
+                        self.group_rows,
+                    ],
+                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 24px"),
+                ),
             ]
         )
 
@@ -214,7 +239,7 @@ class PubSub(SimulationView):
             self.add_group(self.new_group_name.value, self.new_group_members.value)
 
     def _group_row(self, name: str) -> dict[str, Any]:
-        label = w.HTML(layout=w.Layout(width="270px"))
+        label = w.HTML(layout=w.Layout(width="230px"))
         add = self._button(
             "+ member", lambda: self.add_member(name), f"start one more {name} instance"
         )
@@ -231,6 +256,12 @@ class PubSub(SimulationView):
         for name in order:
             self._colour(name)
         data = self.copies()
+        published = self.run.published
+        self.copies_figure.title = (
+            f"Who got each message (latest {WINDOW} of {published})"
+            if published > WINDOW
+            else "Who got each message"
+        )
         heights, colours = [], []
         for name in order:
             heights += [data["groups"][name]["delivered"], data["groups"][name]["waiting"]]
@@ -295,6 +326,26 @@ class PubSub(SimulationView):
             "and the number in a block is the group member that received it. "
             "Right: how many messages each member received."
         )
+
+    def describe_charts(self) -> list[str]:
+        data = self.copies()
+        shown = data["messages"]
+        span = f"messages {shown[0]} to {shown[-1]}" if shown else "no messages yet"
+        current = self.run.groups()
+        per_group = ", ".join(
+            f"{g} {sum(row['delivered'])}"
+            + (f" ({sum(row['waiting'])} waiting)" if sum(row["waiting"]) else "")
+            for g, row in data["groups"].items()
+            if g in current or sum(row["delivered"])
+        )
+        members = ", ".join(
+            f"{m} {c}" for members in self.run.deliveries().values() for m, c in members.items()
+        )
+        return [
+            f"Stacked bar chart of {span} of {self.run.published}, one block per group that "
+            f"received each: {per_group or 'no groups'}.",
+            f"Bar chart of messages delivered per member: {members or 'no members'}.",
+        ]
 
     def _draw_controls(self, current: dict[str, list[str]]) -> None:
         for name in list(self._rows):

@@ -138,8 +138,9 @@ def observe(server: KafkaBroker) -> dict[str, Cell]:
     murmur = parts["murmur2_random"]
     return {
         "unit of delivery": Cell(
-            "a partition, owned by one member of each group (2 members of a 4-partition topic "
-            f"got partitions {groups['assignment'][0]} and {groups['assignment'][1]})",
+            "a partition, owned by one member of each consumer group (2 members of a "
+            f"4-partition topic got partitions {groups['assignment'][0]} and "
+            f"{groups['assignment'][1]})",
             {"assignment": groups["assignment"]},
         ),
         "what triggers redelivery": Cell(
@@ -149,7 +150,7 @@ def observe(server: KafkaBroker) -> dict[str, Cell]:
             {k: groups[k] for k in ("committed", "uncommitted", "after_restart")},
         ),
         "delivery counter": Cell(
-            "none on the broker: the re-read record carried "
+            "none on the broker for a consumer group: the re-read record carried "
             + ("no headers" if not groups["redelivered_headers"] else "only its own headers")
             + "; the consumer counts attempts itself if it needs to",
             {"headers": groups["redelivered_headers"]},
