@@ -105,7 +105,8 @@ def test_missing_module_or_server_gives_a_note_not_an_error(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [({"brokers": []}, ValueError), ({"brokers": ["ZeroMQ"]}, ValueError),
-     ({"simulator": "yes"}, TypeError), ({"brokers": ["RabbitMQ"], "servers": {"SQS": 1}}, ValueError)],
+     ({"simulator": "yes"}, TypeError),
+     ({"brokers": ["RabbitMQ"], "servers": {"SQS": 1}}, ValueError)],
 )  # fmt: skip
 def test_bad_arguments(kwargs, error):
     with pytest.raises(error):

@@ -129,3 +129,17 @@ def test_missing_rabbitmq_in_a_lab_cell_prints_and_returns_none(monkeypatch, tmp
     assert "apt-get install rabbitmq-server" in capsys.readouterr().out
     with pytest.raises(TypeError, match="missing_ok"):
         rabbitmq.start_rabbitmq(missing_ok="yes")
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: experiments.overflow(None, "drop-tail"), ValueError),
+        (lambda: experiments.overflow(None, "drop-head", max_length=-1), ValueError),
+        (lambda: experiments.prefetch_window(None, prefetch=0), ValueError),
+        (lambda: experiments.poison_to_dead_letters(None, delivery_limit="3"), TypeError),
+    ],
+)
+def test_experiments_check_their_arguments_first(call, error):
+    with pytest.raises(error):
+        call()

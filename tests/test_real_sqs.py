@@ -114,3 +114,17 @@ def test_missing_moto_server_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ServerNotFoundError, match=r"pip install \"moto\[server\]\""):
         SQSServer()
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: experiments.crash_before_delete(None, visibility_timeout=0), ValueError),
+        (lambda: experiments.crash_before_delete(None, visibility_timeout=0.5), TypeError),
+        (lambda: experiments.poison_to_dead_letters(None, max_receive_count=0), ValueError),
+        (lambda: experiments.queue_limits(None, messages=5), ValueError),
+    ],
+)
+def test_experiments_check_their_arguments_first(call, error):
+    with pytest.raises(error):
+        call()

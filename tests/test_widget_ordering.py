@@ -259,3 +259,34 @@ def test_quiz_answers_are_what_the_engine_computes():
     six = OrderingRun(partitions=4, consumers=6)
     idle = [c for c, parts in six.assignment().items() if not parts]
     assert answer("ch04", 5) == len(idle) == 2
+
+
+def test_step_names_never_overlap_even_with_eight_consumers_and_half_a_second_of_jitter():
+    """The issue's case: with jitter 0.5 and 8 consumers, 43's "paid" (below its row) sat on
+    44's "shipped" (above the next row). No two names in the same band, or in the facing bands of
+    neighbouring rows, are closer than a label's width."""
+    from mqlib.widgets.ordering import LABEL_SPAN
+
+    for consumers in range(1, 9):
+        for jitter in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
+            view = MessageOrdering()
+            view.set_consumers(consumers)
+            view.set_jitter(jitter)
+            span = view.x_scale.max
+            labels = [
+                (float(x), 2 * int(y) + (0 if mark is view.label_above else 1))
+                for mark in (view.label_above, view.label_below)
+                for x, y in zip(mark.x, mark.y, strict=True)
+            ]
+            assert len(view.event_mark.x) == 9
+            if (consumers, jitter) == (8, 0.5):
+                assert len(labels) == 9  # the issue's case: every name has room
+            for i, (t, band) in enumerate(labels):
+                for u, other in labels[i + 1 :]:
+                    clash = other == band or (min(band, other) % 2 == 1 and abs(band - other) == 1)
+                    assert not (clash and abs(t - u) < LABEL_SPAN * span), (
+                        consumers,
+                        jitter,
+                        (t, band),
+                        (u, other),
+                    )

@@ -128,3 +128,53 @@ def test_controls_show_values_outside_their_usual_range_instead_of_clamping():
     assert p2p.visibility_control.value == 60
     p2p.set_processing_time("B", 0.05)
     assert p2p.speed_controls["B"].value == 0.05
+
+
+@pytest.mark.parametrize("name", __import__("mqlib.widgets").widgets.__all__)
+def test_every_view_has_a_live_state_line_and_a_sentence_per_chart(name):
+    """The accessibility groundwork of the shared base, on every chapter's view: the state line
+    is marked for the page script that makes it a live region, and each chart has one sentence."""
+    import mqlib.widgets
+    from mqlib.widgets._base import A11Y_SCRIPT
+
+    view = getattr(mqlib.widgets, name)()
+    assert "mq-state" in view.summary_label._dom_classes
+    assert view.summary_label.value.startswith("<b>State:</b> ")
+    assert 'onload="' in view.summary_label.value and "aria-live" in A11Y_SCRIPT
+    assert "mq-view" in view.view._dom_classes
+    assert view.chart_text in view.view.children
+    figures = view.figures()
+    sentences = view.describe_charts()
+    assert figures and len(sentences) == len(figures)
+    assert view.chart_text.value.count('class="mq-alt"') == len(figures)
+    assert all(s.strip() for s in sentences)
+
+
+def test_chart_sentences_follow_the_data():
+    view = PointToPoint(PointToPointRun())
+    assert "0 waiting" in view.describe_charts()[0]
+    view.send(10)
+    assert "10 waiting" in view.describe_charts()[0] or "in flight" in view.describe_charts()[0]
+    view.advance(30)
+    assert (
+        "A 10" in view.describe_charts()[1] or "processed per consumer" in view.describe_charts()[1]
+    )
+    counts = view.run.processed_by()
+    assert all(f"{n} {c}" in view.describe_charts()[1] for n, c in counts.items())
+
+
+def test_a_notice_shows_once_in_the_state_line():
+    view = PointToPoint(PointToPointRun())
+    view.set_processing_time("A", 2.0)
+    assert "A now needs 2 s per message, from its next message" in view.summary_label.value
+    view.send(1)
+    assert "from its next message" not in view.summary_label.value
+
+
+def test_point_to_point_legend_explains_the_grey_bar_of_a_crashed_consumer():
+    view = PointToPoint()
+    legend = next(c for c in descendants(view.view) if "in flight" in str(getattr(c, "value", "")))
+    assert "grey = crashed" in legend.value
+    assert "#767676" in legend.value
+    crashed = [not c.alive for c in view.run.consumers.values()]
+    assert [c == "#767676" for c in view.count_mark.colors] == crashed

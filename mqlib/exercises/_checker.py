@@ -113,7 +113,13 @@ class Outcome:
         self.invariant = invariant
         self.explanation = explanation
         if time is None:
+            # the last step is where it broke: say there which rule it broke
             self.broken_step = len(self.timeline) - 1 if self.timeline else None
+            if self.broken_step is not None:
+                last = self.timeline[-1]
+                note = f"BROKEN: {invariant}"
+                detail = f"{last.detail} ({note})" if last.detail else note
+                self.timeline[-1] = replace(last, detail=detail)
         else:
             self.broken_step = self.step(time, subject, "BROKEN: " + invariant)
 
@@ -425,7 +431,8 @@ class CheckResult:
             step = cx.timeline[i]
             style = ' style="background:#F0E442;font-weight:bold"' if i == cx.broken_step else ""
             rows.append(
-                f"<tr{style}><td>{step.time:.2f} s</td><td>{esc(step.subject)}</td>"
+                f'<tr{style}><td style="white-space:nowrap">{step.time:.2f} s</td>'
+                f'<td style="white-space:nowrap">{esc(step.subject)}</td>'
                 f"<td>{esc(step.what)}</td><td>{esc(step.detail)}</td></tr>"
             )
         faults = "; ".join(esc(str(f)) for f in cx.faults) or "none"

@@ -167,7 +167,12 @@ class NotEnoughReplicasError(KafkaError):
 class NotEnoughReplicasAfterAppendError(KafkaError):
     """The record was appended and replicated to the ISR, but the ISR had shrunk below
     ``min.insync.replicas`` by then (Kafka's ``NotEnoughReplicasAfterAppendException``, retriable:
-    a retry appends the record again, which idempotence deduplicates)."""
+    a retry appends the record again, which idempotence deduplicates).
+
+    This is what brokers before Kafka 3.7 answered. Since 3.7 (KAFKA-15583) the high watermark does
+    not advance while the ISR is below ``min.insync.replicas``, so such a write waits until its
+    produce request times out (``REQUEST_TIMED_OUT`` after the producer's ``request.timeout.ms``,
+    30 s) or the leader changes; the engine keeps the older, immediate answer."""
 
     retriable = True
 

@@ -148,6 +148,7 @@ def wait_for(
     Gives up after ``timeout`` seconds, or as soon as ``alive()`` returns an exit code (the
     process died), raising :class:`ServerError` with ``what`` and the tail of ``log()``.
     """
+    _validate.positive("timeout", timeout)
     started = time.monotonic()
     deadline = started + timeout
     while True:

@@ -40,14 +40,16 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g} ms"
 
 
-def _label_sides(times: list[float], rows: list[int], span: float) -> list[bool]:
-    """For each event (in processing order), whether its step name goes above its dot (``True``)
-    or below it.
+def _label_sides(times: list[float], rows: list[int], span: float) -> list[bool | None]:
+    """For each event (in processing order), whether its step name goes above its dot (``True``),
+    below it (``False``) or nowhere (``None``).
 
     Names alternate along a row, so neighbours in one row do not overlap. A name below row ``r``
     sits close to the names above row ``r + 1``, though, so a side is taken only if no name already
-    placed in the same band, or in the adjacent band of the next or previous row, is nearer in
-    time than :data:`LABEL_SPAN` of the axis; if both sides are taken, the name goes above.
+    placed in the same band, or in the facing band of the neighbouring row, is nearer in time than
+    :data:`LABEL_SPAN` of the axis. If both sides are taken the name is left out rather than
+    printed over another: the dot's colour still says the step, and the sequence beside the
+    chart lists every event.
     """
     near = LABEL_SPAN * span
     placed: list[tuple[float, int]] = []  # (time, band); band 2r is above row r, 2r + 1 below it
@@ -62,7 +64,8 @@ def _label_sides(times: list[float], rows: list[int], span: float) -> list[bool]
             if not any(abs(t - u) < near and b in (band, facing) for u, b in placed):
                 break
         else:
-            above = True
+            sides.append(None)
+            continue
         placed.append((t, 2 * r if above else 2 * r + 1))
         last_side[r] = above
         sides.append(above)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mqlib import _validate
 from mqlib.real.scripts import Cell
 
 __all__ = [
@@ -92,6 +93,8 @@ def prefetch_window(server: Any, *, prefetch: int = 2, messages: int = 5) -> dic
     The consumer acks nothing at first: the broker stops at ``prefetch`` messages in flight.
     Then it acks each message as it arrives and receives the rest, in publish order.
     """
+    _validate.integer("prefetch", prefetch, minimum=1, maximum=1000)
+    _validate.integer("messages", messages, minimum=prefetch + 1, maximum=1000)
     connection = server.connect()
     try:
         ch = connection.channel()
@@ -139,6 +142,7 @@ def poison_to_dead_letters(server: Any, *, delivery_limit: int = 3) -> dict[str,
     limit RabbitMQ dead-letters it to the exchange ``dlx``, whose queue receives it with an
     ``x-death`` header: the reason and a count, not the consumer's exception.
     """
+    _validate.integer("delivery_limit", delivery_limit, minimum=0, maximum=100)
     connection = server.connect()
     try:
         ch = connection.channel()
@@ -195,6 +199,9 @@ def overflow(server: Any, policy: str, *, max_length: int = 2, messages: int = 5
     """
     import pika.exceptions
 
+    _validate.choice("policy", policy, ("drop-head", "reject-publish", "reject-publish-dlx"))
+    _validate.integer("max_length", max_length, minimum=0, maximum=1000)
+    _validate.integer("messages", messages, minimum=1, maximum=1000)
     connection = server.connect()
     try:
         ch = connection.channel()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mqlib import _validate
 from mqlib.real.scripts import Cell
 
 __all__ = [
@@ -35,6 +36,8 @@ def claim_when_idle(
     r: Any, stream: str, group: str, consumer: str, *, min_idle_ms: int, timeout: float = 5.0
 ) -> list[tuple[str, dict[str, str]]]:
     """``XAUTOCLAIM`` for ``consumer`` until it returns an entry idle ``min_idle_ms`` (bounded)."""
+    _validate.integer("min_idle_ms", min_idle_ms, minimum=0)
+    _validate.positive("timeout", timeout)
     deadline = time.monotonic() + timeout
     while True:
         _cursor, claimed, _deleted = r.xautoclaim(
@@ -54,6 +57,7 @@ def _pending(r: Any, stream: str, group: str) -> list[dict[str, Any]]:
 
 def crash_before_ack(server: Any, *, min_idle_ms: int = 200) -> dict[str, Any]:
     """Chapter 1: A reads an entry and dies; it stays pending until B claims it with XAUTOCLAIM."""
+    _validate.integer("min_idle_ms", min_idle_ms, minimum=1, maximum=4000)
     r = server.client()
     r.delete("crash:jobs")  # a fresh stream each run
     r.xgroup_create("crash:jobs", "workers", id="0", mkstream=True)
@@ -88,6 +92,7 @@ def poison_to_dead_letters(server: Any, *, max_deliveries: int = 3) -> dict[str,
     ``XPENDING``, and at the limit copies it with its error into ``orders:dead``, then ``XACK``\\ s
     and ``XDEL``\\ s it from the work stream.
     """
+    _validate.integer("max_deliveries", max_deliveries, minimum=1, maximum=100)
     r = server.client()
     stream, group, dead_stream = "orders", "workers", "orders:dead"
     r.delete(stream, dead_stream)
@@ -148,6 +153,8 @@ def duplicate_add(server: Any) -> dict[str, Any]:
 
 def trim_oldest(server: Any, *, maxlen: int = 2, entries: int = 5) -> dict[str, Any]:
     """Chapter 5: ``XADD ... MAXLEN = n`` keeps the newest n entries, dropping the oldest."""
+    _validate.integer("maxlen", maxlen, minimum=1, maximum=1000)
+    _validate.integer("entries", entries, minimum=1, maximum=1000)
     r = server.client()
     r.delete("bounded")
     for n in range(1, entries + 1):

@@ -17,6 +17,7 @@ import json
 import time
 from typing import Any
 
+from mqlib import _validate
 from mqlib.real.scripts import Cell
 
 __all__ = [
@@ -55,6 +56,7 @@ def _count(message: dict[str, Any]) -> int:
 
 def crash_before_delete(server: Any, *, visibility_timeout: int = 1) -> dict[str, Any]:
     """Chapter 1: A receives ``m1`` and never deletes it; after the timeout B receives it again."""
+    _validate.integer("visibility_timeout", visibility_timeout, minimum=1, maximum=10)
     sqs = server.client()
     url = sqs.create_queue(
         QueueName=_name("crash-jobs"), Attributes={"VisibilityTimeout": str(visibility_timeout)}
@@ -84,6 +86,7 @@ def poison_to_dead_letters(server: Any, *, max_receive_count: int = 3) -> dict[s
     The failing consumer gives the message back at once with ``change_message_visibility(0)``
     (instead of waiting out the timeout), so the experiment takes milliseconds.
     """
+    _validate.integer("max_receive_count", max_receive_count, minimum=1, maximum=1000)
     sqs = server.client()
     dlq_url = sqs.create_queue(QueueName=_name("orders-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -172,6 +175,7 @@ def no_fan_out(server: Any) -> dict[str, Any]:
 
 def queue_limits(server: Any, *, messages: int = 12) -> dict[str, Any]:
     """Chapter 5: batch size of one receive, and the queue's limits (retention, no max length)."""
+    _validate.integer("messages", messages, minimum=11, maximum=20)
     sqs = server.client()
     url = sqs.create_queue(QueueName=_name("limits"))["QueueUrl"]
     sqs.send_message_batch(
