@@ -55,10 +55,11 @@ class SyncVsAsync(SimulationView):
 
     def set_latency(self, service: str, ms: float) -> FlowResult:
         """Latency of ``service`` in milliseconds."""
+        before = self.flow.latencies_ms.get(service)
         self.flow.set_latency(service, ms)
         self._sync(self.latency_controls[service], ms)
         step = next(s for s in self.result.steps if s.service == service)
-        if step.status == "not_reached":
+        if step.status == "not_reached" and before != ms:
             failed = next(
                 s.service
                 for s in self.result.steps
@@ -78,9 +79,11 @@ class SyncVsAsync(SimulationView):
 
     def set_timeout(self, ms: float) -> FlowResult:
         """How long a synchronous call waits before failing."""
-        self.flow.timeout_ms = check.positive("timeout_ms", ms)
+        before, self.flow.timeout_ms = self.flow.timeout_ms, check.positive("timeout_ms", ms)
         self._sync(self.timeout_control, ms)
-        if self.flow.mode == "async":
+        if before == ms:
+            pass  # a slider echoing its own value: nothing to say
+        elif self.flow.mode == "async":
             self._tell(
                 f"(Call timeout now {ms:,.0f} ms; asynchronous mode makes no calls to time out.)"
             )
@@ -90,9 +93,11 @@ class SyncVsAsync(SimulationView):
 
     def set_recovery(self, ms: float) -> FlowResult:
         """Async mode: when the services that are down come back."""
-        self.recovers_at_ms = check.non_negative("recovers_at_ms", ms)
+        before, self.recovers_at_ms = self.recovers_at_ms, check.non_negative("recovers_at_ms", ms)
         self._sync(self.recovery_control, ms)
-        if self.flow.mode == "sync":
+        if before == ms:
+            pass  # a slider echoing its own value: nothing to say
+        elif self.flow.mode == "sync":
             self._tell(
                 f"(Down services now come back at {ms:,.0f} ms; that matters only in "
                 "asynchronous mode, where their events wait for them.)"

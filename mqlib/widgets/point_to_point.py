@@ -59,16 +59,23 @@ class PointToPoint(SimulationView):
 
     def set_processing_time(self, name: str, seconds: float) -> None:
         """Seconds consumer ``name`` needs per message."""
+        before = self.run.consumers[name].processing_time if name in self.run.consumers else None
         self.run.set_processing_time(name, seconds)
         self._sync(self.speed_controls[name], seconds)
-        self._tell(f"({name} now needs {seconds:g} s per message, from its next message.)")
+        # (A slider in the page may send back its value rounded to its step: no news.)
+        if before is None or abs(before - seconds) > 1e-9:
+            self._tell(f"({name} now needs {seconds:g} s per message, from its next message.)")
         self.refresh()
 
     def set_visibility_timeout(self, seconds: float) -> None:
         """The queue's visibility timeout in seconds."""
+        before = self.run.queue.visibility_timeout
         self.run.set_visibility_timeout(seconds)
         self._sync(self.visibility_control, seconds)
-        self._tell(f"(Visibility timeout now {seconds:g} s, for messages received from now on.)")
+        if abs(before - seconds) > 1e-9:
+            self._tell(
+                f"(Visibility timeout now {seconds:g} s, for messages received from now on.)"
+            )
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
