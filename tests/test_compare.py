@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import unittest.mock
 
 import pytest
@@ -158,8 +159,6 @@ def test_leak_guard_finds_an_orphaned_server(tmp_path):
         assert orphan in tagged_broker_processes(tag)
     finally:
         os.kill(orphan, 9)
-    import time
-
     deadline = time.monotonic() + 5
     while orphan in tagged_broker_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -178,3 +177,29 @@ def test_side_by_side_names_the_broker_and_flags_differences():
     assert "NO" in text and text.endswith("simulator 0, Redis Streams 5")
     with pytest.raises(TypeError, match="QueueOutcome"):
         compare.side_by_side(simulated, [], "x")
+
+
+def test_servers_die_with_a_killed_parent_and_their_directory_is_swept(tmp_path):
+    """A kernel killed with SIGKILL runs no clean-up; its servers must still go."""
+    from mqlib.real._process import pid_alive
+
+    code = (
+        "import sys, time\n"
+        "from mqlib.real.redis_streams import RedisServer\n"
+        "server = RedisServer().start()\n"
+        "print(server.pid, server.tmp_dir, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid_text, tmp_dir = parent.stdout.readline().split()
+    child = int(pid_text)
+    assert pid_alive(child)
+    parent.kill()  # no atexit, no finalizers
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not pid_alive(child)
+    with RedisServer() as server:  # the next start sweeps the orphaned directory
+        assert server.is_running
+    assert not os.path.exists(tmp_dir)

@@ -367,6 +367,20 @@ def test_a_solution_that_hangs_fails_within_the_budget():
     assert result.schedules_run == 1
 
 
+def test_a_generator_or_async_solution_is_told_to_be_a_plain_function(recwarn):
+    def generator(job, msg):
+        yield job
+
+    async def coroutine(job, msg):
+        msg.ack()
+
+    result = exercises.check("ch01-heartbeat-worker", generator)
+    assert "returned a generator" in result.counterexample.explanation
+    result = exercises.check("ch01-heartbeat-worker", coroutine)
+    assert "async def" in result.counterexample.explanation
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
 def test_a_solution_that_never_makes_progress_runs_out_of_steps():
     def spins(consumer):
         while True:

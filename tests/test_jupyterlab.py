@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from mqlib.scenarios.ordering import default_run as ordering_run
 from mqlib.scenarios.point_to_point import default_run
-from mqlib.widgets import SyncVsAsync
+from mqlib.scenarios.pubsub import default_run as pubsub_run
+from mqlib.widgets import PointToPoint, SyncVsAsync
 
 pytestmark = pytest.mark.slow
 
@@ -253,15 +255,16 @@ def button(scope, label: str):
     return scope.locator("button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
 
 
-def live_widget(page, label: str):
-    """The freshly rendered output holding the widget with a button labelled ``label``."""
+def live_widget(page, label: str, count: int = 1):
+    """The first freshly rendered output holding a widget with a button labelled ``label``;
+    ``count`` such widgets must be on the page (a chapter may show a second, scripted view)."""
     from playwright.sync_api import expect
 
     widget = page.locator(LIVE_OUTPUT).filter(has=button(page, label))
-    expect(widget, f"no live widget with a '{label}' button after Run All").to_have_count(
-        1, timeout=RUN_ALL_TIMEOUT
-    )
-    return widget
+    expect(
+        widget, f"not {count} live widget(s) with a '{label}' button after Run All"
+    ).to_have_count(count, timeout=RUN_ALL_TIMEOUT)
+    return widget.first
 
 
 # Visible text of each bqplot figure that reaches outside the figure's SVG (and so is cut off).
@@ -282,6 +285,12 @@ CLIPPED_TEXT = """widget => [...widget.querySelectorAll('.bqplot')].flatMap(figu
 def assert_no_clipped_text(widget) -> None:
     clipped = widget.evaluate(CLIPPED_TEXT)
     assert not clipped, f"chart text runs outside its figure and is cut off: {clipped}"
+
+
+def state(summary: str) -> re.Pattern:
+    """The state line showing ``summary``, optionally followed by a note in parentheses on what
+    the latest click did."""
+    return re.compile(rf"^\s*State: {re.escape(summary)}( \(.+\))?\s*$")
 
 
 def bar_ratios(figure) -> list[float]:
@@ -338,21 +347,25 @@ def test_point_to_point_widget_in_jupyterlab(page, lab, screenshot_dir):
 
     started = time.perf_counter()
     engine = default_run()
-    engine.send(10)
-    engine.advance(5)  # the notebook does this to the same widget after displaying it
+    scripted = default_run()
+    scripted.send(10)
+    scripted.advance(5)  # what the notebook's next cell does to a second view of its own
 
     open_and_run_all(page, lab, "01-point-to-point.ipynb")
-    widget = live_widget(page, "Send 1")
+    widget = live_widget(page, "Send 1", count=2)
     summary = widget.locator(".widget-html", has_text="State:")
-    expect(summary, "after Run All the summary should be the engine's at t=25s").to_have_text(
+    expect(summary, "after Run All the first view keeps its opening state").to_have_text(
         f"State: {engine.summary()}", timeout=RUN_ALL_TIMEOUT
     )
-    assert engine.summary().startswith("t=25s: sent 22")
-    # The notebook's printed summary (two cells later) agrees with the widget.
+    assert engine.summary().startswith("t=20s: sent 12")
+    assert scripted.summary().startswith("t=25s: sent 22")
+    # The notebook's printed summary and its second view agree with the scripted engine.
     printed = page.locator(LIVE_OUTPUT, has_text="t=25s: sent 22").filter(
         has_not=page.locator(".widget-html")
     )
     expect(printed).to_have_count(1, timeout=RUN_ALL_TIMEOUT)
+    demo = page.locator(LIVE_OUTPUT).filter(has=button(page, "Send 1")).nth(1)
+    expect(demo.locator(".mq-state")).to_have_text(f"State: {scripted.summary()}")
 
     figures = widget.locator(".bqplot")
     expect(figures).to_have_count(2)
@@ -374,7 +387,7 @@ def test_point_to_point_widget_in_jupyterlab(page, lab, screenshot_dir):
     def click_and_expect(label: str, screenshot: str | None = None) -> None:
         before = line.get_attribute("d")
         button(widget, label).click()
-        expect(summary, f"after clicking '{label}'").to_have_text(f"State: {engine.summary()}")
+        expect(summary, f"after clicking '{label}'").to_have_text(state(engine.summary()))
         page.wait_for_function(
             "([el, before]) => el.getAttribute('d') !== before",
             arg=[line.element_handle(), before],
@@ -395,15 +408,15 @@ def test_point_to_point_widget_in_jupyterlab(page, lab, screenshot_dir):
             widget.screenshot(path=screenshot_dir / screenshot)
 
     engine.send(10)
-    assert "sent 32" in engine.summary()
+    assert "sent 22" in engine.summary()
     click_and_expect("Burst of 10", "jupyterlab-01-after-burst.png")
 
     engine.advance(5)
-    assert engine.summary().startswith("t=30s")
+    assert engine.summary().startswith("t=25s")
     click_and_expect("Advance 5 s", "jupyterlab-01-after-advance.png")
 
     engine.crash_consumer("A")
-    assert "A 17 (crashed)" in engine.summary()
+    assert "A 12 (crashed)" in engine.summary()
     click_and_expect("Crash A", "jupyterlab-01-after-crash.png")
     restart = button(widget, "Restart A")
     expect(restart).to_be_visible()
@@ -417,7 +430,7 @@ def test_point_to_point_widget_in_jupyterlab(page, lab, screenshot_dir):
 
     engine.restart_consumer("A")
     restart.click()
-    expect(summary).to_have_text(f"State: {engine.summary()}")
+    expect(summary).to_have_text(state(engine.summary()))
     expect(button(widget, "Crash A")).to_be_visible()
     widget.screenshot(path=screenshot_dir / "jupyterlab-01-after-restart.png")
     print(f"chapter 1 in JupyterLab: {time.perf_counter() - started:.1f} s")
@@ -468,3 +481,254 @@ def test_sync_vs_async_widget_in_jupyterlab(page, lab, screenshot_dir):
     button(widget, "Synchronous").click()
     expect(summary).to_have_text(f"State: {sync_summary}")
     print(f"chapter 0 in JupyterLab: {time.perf_counter() - started:.1f} s")
+
+
+# Heights of the visible (non-zero) bars of a bqplot figure, in drawing order.
+VISIBLE_BARS = """fig => [...fig.querySelectorAll('rect.bar')]
+    .map(r => parseFloat(r.getAttribute('height') || '0')).filter(h => h > 0.5).length"""
+LABEL_TEXTS = """fig => [...fig.querySelectorAll('.bqplot text.label, text.label')]
+    .map(t => t.textContent).filter(t => t.trim())"""
+FIT_HEIGHT = 560  # px: what a 1280×720 JupyterLab shows of a notebook, with room to spare
+
+
+def expect_fits_the_screen(widget) -> None:
+    height = widget.evaluate("el => el.getBoundingClientRect().height")
+    assert 200 < height <= FIT_HEIGHT, f"the simulation is {height:.0f} px tall"
+
+
+def drag_slider(page, widget, description: str, fraction: float) -> None:
+    """Drag the handle of the slider labelled ``description`` to ``fraction`` of its track."""
+    box = widget.locator(".widget-slider").filter(has_text=description)
+    handle = box.locator(".noUi-handle")
+    track = box.locator(".noUi-target").bounding_box()
+    start = handle.bounding_box()
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(
+        track["x"] + track["width"] * fraction, start["y"] + start["height"] / 2, steps=8
+    )
+    page.mouse.up()
+
+
+@pytest.mark.parametrize("lab", ["02-publish-subscribe.ipynb"], indirect=True)
+def test_pubsub_widget_in_jupyterlab(page, lab, screenshot_dir):
+    """Chapter 2 after Run All: the first view keeps its opening run; publish, unsubscribe, a
+    member fewer, a new group with a slider-chosen member count; each time the state line and the
+    drawn blocks are what the engine computes for the same clicks."""
+    from playwright.sync_api import expect
+
+    engine = pubsub_run()
+    open_and_run_all(page, lab, "02-publish-subscribe.ipynb")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    widget = live_widget(page, "Publish 1", count=2)
+    summary = widget.locator(".mq-state")
+    expect(summary).to_have_text(state(engine.summary()), timeout=RUN_ALL_TIMEOUT)
+    figures = widget.locator(".bqplot")
+    expect(figures).to_have_count(2)
+    copies = figures.first
+
+    def blocks() -> int:
+        data = engine.copies(20)["groups"].values()
+        return sum(sum(row["delivered"]) + sum(row["waiting"]) for row in data)
+
+    def expect_engine(what: str) -> None:
+        expect(summary, what).to_have_text(state(engine.summary()))
+        page.wait_for_function(
+            f"([fig, n]) => ({VISIBLE_BARS})(fig) === n",
+            arg=[copies.element_handle(), blocks()],
+            timeout=CLICK_TIMEOUT,
+        )
+        assert_no_clipped_text(widget)
+
+    expect_fits_the_screen(widget)
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=screenshot_dir / "jupyterlab-02-before.png")
+
+    engine.publish(1)
+    button(widget, "Publish 1").click()
+    expect_engine("after Publish 1")
+    engine.publish(5)
+    button(widget, "Publish 5").click()
+    expect_engine("after Publish 5")
+    expect(copies).to_contain_text("Who got each message")
+
+    email_row = widget.locator(".widget-hbox").filter(has_text="email:").last
+    engine.remove_group("email")
+    button(email_row, "Unsubscribe").click()
+    expect_engine("after unsubscribing email")
+    engine.remove_member("analytics")
+    button(widget.locator(".widget-hbox").filter(has_text="analytics:").last, "− member").click()
+    expect_engine("after analytics' member left")
+    expect(summary).to_contain_text("analytics has 0 members left")
+
+    widget.locator("select").select_option("warehouse")
+    drag_slider(page, widget, "members", 1.0)  # to the right end: 5 members
+    expect(widget.locator(".widget-slider").filter(has_text="members")).to_contain_text("5")
+    engine.add_group("warehouse", 5)
+    button(widget, "Subscribe").click()
+    expect_engine("after subscribing warehouse with 5 members")
+    for _ in range(2):
+        engine.publish(5)
+        button(widget, "Publish 5").click()
+    expect_engine("after ten more messages")
+    expect(copies).to_contain_text(f"latest 20 of {engine.published}")
+    labels = copies.evaluate(LABEL_TEXTS)
+    assert labels.count("…") == sum(engine.copies(20)["groups"]["analytics"]["waiting"]) > 0
+    widget.screenshot(path=screenshot_dir / "jupyterlab-02-after.png")
+
+
+@pytest.mark.parametrize("lab", ["04-message-ordering.ipynb"], indirect=True)
+def test_ordering_widget_in_jupyterlab(page, lab, screenshot_dir):
+    """Chapter 4: One queue, back, a dragged consumers slider, the stepping buttons; the state
+    line and the dots and rings drawn are the engine's for the same actions."""
+    from playwright.sync_api import expect
+
+    engine = ordering_run()
+    engine.run()  # the view processes its first batch when it opens
+    open_and_run_all(page, lab, "04-message-ordering.ipynb")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    widget = live_widget(page, "Process all", count=3)
+    summary = widget.locator(".mq-state")
+    expect(summary).to_have_text(state(engine.summary()), timeout=RUN_ALL_TIMEOUT)
+    figure = widget.locator(".bqplot")
+    expect(figure).to_have_count(1)
+
+    def expect_engine(what: str) -> None:
+        expect(summary, what).to_have_text(state(engine.summary()))
+        dots = len(engine.processed()) + len(engine.violations())  # every event, plus its ring
+        page.wait_for_function(
+            "([fig, n]) => fig.querySelectorAll('.dot').length === n",
+            arg=[figure.element_handle(), dots],
+            timeout=CLICK_TIMEOUT,
+        )
+        assert_no_clipped_text(widget)
+
+    expect_fits_the_screen(widget)
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=screenshot_dir / "jupyterlab-04-before.png")
+
+    engine.set_mode("queue")
+    engine.run()
+    button(widget, "One queue").click()
+    expect_engine("after One queue")
+    assert engine.violations()
+    widget.screenshot(path=screenshot_dir / "jupyterlab-04-queue.png")
+    engine.set_mode("partitions")
+    engine.run()
+    button(widget, "Partitioned topic").click()
+    expect_engine("back on the partitioned topic")
+
+    drag_slider(page, widget, "consumers", 1.0)  # the right end: 8 consumers
+    engine.set_consumers(8)
+    engine.run()
+    expect_engine("after dragging consumers to 8")
+    expect(widget).to_contain_text("idle (no partition left for them): E, F, G, H")
+    drag_slider(page, widget, "jitter", 1.0)  # 0.5 s
+    engine.set_jitter(0.5)
+    engine.run()
+    expect_engine("after dragging jitter to 0.5 s")
+    widget.screenshot(path=screenshot_dir / "jupyterlab-04-jitter-8-consumers.png")
+
+    engine.reset()
+    button(widget, "Start over").click()
+    expect_engine("after Start over")
+    engine.send()
+    button(widget, "Send a batch").click()
+    expect_engine("after Send a batch")
+    expect(summary).to_contain_text("Sent 9 events")
+    for _ in range(3):
+        engine.advance(0.1)
+        button(widget, "Advance 0.1 s").click()
+        expect_engine("after Advance 0.1 s")
+    engine.run()
+    button(widget, "Process all").click()
+    expect_engine("after Process all")
+
+
+# What the keyboard focus is on: a button's text, or a slider handle's accessible name.
+FOCUSED = """() => { const e = document.activeElement;
+    return e.getAttribute('aria-label') || e.textContent.trim() || e.tagName; }"""
+FOCUS_RING = """() => { const s = getComputedStyle(document.activeElement);
+    return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"""
+AXE = """async root => (await axe.run(root, {resultTypes: ['violations']})).violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => `${v.id}: ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)"""
+
+
+@pytest.mark.parametrize("lab", ["01-point-to-point.ipynb"], indirect=True)
+def test_point_to_point_widget_with_the_keyboard_and_a_screen_reader(page, lab, screenshot_dir):
+    """Chapter 1 without a mouse: Tab goes through the controls in reading order with a visible
+    focus ring; Enter presses a button and an arrow key moves a slider; the state line is a
+    polite live region whose text becomes the engine's; each chart is an image whose name says
+    what it shows; axe-core finds nothing serious or critical."""
+    from playwright.sync_api import expect
+
+    engine = default_run()
+    open_and_run_all(page, lab, "01-point-to-point.ipynb")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    widget = live_widget(page, "Send 1", count=2)
+    live = widget.locator(".mq-state")
+    expect(live).to_have_attribute("aria-live", "polite", timeout=RUN_ALL_TIMEOUT)
+    expect(live).to_have_attribute("role", "status")
+    expect(live).to_have_text(state(engine.summary()))
+    expect_fits_the_screen(widget)
+
+    charts = widget.locator(".bqplot[role=img]")
+    expect(charts).to_have_count(2)
+    expect(charts.first).to_have_attribute("aria-label", re.compile(r"^Line chart of messages"))
+    expect(charts.nth(1)).to_have_attribute(
+        "aria-label", "Bar chart of messages processed per consumer: A 8, B 1 (crashed), C 3."
+    )
+
+    button(widget, "Send 1").focus()
+    order = [page.evaluate(FOCUSED)]
+    rings = [page.evaluate(FOCUS_RING)]
+    for _ in range(14):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(FOCUSED))
+        rings.append(page.evaluate(FOCUS_RING))
+    # A slider is its handle (arrow keys) and then its readout, where a value can be typed.
+    sliders = {
+        name: [name, f"{name}, typed value"]
+        for name in ("visibility timeout (s)", "A: s/message", "B: s/message", "C: s/message")
+    }
+    assert order == [
+        "Send 1",
+        "Burst of 10",
+        "Advance 1 s",
+        "Advance 5 s",
+        *sliders["visibility timeout (s)"],
+        *sliders["A: s/message"],
+        "Crash A",
+        *sliders["B: s/message"],
+        "Restart B",
+        *sliders["C: s/message"],
+        "Crash C",
+    ], order
+    assert all(style != "none" and width >= 2 for style, width in rings), rings
+    widget.screenshot(path=screenshot_dir / "jupyterlab-01-focus.png")
+
+    button(widget, "Burst of 10").focus()
+    page.keyboard.press("Enter")
+    engine.send(10)
+    expect(live, "Enter on 'Burst of 10'").to_have_text(state(engine.summary()))
+    page.keyboard.press("Space")
+    engine.send(10)
+    expect(live, "Space on 'Burst of 10'").to_have_text(state(engine.summary()))
+    expected = PointToPoint(engine).describe_charts()  # the same sentences, from the engine
+    assert "18 waiting" in expected[0]
+    expect(charts.first).to_have_attribute("aria-label", expected[0])
+    expect(charts.nth(1)).to_have_attribute("aria-label", expected[1])
+
+    handle = widget.locator(".widget-slider").filter(has_text="visibility").locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    engine.set_visibility_timeout(5.5)
+    expect(live, "ArrowRight on the visibility timeout").to_have_text(
+        f"State: {engine.summary()} (Visibility timeout now 5.5 s, for messages received from "
+        "now on.)"
+    )
+
+    page.add_script_tag(path=str(ROOT / "node_modules" / "axe-core" / "axe.min.js"))
+    findings = widget.evaluate(AXE)
+    assert not findings, findings

@@ -19,6 +19,7 @@ number of calls into the solution), so code that loops forever fails with a mess
 from __future__ import annotations
 
 import html
+import inspect
 import random
 import signal
 import threading
@@ -176,7 +177,7 @@ def call(function: Callable[..., Any], *args: Any, what: str, budget: Budget | N
     if budget is not None:
         budget.spend(what)
     try:
-        return function(*args)
+        result = function(*args)
     except (Crash, _OutOfTime, SolutionError):
         raise
     except Exception as error:  # the learner's bug, reported in words
@@ -184,6 +185,15 @@ def call(function: Callable[..., Any], *args: Any, what: str, budget: Budget | N
         raise SolutionError(
             f"{what} raised {type(error).__name__}: {error}{line}".rstrip(": ")
         ) from None
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited: close it, so Python does not warn on stderr
+        raise SolutionError(f"{what} is an async def function; write a plain def (no await)")
+    if inspect.isgenerator(result):
+        raise SolutionError(
+            f"{what} returned a generator (its body contains yield): nothing in it ran; "
+            "write a plain function without yield"
+        )
+    return result
 
 
 def wrong_type(what: str, value: Any, expected: str) -> SolutionError:
@@ -516,8 +526,6 @@ def run_check(
 
 def callable_with(solution: Any, what: str, arity: int, signature: str) -> Callable[..., Any]:
     """Check that ``solution`` is a function taking ``arity`` positional arguments."""
-    import inspect
-
     if not callable(solution) or isinstance(solution, type):
         raise TypeError(
             f"solution must be a function {signature}, got {solution!r} ({type(solution).__name__})"

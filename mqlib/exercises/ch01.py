@@ -1,26 +1,38 @@
 """Chapter 1 exercise: a long-job worker that keeps its message invisible while it works.
 
-The world is a work queue with a visibility timeout (SQS's ``VisibilityTimeout``, JetStream's
-``ack_wait``) of :data:`ACK_WAIT` seconds and two competing workers, ``A`` and ``B``. Each job
+The world is the chapter's :class:`~mqlib.models.work_queue.WorkQueue`, with a visibility
+timeout (SQS's ``VisibilityTimeout``, JetStream's ``ack_wait``) of :data:`ACK_WAIT` seconds,
+and two competing workers, ``A`` and ``B``. Each job
 is a list of parts of about :data:`PART` seconds; a slow part takes :data:`SLOW` seconds. The
 learner writes ``work(job, msg)``: run the parts, save the result (the effect), ack, and in
 between tell the queue that the job is still alive: ``msg.in_progress()`` (JetStream's
 ``AckProgress``: the ack timer starts again from now) or ``msg.extend(seconds)`` (SQS's
 ``ChangeMessageVisibility``: invisible for ``seconds`` from now).
 
-As in the chapter's work queue, an ack that arrives after the timeout is still accepted and
-deletes the message, but by then another worker may have received it and be doing the same job.
-In the engine, a heartbeat from a delivery that has already timed out changes nothing: the
-message belongs to its new delivery.
+The queue's rules apply as they are: an ack that arrives after the timeout is still accepted
+and deletes the message (JetStream's rule), but by then another worker may have received it and
+be doing the same job; a heartbeat from a delivery that has already timed out changes nothing
+(:meth:`~mqlib.models.work_queue.WorkQueue.extend_visibility` returns ``False``).
 """
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 from .. import _validate as check
-from ._checker import Crash, Exercise, Fault, Outcome, Schedule, SolutionError, call, callable_with
+from ..core import Simulation
+from ..models.work_queue import MAX_VISIBILITY, WorkQueue
+from ._checker import (
+    Budget,
+    Crash,
+    Exercise,
+    Fault,
+    Outcome,
+    Schedule,
+    SolutionError,
+    call,
+    callable_with,
+)
 
 ACK_WAIT = 30.0
 """Seconds a received message stays invisible without a heartbeat."""
@@ -81,11 +93,12 @@ class JobMessage:
 
     def in_progress(self) -> None:
         """Still working: the ack timer starts again, :data:`ACK_WAIT` seconds from now."""
-        self._delivery.act("extend", ACK_WAIT)
+        self._delivery.act("extend", None)
 
     def extend(self, seconds: float) -> None:
-        """Keep the message invisible for ``seconds`` from now (at most 12 hours, as SQS)."""
-        check.number("seconds", seconds, minimum=0, maximum=43_200)
+        """Keep the message invisible for ``seconds`` from now (more than 0, at most 12 hours,
+        as SQS allows)."""
+        check.number("seconds", seconds, minimum=0, allow_min=False, maximum=MAX_VISIBILITY)
         self._delivery.act("extend", float(seconds))
 
     def __repr__(self) -> str:
@@ -93,14 +106,19 @@ class JobMessage:
 
 
 class _Delivery:
-    """One receive of one message by one worker; records what the handler does, and when."""
+    """One receive of one message by one worker; records what the handler does, and when.
 
-    def __init__(self, world: _World, number: int, worker: str, start: float) -> None:
+    The handler runs to its end at the moment of the receive (it cannot see what other workers
+    do meanwhile, just as a real one cannot); each call it makes is stamped with the worker's
+    clock, which ``part.run()`` moves on. The worker's process then replays those calls against
+    the queue at their times."""
+
+    def __init__(self, world: _World, number: int, worker: str, start: float, attempt: int):
         self.world = world
         self.number = number
         self.message_id = f"m{number}"
         self.worker = worker
-        self.attempt = world.receives[number]
+        self.attempt = attempt
         self.clock = start
         self.actions: list[tuple[float, str, Any]] = []
         self.parts_done: set[int] = set()
@@ -122,9 +140,9 @@ class _Delivery:
 
 
 class _World:
-    def __init__(self, work: Any, schedule: Schedule, outcome: Outcome) -> None:
-        from ._checker import Budget
+    """The chapter's :class:`~mqlib.models.work_queue.WorkQueue` with two worker processes."""
 
+    def __init__(self, work: Any, schedule: Schedule, outcome: Outcome) -> None:
         self.work = work
         self.out = outcome
         self.budget = Budget()
@@ -133,185 +151,160 @@ class _World:
         for f in schedule.faults:
             if f.kind == "parts":
                 self.parts[f.target] = f.at
-        self.receives = dict.fromkeys(self.parts, 0)
+        self.sim = Simulation(seed=schedule.seed)
+        self.queue = WorkQueue(self.sim, visibility_timeout=ACK_WAIT, name="jobs")
         self.saves: dict[int, list[tuple[float, str]]] = {n: [] for n in self.parts}
         self.acked: dict[int, float] = {}
-        self.current: dict[int, int] = {}  # message -> id of its current delivery
-        self.lease: dict[int, float] = {}  # message -> invisible until
-        self.visible = sorted(self.parts)
-        self.idle = list(WORKERS)
-        self.events: list[tuple[float, int, int, str, tuple]] = []
-        self.serial = 0
-
-    def push(self, time: float, priority: int, kind: str, *data: Any) -> None:
-        self.serial += 1
-        heapq.heappush(self.events, (time, priority, self.serial, kind, data))
-
-    def dispatch(self, now: float) -> None:
-        while self.visible and self.idle:
-            number = self.visible.pop(0)
-            worker = self.idle.pop(0)
-            self.receives[number] += 1
-            self.receive(number, worker, now)
-
-    def receive(self, number: int, worker: str, now: float) -> None:
-        delivery = _Delivery(self, number, worker, now)
-        self.current[number] = id(delivery)
-        self.lease[number] = now + ACK_WAIT
-        again = delivery.attempt > 1
-        self.out.step(
-            now,
-            delivery.message_id,
-            "redelivered" if again else "delivered",
-            f"to worker {worker} (receive {delivery.attempt}; invisible until "
-            f"t={now + ACK_WAIT:g} s)",
-        )
-        self.push(now + ACK_WAIT, 2, "expire", number, id(delivery), now + ACK_WAIT)
-        crashed = False
-        try:
-            call(
-                self.work,
-                Job(delivery, self.parts[number]),
-                JobMessage(delivery),
-                what="work(job, msg)",
-            )
-        except Crash:
-            crashed = True
-        for time, kind, value in delivery.actions:
-            self.push(time, 1, kind, delivery, value)
-        end = delivery.clock
-        if crashed:
-            self.push(end + RESTART, 3, "restart", worker)
-        else:
-            self.push(end, 3, "free", worker)
+        self.timeouts_shown = 0
 
     def run(self) -> None:
-        self.dispatch(0.0)
-        while self.events and not self.out.failed:
-            time, _, _, kind, data = heapq.heappop(self.events)
-            if time > HORIZON:
-                break
-            getattr(self, "on_" + kind)(time, *data)
-            self.dispatch(time)
+        for n, parts in self.parts.items():
+            self.queue.send({"parts": parts}, message_id=f"m{n}")
+            self.out.step(0.0, f"m{n}", "sent", f"a job of {parts} part(s)")
+        for name in WORKERS:
+            self.sim.process(self.worker(name))
+        self.sim.run(until=HORIZON)
+        self.show_timeouts()
         if self.out.failed:
             return
         for number, saves in self.saves.items():
             if saves:
                 continue
             mid = f"m{number}"
+            receives = self.queue.messages[mid].receive_count
             if number in self.acked:
                 why = (
                     f"{mid} was acked at t={self.acked[number]:g} s but its result was never "
                     "saved: the worker crashed after acking, and an acked message is never "
                     "redelivered. Ack after the effect"
                 )
-            elif self.receives[number] == 0:
+            elif receives == 0:
                 why = f"{mid} was never even delivered by t={HORIZON:g} s"
             else:
                 why = (
                     f"{mid}'s result was never saved by t={HORIZON:g} s (it was received "
-                    f"{self.receives[number]} time(s)); a crashed job must come back within "
-                    "the visibility timeout and be finished"
+                    f"{receives} time(s)); a crashed job must come back within the visibility "
+                    "timeout and be finished"
                 )
             self.out.broke(
                 "every job is finished (a crashed job is retried)",
                 why,
-                time=min(HORIZON, self.last_time()),
+                time=min(HORIZON, max(s.time for s in self.out.timeline)),
                 subject=mid,
             )
             return
 
-    def last_time(self) -> float:
-        return max((s.time for s in self.out.timeline), default=0.0)
-
-    # -- events ---------------------------------------------------------------------------------
-    def stale(self, delivery: _Delivery) -> bool:
-        return self.current.get(delivery.number) != id(delivery)
-
-    def on_extend(self, time: float, delivery: _Delivery, seconds: float) -> None:
-        number = delivery.number
-        if number in self.acked or self.stale(delivery):
+    def show_timeouts(self) -> None:
+        """Copy the queue's visibility timeouts from its trace into the timeline."""
+        timeouts = self.sim.trace.of_kind("visibility_timeout")
+        for event in timeouts[self.timeouts_shown :]:
             self.out.step(
-                time,
-                delivery.message_id,
-                "heartbeat ignored",
-                f"from {delivery.worker}: the message was redelivered or acked",
+                event.time,
+                event.data["message"],
+                "visibility timeout",
+                "no ack or heartbeat in time: the message is visible again",
             )
-            return
-        self.lease[number] = time + seconds
-        self.out.step(
-            time,
-            delivery.message_id,
-            "heartbeat",
-            f"{delivery.worker}: invisible until t={time + seconds:g} s",
-        )
-        self.push(time + seconds, 2, "expire", number, id(delivery), time + seconds)
+        self.timeouts_shown = len(timeouts)
 
-    def on_expire(self, time: float, number: int, delivery_id: int, until: float) -> None:
-        if number in self.acked or self.current.get(number) != delivery_id:
-            return
-        if self.lease[number] != until:
-            return  # a heartbeat moved the deadline
-        del self.current[number]
-        self.out.step(
-            time,
-            f"m{number}",
-            "visibility timeout",
-            "no ack or heartbeat in time: the message is visible again",
-        )
-        self.visible.append(number)
-        self.visible.sort()
+    def worker(self, name: str):
+        while not self.out.failed:
+            delivery = yield self.queue.receive(name)
+            self.show_timeouts()
+            now = self.sim.now
+            number = int(delivery.message.id[1:])
+            again = delivery.receive_count > 1
+            self.out.step(
+                now,
+                delivery.message.id,
+                "redelivered" if again else "delivered",
+                f"to worker {name} (receive {delivery.receive_count}; invisible until "
+                f"t={now + ACK_WAIT:g} s)",
+            )
+            record = _Delivery(self, number, name, now, delivery.receive_count)
+            crashed = False
+            try:
+                call(
+                    self.work,
+                    Job(record, self.parts[number]),
+                    JobMessage(record),
+                    what="work(job, msg)",
+                )
+            except Crash:
+                crashed = True
+            for time, kind, value in record.actions:
+                yield self.sim.timeout(time - self.sim.now)
+                if self.out.failed:
+                    return
+                getattr(self, "on_" + kind)(delivery, record, value)
+            if crashed:
+                yield self.sim.timeout(RESTART)
+                self.out.step(self.sim.now, f"worker {name}", "restarted")
+            else:
+                yield self.sim.timeout(max(0.0, record.clock - self.sim.now))
 
-    def on_save(self, time: float, delivery: _Delivery, _value: Any) -> None:
-        number, mid = delivery.number, delivery.message_id
-        missing = [p for p in range(1, self.parts[number] + 1) if p not in delivery.parts_done]
+    # -- what the handler did, applied to the queue at its time ---------------------------------
+    def on_extend(self, delivery, record: _Delivery, seconds: float | None) -> None:
+        now = self.sim.now
+        if self.queue.extend_visibility(delivery, seconds):
+            until = now + (ACK_WAIT if seconds is None else seconds)
+            self.out.step(
+                now,
+                record.message_id,
+                "heartbeat",
+                f"{record.worker}: invisible until t={until:g} s",
+            )
+        else:
+            self.show_timeouts()
+            self.out.step(
+                now,
+                record.message_id,
+                "heartbeat ignored",
+                f"from {record.worker}: its delivery timed out, or the job was acked",
+            )
+
+    def on_save(self, delivery, record: _Delivery, _value: Any) -> None:
+        now, number, mid = self.sim.now, record.number, record.message_id
+        missing = [p for p in range(1, self.parts[number] + 1) if p not in record.parts_done]
         saves = self.saves[number]
-        saves.append((time, delivery.worker))
+        saves.append((now, record.worker))
         if missing:
-            self.out.step(time, mid, "effect applied", f"by {delivery.worker}, too early")
+            self.out.step(now, mid, "effect applied", f"by {record.worker}, too early")
             self.out.broke(
                 "a result is saved only after all its parts ran",
-                f"{delivery.worker} saved {mid}'s result before running part(s) {missing}",
+                f"{record.worker} saved {mid}'s result before running part(s) {missing}",
             )
             return
         if len(saves) > 1:
             first_time, first_worker = saves[0]
-            self.out.step(time, mid, "duplicated", f"effect applied again, by {delivery.worker}")
+            self.out.step(now, mid, "duplicated", f"effect applied again, by {record.worker}")
             self.out.broke(
                 "each job's result is saved exactly once",
                 f"{mid}'s result was saved twice: by {first_worker} at t={first_time:g} s and by "
-                f"{delivery.worker} at t={time:g} s. The message became visible again while a "
+                f"{record.worker} at t={now:g} s. The message became visible again while a "
                 f"worker was still on it (no heartbeat within {ACK_WAIT:g} s), so a second "
                 "worker did the same job",
             )
             return
-        self.out.step(time, mid, "effect applied", f"result saved by {delivery.worker}")
+        self.out.step(now, mid, "effect applied", f"result saved by {record.worker}")
 
-    def on_ack(self, time: float, delivery: _Delivery, _value: Any) -> None:
-        number, mid = delivery.number, delivery.message_id
-        if number in self.acked:
-            self.out.step(time, mid, "ack ignored", f"from {delivery.worker}: already deleted")
+    def on_ack(self, delivery, record: _Delivery, _value: Any) -> None:
+        now, mid = self.sim.now, record.message_id
+        late_before = self.queue.late_ack_count
+        if not self.queue.ack(delivery):
+            self.out.step(now, mid, "ack ignored", f"from {record.worker}: already deleted")
             return
-        self.acked[number] = time
-        if number in self.visible:
-            self.visible.remove(number)
-        late = " (late: after the timeout, still accepted)" if self.stale(delivery) else ""
-        self.out.step(time, mid, "acked", f"by {delivery.worker}: deleted{late}")
+        self.acked[record.number] = now
+        late = self.queue.late_ack_count > late_before
+        note = " (late: after the timeout, still accepted)" if late else ""
+        self.out.step(now, mid, "acked", f"by {record.worker}: deleted{note}")
 
-    def on_crash(self, time: float, delivery: _Delivery, part: int) -> None:
+    def on_crash(self, delivery, record: _Delivery, part: int) -> None:
         self.out.step(
-            time,
-            delivery.message_id,
+            self.sim.now,
+            record.message_id,
             "crashed",
-            f"worker {delivery.worker} died during part {part}",
+            f"worker {record.worker} died during part {part}",
         )
-
-    def on_free(self, time: float, worker: str) -> None:
-        self.idle.append(worker)
-
-    def on_restart(self, time: float, worker: str) -> None:
-        self.out.step(time, f"worker {worker}", "restarted")
-        self.idle.append(worker)
 
 
 class HeartbeatWorker(Exercise):

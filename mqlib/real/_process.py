@@ -21,11 +21,13 @@ Nothing here knows about messaging: it is process management only.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -165,6 +167,33 @@ def wait_for(
         time.sleep(_POLL_SECONDS)
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when this process dies (Linux).
+
+    ``atexit`` and ``weakref.finalize`` cover a normal exit, but not a process that is killed:
+    nbval and Jupyter Book stop notebook kernels with SIGKILL, and a server started in such a
+    kernel would live on. Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal the child when
+    its parent goes. (The signal is tied to the thread that starts the server, so start servers
+    from the main thread, as notebooks and tests do.) Elsewhere this returns ``None``.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:  # runs in the child between fork and exec: keep it minimal
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _stop_pid(pid: int, grace: float) -> None:
     """SIGTERM a process we do not hold a Popen for, then SIGKILL it if it outstays ``grace``."""
     with contextlib.suppress(ProcessLookupError):
@@ -211,6 +240,24 @@ def _terminate(
             with contextlib.suppress(OSError):
                 handle.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+_OWNER_FILE = "owner.pid"
+
+
+def _sweep_orphaned_dirs() -> None:
+    """Delete temporary directories left by servers whose Python process was killed.
+
+    Each directory names the process that made it in ``owner.pid``; when that process is gone,
+    its servers went with it (see :func:`_die_with_parent`) and the directory is rubbish.
+    """
+    for folder in Path(tempfile.gettempdir()).glob("mqlib-*"):
+        try:
+            owner = int((folder / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if owner != os.getpid() and not pid_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _lost_port_race(log: str) -> bool:
@@ -280,8 +327,10 @@ class LocalServer:
                 env=env,
                 cwd=self._tmp_dir,
                 # Own session: "interrupt kernel" in Jupyter or Ctrl-C in a terminal does not
-                # kill the server behind our back; stop() and the exit hook do that.
+                # kill the server behind our back; stop() and the exit hook do that, and
+                # _die_with_parent covers a kernel that is killed outright.
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise ServerNotFoundError(
@@ -378,7 +427,9 @@ class LocalServer:
             return self
         if self._procs:  # it died on its own; clean up before starting afresh
             self.stop()
+        _sweep_orphaned_dirs()
         self._tmp_dir = tempfile.mkdtemp(prefix=f"mqlib-{self.name.lower().replace(' ', '-')}-")
+        (Path(self._tmp_dir) / _OWNER_FILE).write_text(str(os.getpid()))
         self._finalizer = weakref.finalize(
             self, _terminate, self._procs, self._pid_files, self._logs, self._tmp_dir
         )

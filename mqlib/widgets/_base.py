@@ -33,7 +33,7 @@ A11Y_SCRIPT = """(function () {
   css.textContent = '.mq-sr-only{position:absolute!important;width:1px;height:1px;padding:0;' +
     'margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}' +
     '.mq-view button:focus-visible,.mq-view input:focus-visible,.mq-view select:focus-visible,' +
-    '.mq-view [role=slider]:focus-visible,.mq-view summary:focus-visible' +
+    '.mq-view [role=slider]:focus-visible,.mq-view .widget-readout:focus' +
     '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
   document.head.appendChild(css);
   function apply() {
@@ -63,6 +63,11 @@ A11Y_SCRIPT = """(function () {
           handle.setAttribute('aria-label', name);
         }
       });
+      var readout = box.querySelector('.widget-readout');
+      if (name && readout && !readout.hasAttribute('aria-label')) {
+        readout.setAttribute('role', 'textbox');
+        readout.setAttribute('aria-label', name + ', typed value');
+      }
     });
   }
   var queued = false;
@@ -135,8 +140,10 @@ class SimulationView:
         self._draw()
         note = f' <i class="mq-notice">{html.escape(self.notice)}</i>' if self.notice else ""
         self.notice = ""
+        # (ipywidgets' 28 px line height would make a two-line summary take four lines' room.)
         self.summary_label.value = (
-            f"<b>State:</b> {html.escape(self.summary())}{note}{_A11Y_LOADER}"
+            f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}'
+            f"</div>{_A11Y_LOADER}"
         )
         self._attach_chart_text()
         self.chart_text.value = "".join(

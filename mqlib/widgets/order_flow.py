@@ -109,6 +109,22 @@ class SyncVsAsync(SimulationView):
     def summary(self) -> str:
         return self.result.summary()
 
+    def describe_charts(self) -> list[str]:
+        r = self.result
+        parts = []
+        for step in r.steps:
+            if step.status in ("not_reached", "queued"):
+                parts.append(f"{step.service} {NOTES[step.status]}")
+            elif step.start_ms is not None and step.end_ms is not None:
+                parts.append(
+                    f"{step.service} {step.status} from {step.start_ms:,.0f} to "
+                    f"{step.end_ms:,.0f} ms"
+                )
+        return [
+            f"Timeline of one order ({'synchronous' if r.mode == 'sync' else 'asynchronous'}): "
+            f"{'; '.join(parts)}; the user gets an answer at {r.user_wait_ms:,.0f} ms."
+        ]
+
     # -- internals -----------------------------------------------------------------------------
     def _apply_recovery(self) -> None:
         self.flow.recovers_at_ms = {name: self.recovers_at_ms for name in self.flow.services}
@@ -186,7 +202,7 @@ class SyncVsAsync(SimulationView):
             axes=[x_axis, y_axis],
             title="One order, service by service",
             fig_margin={"top": 40, "bottom": 50, "left": 110, "right": 30},
-            layout=w.Layout(width="100%", height="300px"),
+            layout=w.Layout(width="100%", height="260px"),
         )
 
         self.mode_control = w.ToggleButtons(
@@ -208,7 +224,7 @@ class SyncVsAsync(SimulationView):
                 readout_format=",.0f",
                 description=f"{name} (ms)",
                 style={"description_width": "110px"},
-                layout=w.Layout(width="380px"),
+                layout=w.Layout(width="340px"),
             )
             slider.observe(self._on_control(lambda v, n=name: self.set_latency(n, v)), "value")
             box = w.Checkbox(
@@ -219,7 +235,7 @@ class SyncVsAsync(SimulationView):
                 description_allow_html=True,
                 tooltip="down = hung or unreachable: a synchronous call waits for its timeout",
                 indent=False,
-                layout=w.Layout(width="80px"),
+                layout=w.Layout(width="70px"),
             )
             box.observe(self._on_control(lambda v, n=name: self.set_down(n, v)), "value")
             self.latency_controls[name] = slider
@@ -234,7 +250,7 @@ class SyncVsAsync(SimulationView):
             readout_format=",.0f",
             description="call timeout (ms)",
             style={"description_width": "130px"},
-            layout=w.Layout(width="400px"),
+            layout=w.Layout(width="360px"),
         )
         self.timeout_control.observe(self._on_control(self.set_timeout), "value")
         self.recovery_control = self._slider(
@@ -246,7 +262,7 @@ class SyncVsAsync(SimulationView):
             readout_format=",.0f",
             description="down → up at (ms)",
             style={"description_width": "130px"},
-            layout=w.Layout(width="400px"),
+            layout=w.Layout(width="360px"),
         )
         self.recovery_control.observe(self._on_control(self.set_recovery), "value")
         # Two columns, so that the chart and every control fit on one 720-pixel screen.

@@ -36,6 +36,10 @@ MAX_SLIDER_JITTER = 0.5
 LABEL_SPAN = 0.085
 
 
+#: The sequence and routing text beside the controls: compact, so the widget fits one screen.
+_TEXT_STYLE = "line-height:1.35; font-size:12px; margin-bottom:4px"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g} ms"
 
@@ -259,6 +263,7 @@ class MessageOrdering(SimulationView):
                 "a topic split into partitions, one consumer per partition",
                 "one queue, consumers compete for the next event",
             ],
+            style={"button_width": "135px"},
         )
         self.mode_control.observe(self._on_control(self.set_mode), "value")
         self.partition_control = w.IntSlider(
@@ -267,11 +272,13 @@ class MessageOrdering(SimulationView):
             max=max(MAX_SLIDER_PARTITIONS, self.run.partitions),
             description="partitions",
             style={"description_width": "90px"},
-            layout=w.Layout(width="330px"),
+            layout=w.Layout(width="290px"),
         )
         self.partition_control.observe(self._on_control(self.set_partitions), "value")
         self.keyed_control = w.Checkbox(
-            description="key = order id", indent=False, layout=w.Layout(width="auto")
+            description="key = order id",
+            layout=w.Layout(width="290px"),
+            style={"description_width": "90px"},
         )
         self.keyed_control.observe(self._on_control(self.set_keyed), "value")
         self.consumer_control = w.IntSlider(
@@ -280,7 +287,7 @@ class MessageOrdering(SimulationView):
             max=max(MAX_SLIDER_CONSUMERS, self.run.consumers),
             description="consumers",
             style={"description_width": "90px"},
-            layout=w.Layout(width="330px"),
+            layout=w.Layout(width="290px"),
         )
         self.consumer_control.observe(self._on_control(self.set_consumers), "value")
         self.jitter_control = w.FloatSlider(
@@ -291,7 +298,7 @@ class MessageOrdering(SimulationView):
             description="jitter (s)",
             readout_format=".2f",
             style={"description_width": "90px"},
-            layout=w.Layout(width="330px"),
+            layout=w.Layout(width="290px"),
         )
         self.jitter_control.observe(self._on_control(self.set_jitter), "value")
         self.buttons = {
@@ -303,31 +310,29 @@ class MessageOrdering(SimulationView):
                 self._button("Process all", self.process_all, "run until everything is done"),
             )
         }
-        controls = w.VBox(
-            [
-                self.mode_control,
-                w.HBox([self.partition_control, self.keyed_control]),
-                self.consumer_control,
-                self.jitter_control,
-                w.HBox(list(self.buttons.values())),
-            ]
+        # The mode and the stepping buttons in one row; the settings beside the sequences and the
+        # routing: so that everything fits on a 720-pixel screen with the chart.
+        settings = w.VBox(
+            [self.partition_control, self.keyed_control, self.consumer_control, self.jitter_control]
         )
-        # The sequences and the routing beside the controls, so that everything fits on a
-        # 720-pixel screen with the chart.
         self.view = w.VBox(
             [
                 self.figure,
                 legend,
                 self.summary_label,
                 w.HBox(
+                    [self.mode_control, *self.buttons.values()],
+                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 4px"),
+                ),
+                w.HBox(
                     [
-                        controls,
+                        settings,
                         w.VBox(
                             [self.sequence_html, self.routing_html],
-                            layout=w.Layout(flex="1 1 380px", min_width="380px"),
+                            layout=w.Layout(flex="1 1 400px", min_width="400px"),
                         ),
                     ],
-                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 24px"),
+                    layout=w.Layout(flex_flow="row wrap", grid_gap="4px 20px"),
                 ),
             ]
         )
@@ -384,7 +389,7 @@ class MessageOrdering(SimulationView):
             for order, items in per_order.items()
         ]
         body = "<b>Processing sequence</b> (consumer, time):<br>" + "<br>".join(lines)
-        return f'<div style="line-height:1.45">{body}</div>'
+        return f'<div style="{_TEXT_STYLE}">{body}</div>'
 
     def _routing_text(self) -> str:
         run = self.run
@@ -398,7 +403,7 @@ class MessageOrdering(SimulationView):
                 for c, t in times.items()
             ]
             head = "<b>One queue</b>: whichever consumer is free takes the next event."
-            return f'<div style="line-height:1.45">{head}<br>{"<br>".join(items)}</div>'
+            return f'<div style="{_TEXT_STYLE}">{head}<br>{"<br>".join(items)}</div>'
         owner = {p: c for c, parts in run.assignment().items() for p in parts}
         items = []
         for p, log in enumerate(run.partition_logs()):
@@ -421,7 +426,7 @@ class MessageOrdering(SimulationView):
                 "(round-robin, as Kafka did before 2.4; newer producers fill one partition per "
                 "batch)."
             )
-        return f'<div style="line-height:1.45">{head}<br>{"<br>".join(items)}</div>'
+        return f'<div style="{_TEXT_STYLE}">{head}<br>{"<br>".join(items)}</div>'
 
 
 class Repartitioning(SimulationView):
@@ -462,6 +467,16 @@ class Repartitioning(SimulationView):
         self.change = repartition(self.before, n, self.orders)
         self._sync(self.after_control, n, widen_max=True)
         self.refresh()
+
+    def describe_charts(self) -> list[str]:
+        where = "; ".join(
+            f"key {o}: partition {old} then {new}" for o, (old, new) in self.change.mapping.items()
+        )
+        moved = len(self.change.moved)
+        return [
+            f"Where each key's events go with {self.before} and then {self.after} partitions: "
+            f"{where}; {moved} of {len(self.orders)} keys move."
+        ]
 
     def mapping(self) -> dict[int, tuple[int, int]]:
         """``{order: (partition before, partition after)}``."""

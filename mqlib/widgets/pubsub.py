@@ -165,7 +165,7 @@ class PubSub(SimulationView):
                 self.copies_axis,
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 55, "right": 15},
-            layout=w.Layout(width="54%", height="270px"),
+            layout=w.Layout(width="54%", height="260px"),
         )
         bx = bq.OrdinalScale(reverse=True)  # first member at the top
         by = bq.LinearScale(min=0.0)
@@ -181,7 +181,7 @@ class PubSub(SimulationView):
                 self.member_axis,
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 100, "right": 30},
-            layout=w.Layout(width="44%", height="270px"),
+            layout=w.Layout(width="44%", height="260px"),
         )
         # A legend in HTML: bqplot's own legend box sits on top of the bars it explains.
         self.legend = w.HTML()
@@ -197,15 +197,15 @@ class PubSub(SimulationView):
         self.new_group_name = w.Dropdown(
             description="new group",
             style={"description_width": "75px"},
-            layout=w.Layout(width="200px"),
+            layout=w.Layout(width="250px"),
         )
         self.new_group_members = w.IntSlider(
             value=2,
             min=0,
             max=5,
             description="members",
-            style={"description_width": "60px"},
-            layout=w.Layout(width="220px"),
+            style={"description_width": "75px"},
+            layout=w.Layout(width="250px"),
         )
         self.subscribe_button = self._button(
             "Subscribe",
@@ -223,7 +223,8 @@ class PubSub(SimulationView):
                         w.VBox(
                             [
                                 producer,
-                                w.HBox([self.new_group_name, self.new_group_members]),
+                                self.new_group_name,
+                                self.new_group_members,
                                 self.subscribe_button,
                             ]
                         ),
@@ -239,7 +240,7 @@ class PubSub(SimulationView):
             self.add_group(self.new_group_name.value, self.new_group_members.value)
 
     def _group_row(self, name: str) -> dict[str, Any]:
-        label = w.HTML(layout=w.Layout(width="230px"))
+        label = w.HTML(layout=w.Layout(width="175px"))
         add = self._button(
             "+ member", lambda: self.add_member(name), f"start one more {name} instance"
         )
@@ -320,11 +321,12 @@ class PubSub(SimulationView):
             for g in order
         )
         self.legend.value = (
+            '<div style="line-height:1.45">'
             f"{swatches} &nbsp; "
             f'<span style="color:{WAITING_COLOUR}">&#9632;</span> waiting for a member (…)'
             "<br>Left: each column is one message; it gets one block per subscribed group, "
             "and the number in a block is the group member that received it. "
-            "Right: how many messages each member received."
+            "Right: how many messages each member received.</div>"
         )
 
     def describe_charts(self) -> list[str]:
