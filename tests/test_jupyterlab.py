@@ -491,6 +491,20 @@ LABEL_TEXTS = """fig => [...fig.querySelectorAll('.bqplot text.label, text.label
 FIT_HEIGHT = 560  # px: what a 1280×720 JupyterLab shows of a notebook, with room to spare
 
 
+def wait_until_every_cell_ran(page) -> None:
+    """Wait for Run All to finish: a kernel busy with a later cell (a lab starting a broker)
+    handles no widget messages until it is done."""
+    from playwright.sync_api import expect
+
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+            .every(p => !p.textContent.includes('*'))""",
+        timeout=RUN_ALL_TIMEOUT * 4,
+    )
+    idle = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
+    expect(idle).to_have_text("Python 3 (ipykernel) | Idle", timeout=RUN_ALL_TIMEOUT)
+
+
 def expect_fits_the_screen(widget) -> None:
     height = widget.evaluate("el => el.getBoundingClientRect().height")
     assert 200 < height <= FIT_HEIGHT, f"the simulation is {height:.0f} px tall"
@@ -519,6 +533,7 @@ def test_pubsub_widget_in_jupyterlab(page, lab, screenshot_dir):
 
     engine = pubsub_run()
     open_and_run_all(page, lab, "02-publish-subscribe.ipynb")
+    wait_until_every_cell_ran(page)
     page.set_viewport_size({"width": 1280, "height": 720})
     widget = live_widget(page, "Publish 1", count=2)
     summary = widget.locator(".mq-state")
@@ -586,6 +601,7 @@ def test_ordering_widget_in_jupyterlab(page, lab, screenshot_dir):
     engine = ordering_run()
     engine.run()  # the view processes its first batch when it opens
     open_and_run_all(page, lab, "04-message-ordering.ipynb")
+    wait_until_every_cell_ran(page)
     page.set_viewport_size({"width": 1280, "height": 720})
     widget = live_widget(page, "Process all", count=3)
     summary = widget.locator(".mq-state")
@@ -665,6 +681,7 @@ def test_point_to_point_widget_with_the_keyboard_and_a_screen_reader(page, lab, 
 
     engine = default_run()
     open_and_run_all(page, lab, "01-point-to-point.ipynb")
+    wait_until_every_cell_ran(page)
     page.set_viewport_size({"width": 1280, "height": 720})
     widget = live_widget(page, "Send 1", count=2)
     live = widget.locator(".mq-state")
@@ -723,6 +740,8 @@ def test_point_to_point_widget_with_the_keyboard_and_a_screen_reader(page, lab, 
     handle = widget.locator(".widget-slider").filter(has_text="visibility").locator(".noUi-handle")
     handle.focus()
     page.keyboard.press("ArrowRight")
+    slider = widget.locator(".widget-slider").filter(has_text="visibility")
+    expect(slider.locator(".widget-readout"), "the arrow key moves the slider").to_have_text("5.5")
     engine.set_visibility_timeout(5.5)
     expect(live, "ArrowRight on the visibility timeout").to_have_text(
         f"State: {engine.summary()} (Visibility timeout now 5.5 s, for messages received from "

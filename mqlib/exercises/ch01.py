@@ -360,10 +360,7 @@ class HeartbeatWorker(Exercise):
         return faults
 
     def run(self, solution, schedule, outcome):
-        world = _World(solution, schedule, outcome)
-        for n in world.parts:
-            outcome.step(0.0, f"m{n}", "sent", f"a job of {world.parts[n]} part(s)")
-        world.run()
+        _World(solution, schedule, outcome).run()
 
     def starter(self):
         return starter
