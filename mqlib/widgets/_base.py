@@ -70,14 +70,6 @@ A11Y_SCRIPT = """(function () {
       }
     });
   }
-  // ipywidgets 8.1 moves a slider's handle on an arrow key but never sends the new value to
-  // the kernel; the readout shows it, so commit it the way typing into the readout does.
-  document.addEventListener('keyup', function (event) {
-    var handle = event.target;
-    if (!handle.matches || !handle.matches('.mq-view [role=slider]')) return;
-    var readout = handle.closest('.widget-slider').querySelector('.widget-readout');
-    if (readout) readout.dispatchEvent(new Event('blur', { bubbles: true }));
-  }, true);
   var queued = false;
   window.mqA11y = function () {
     if (queued) return;
