@@ -528,8 +528,15 @@ def test_sticky_is_balanced_and_moves_only_what_balance_requires(group) -> None:
     moving = {tp for tp, (old, new) in moved_partitions(before, after).items() if old in subs}
     for member, tps in after.items():
         assert coop[member] == [tp for tp in tps if tp not in moving]
-    # Round two completes the move: the same result as the sticky assignor.
-    assert assign("cooperative-sticky", subs, {"t": n}, owned=coop) == after
+    # Round two completes the move: every partition kept in round one stays with its owner, the
+    # revoked ones are handed out, and the result is as balanced as the sticky target. (It need
+    # not be the very same assignment: Kafka's second round only sees what round one left owned.)
+    final = assign("cooperative-sticky", subs, {"t": n}, owned=coop)
+    assert sorted(tp for v in final.values() for tp in v) == [("t", p) for p in range(n)]
+    final_counts = [len(v) for v in final.values()]
+    assert max(final_counts) - min(final_counts) <= 1
+    for member, tps in coop.items():
+        assert set(tps) <= set(final[member])
 
 
 def test_sticky_needs_identical_subscriptions_and_consistent_history() -> None:

@@ -128,6 +128,10 @@ class Outcome:
     def failed(self) -> bool:
         return self.invariant is not None
 
+    def last_time(self) -> float:
+        """The time of the latest step so far (0 before any)."""
+        return max((s.time for s in self.timeline), default=0.0)
+
 
 # -- calling the learner's code ---------------------------------------------------------------
 
@@ -174,6 +178,10 @@ def _learner_line(tb: Any) -> str:
 
 def call(function: Callable[..., Any], *args: Any, what: str, budget: Budget | None = None) -> Any:
     """Call learner code; turn any exception it raises into a plain :class:`SolutionError`."""
+    if _Alarm.expired:
+        # the time budget ran out in an earlier call whose _OutOfTime the event loop holds
+        # back for a moment: do not let the solution start again
+        raise _OutOfTime
     if budget is not None:
         budget.spend(what)
     try:
@@ -182,6 +190,7 @@ def call(function: Callable[..., Any], *args: Any, what: str, budget: Budget | N
         raise
     except Exception as error:  # the learner's bug, reported in words
         line = _learner_line(error.__traceback__)
+        _Alarm.expired = True  # this run is over: the solution is not called again in it
         raise SolutionError(
             f"{what} raised {type(error).__name__}: {error}{line}".rstrip(": ")
         ) from None
@@ -210,6 +219,8 @@ class _Alarm:
     """Wall-clock budget for one run: ``SIGALRM`` in the main thread, nothing elsewhere (the
     step budget still applies)."""
 
+    expired = False  # set when the alarm fires; cleared when the next run starts
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.active = (
@@ -217,6 +228,7 @@ class _Alarm:
         )
 
     def __enter__(self) -> _Alarm:
+        _Alarm.expired = False
         if self.active:
             self._old = signal.signal(signal.SIGALRM, self._fire)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
@@ -224,6 +236,7 @@ class _Alarm:
 
     @staticmethod
     def _fire(signum: int, frame: Any) -> None:
+        _Alarm.expired = True
         raise _OutOfTime
 
     def __exit__(self, *exc: Any) -> None:
@@ -290,10 +303,18 @@ class Exercise:
                 "the solution finishes each step",
                 f"the run did not finish within {TIME_BUDGET:g} s of real time: your code seems "
                 "to loop forever or to wait for something that never comes",
+                time=outcome.last_time(),
+                subject="your code",
             )
             outcome.hung = True  # type: ignore[attr-defined]
         except SolutionError as error:
-            outcome.broke("the solution runs without errors", str(error))
+            outcome.invariant = None
+            outcome.broke(
+                "the solution runs without errors",
+                str(error),
+                time=outcome.last_time(),
+                subject="your code",
+            )
         # worlds may record a step out of time order (a producer's sends, then the group's
         # start at t=0): show the timeline in time order, keeping the highlight on its step
         order = sorted(range(len(outcome.timeline)), key=lambda i: outcome.timeline[i].time)

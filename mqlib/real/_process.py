@@ -1,19 +1,28 @@
 """What every throwaway local broker needs: a free port, a child process, a bounded wait, a stop.
 
-:mod:`mqlib.real.rabbitmq`, :mod:`mqlib.real.sqs` and :mod:`mqlib.real.redis_streams` start a real
-server as a child process of this Python, exactly as :mod:`mqlib.real.server` does for NATS. The
-life cycle is the same for all of them, so it lives here once:
+Every module of :mod:`mqlib.real` starts a real server as a child process of this Python: NATS
+(:mod:`~mqlib.real.server`, :mod:`~mqlib.real.nats_cluster`), Tansu for Kafka
+(:mod:`~mqlib.real.kafka`), RabbitMQ, moto for SQS and Valkey for Redis Streams. The life cycle
+is the same for all of them, so it lives here once:
 
 * :func:`free_port` asks the kernel for a port nobody uses on 127.0.0.1. (There is a short window
   between asking and the server binding it; a server that loses that race fails its start-up and
   says so, it never silently uses another port.)
-* :class:`LocalServer` is the base class. A subclass says how to *launch* its processes and how to
-  tell that the server is *ready*; the base class runs them in a temporary directory, waits for
-  readiness for at most ``startup_timeout`` seconds (showing the server's log when that fails or
-  the process dies), and stops every process it started, by PID, on :meth:`~LocalServer.stop`, on
-  leaving a ``with`` block, on garbage collection and at interpreter exit.
+* :func:`spawn` starts one child process in its own session, its output going to a log file,
+  with :func:`die_with_parent` so that the kernel stops it even when this Python is killed.
+* :func:`stop_processes` stops child processes: SIGTERM, a grace period, then SIGKILL.
+* :func:`make_temp_dir` creates a server's temporary directory, marked with the PID of its owner
+  so that a later start can delete the directories of owners that were killed.
+* :func:`wait_for` polls a readiness check with a bound, and shows the server's log on failure.
+* :class:`LocalServer` is the base class that puts these together. A subclass says how to
+  *launch* its processes and how to tell that the server is *ready*; the base class runs them
+  in a temporary directory, waits for readiness for at most ``startup_timeout`` seconds
+  (showing the server's log when that fails or the process dies), and stops every process it
+  started, by PID, on :meth:`~LocalServer.stop`, on leaving a ``with`` block, on garbage
+  collection and at interpreter exit.
 * :class:`ServerNotFoundError` is raised when a server's program is not installed; its message
-  says what to install. Lab cells catch it and print that message instead of failing.
+  says what to install. :func:`start_or_skip` (the ``missing_ok=True`` of the ``start_*``
+  functions) catches it and prints that message, so a lab cell skips instead of failing.
 
 Nothing here knows about messaging: it is process management only.
 """
@@ -44,9 +53,14 @@ __all__ = [
     "LocalServer",
     "ServerError",
     "ServerNotFoundError",
+    "die_with_parent",
     "free_port",
     "free_ports",
+    "make_temp_dir",
     "pid_alive",
+    "spawn",
+    "start_or_skip",
+    "stop_processes",
     "tagged_broker_processes",
     "wait_for",
 ]
@@ -56,6 +70,7 @@ HOST = "127.0.0.1"
 
 _LOG_TAIL_CHARS = 4000
 _STOP_GRACE_SECONDS = 10.0
+_KILL_WAIT_SECONDS = 5.0  # SIGKILL cannot be refused; this only bounds the wait for the reaping
 _POLL_SECONDS = 0.02
 
 
@@ -80,7 +95,11 @@ class ServerNotFoundError(ServerError, FileNotFoundError):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing is listening on right now."""
+    """A TCP port on 127.0.0.1 that nothing is listening on right now.
+
+    For servers that cannot pick their own port (Tansu), or whose ports must be known before
+    they start (a cluster's route ports, which every node lists).
+    """
     return free_ports(1)[0]
 
 
@@ -144,54 +163,115 @@ def wait_for(
     what: str,
     alive: Callable[[], int | None] | None = None,
     log: Callable[[], str] | None = None,
+    started: float | None = None,
+    error: type[ServerError] = ServerError,
 ) -> float:
     """Poll ``check()`` until it returns true; return the seconds it took.
 
-    Gives up after ``timeout`` seconds, or as soon as ``alive()`` returns an exit code (the
-    process died), raising :class:`ServerError` with ``what`` and the tail of ``log()``.
+    Gives up ``timeout`` seconds after ``started`` (a ``time.monotonic()`` reading; default:
+    now), or as soon as ``alive()`` returns an exit code (the process died), raising ``error``
+    (a :class:`ServerError`) with ``what`` and the tail of ``log()``.
     """
     _validate.positive("timeout", timeout)
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
     deadline = started + timeout
     while True:
         if alive is not None:
             code = alive()
             if code is not None:
                 tail = log() if log else ""
-                raise ServerError(f"{what}: the process exited (code {code}).\n{tail}")
+                raise error(f"{what}: the process exited (code {code}).\n{tail}")
         if check():
             return time.monotonic() - started
         if time.monotonic() > deadline:
             tail = log() if log else ""
-            raise ServerError(f"{what}: not ready within {timeout:g} s.\n{tail}")
+            raise error(f"{what}: not ready within {timeout:g} s.\n{tail}")
         time.sleep(_POLL_SECONDS)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive SIGTERM when this process dies (Linux).
-
-    ``atexit`` and ``weakref.finalize`` cover a normal exit, but not a process that is killed:
-    nbval and Jupyter Book stop notebook kernels with SIGKILL, and a server started in such a
-    kernel would live on. Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal the child when
-    its parent goes. (The signal is tied to the thread that starts the server, so start servers
-    from the main thread, as notebooks and tests do.) Elsewhere this returns ``None``.
-    """
+def _load_prctl() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+_PRCTL = _load_prctl()  # looked up now: the child must not load libraries between fork and exec
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when this process dies.
+
+    ``atexit`` and ``weakref.finalize`` stop a server when Python exits normally, but a process
+    killed with SIGKILL runs no clean-up, and that is how Jupyter tools often end a kernel
+    (nbval shuts kernels down with ``now=True``). On Linux the kernel itself can deliver a signal
+    to the child when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so no broker outlives the
+    notebook or test run that started it. Linux ties this to the *thread* that started the child,
+    so start servers from a thread that lives as long as they should (the main thread, as
+    notebooks and tests do). Returns ``None`` elsewhere (there, only the normal clean-up runs).
+    """
+    if _PRCTL is None:
+        return None
     parent = os.getpid()
-    pr_set_pdeathsig = 1
 
     def preexec() -> None:  # runs in the child between fork and exec: keep it minimal
-        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
     return preexec
+
+
+def spawn(
+    args: Sequence[str],
+    *,
+    log: IO[bytes],
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``args`` as a child process whose stdout and stderr go to the open file ``log``.
+
+    The child runs in its own session, so "interrupt kernel" in Jupyter or Ctrl-C in a terminal
+    does not kill the server behind our back (the owner's ``stop()`` and exit hook do that), and
+    with :func:`die_with_parent`, which covers an owner that is killed outright. An ``OSError``
+    (no such program) reaches the caller, which knows what to install.
+    """
+    options: dict[str, Any] = {}
+    if os.name == "nt":
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        options["start_new_session"] = True
+        options["preexec_fn"] = die_with_parent()
+    return subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        **options,
+    )
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """Stop child processes: SIGTERM to each live one, then SIGKILL what outstays ``grace``.
+
+    All of them are signalled first and then waited for, so several nodes shut down side by
+    side; callers that need an order (a launcher before its helpers) pass one process at a time.
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=max(grace, _KILL_WAIT_SECONDS))
 
 
 def _stop_pid(pid: int, grace: float) -> None:
@@ -211,8 +291,9 @@ def _terminate(
     pid_files: list[Path],
     logs: list[IO[bytes]],
     tmp_dir: str,
+    grace: float = _STOP_GRACE_SECONDS,
 ) -> None:
-    """Stop ``procs`` in order (SIGTERM, then SIGKILL after a grace) and the PIDs in ``pid_files``.
+    """Stop ``procs`` in order (SIGTERM; SIGKILL after ``grace``), and the PIDs in ``pid_files``.
 
     A module-level function, not a method: ``weakref.finalize`` must not hold the server object.
     The PID files name processes that a launcher script started and that may outlive it (RabbitMQ's
@@ -224,22 +305,22 @@ def _terminate(
             with contextlib.suppress(OSError, ValueError):
                 extra.append(int(path.read_text().strip()))
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=_STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=_STOP_GRACE_SECONDS)
+            stop_processes([proc], grace)
             for pid in extra:  # whatever the launcher left behind goes before the next process
                 if pid_alive(pid):
-                    _stop_pid(pid, _STOP_GRACE_SECONDS)
+                    _stop_pid(pid, grace)
             extra = []
     finally:
-        for handle in logs:
+        close_and_remove(logs, tmp_dir)
+
+
+def close_and_remove(logs: Sequence[IO[bytes] | None], tmp_dir: str) -> None:
+    """Close the log files and delete a server's temporary directory (the last step of a stop)."""
+    for handle in logs:
+        if handle is not None:
             with contextlib.suppress(OSError):
                 handle.close()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 _OWNER_FILE = "owner.pid"
@@ -260,6 +341,38 @@ def _sweep_orphaned_dirs() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def make_temp_dir(name: str) -> str:
+    """Create the temporary directory ``mqlib-<name>-*`` of a server about to start.
+
+    It holds the server's data and logs and is deleted when the server stops. It names its
+    owner (this process) in ``owner.pid``; first, the directories of owners that were killed
+    before they could clean up are deleted.
+    """
+    _sweep_orphaned_dirs()
+    tmp_dir = tempfile.mkdtemp(prefix=f"mqlib-{name.lower().replace(' ', '-')}-")
+    (Path(tmp_dir) / _OWNER_FILE).write_text(str(os.getpid()))
+    return tmp_dir
+
+
+def start_or_skip(
+    server_class: type[LocalServer], *, wait: bool, missing_ok: bool, **options: Any
+) -> Any:
+    """Create a ``server_class(**options)`` and start it: the body of the ``start_*`` functions.
+
+    ``missing_ok=True``: if the server program is not installed, print what to install and
+    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    """
+    _validate.boolean("missing_ok", missing_ok)
+    try:
+        server = server_class(**options)
+    except ServerNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"Skipping the {server_class.name} lab: {missing}")
+        return None
+    return server.start(wait=wait)
+
+
 def _lost_port_race(log: str) -> bool:
     lowered = log.lower()
     return "eaddrinuse" in lowered or "address already in use" in lowered
@@ -268,7 +381,9 @@ def _lost_port_race(log: str) -> bool:
 class LocalServer:
     """Base class of a broker run as child processes on 127.0.0.1 in a temporary directory.
 
-    A subclass sets :attr:`name` and :attr:`install_hint`, and implements:
+    A subclass sets :attr:`name` and :attr:`install_hint` (and, if it has its own exception
+    classes, :attr:`error` and :attr:`not_found_error`; :attr:`stop_grace` for a server that
+    takes longer or shorter to shut down), and implements:
 
     * :meth:`_launch` (start the processes with :meth:`_spawn`; the first one's log is the one
       shown when start-up fails) and
@@ -278,8 +393,16 @@ class LocalServer:
     :meth:`stop`; it then gets a fresh, empty directory and fresh ports.
     """
 
+    #: Shown in messages and in the name of the temporary directory.
     name = "server"
+    #: What to install when the program cannot be executed.
     install_hint = ""
+    #: Raised when the server is not running, dies or is not ready in time.
+    error: type[ServerError] = ServerError
+    #: Raised when the server's program cannot be executed.
+    not_found_error: type[ServerNotFoundError] = ServerNotFoundError
+    #: Seconds a process gets between SIGTERM and SIGKILL.
+    stop_grace: float = _STOP_GRACE_SECONDS
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
         _validate.positive("startup_timeout", startup_timeout)
@@ -311,7 +434,11 @@ class LocalServer:
         env: dict[str, str] | None = None,
         main_log: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """Start one child process, its output going to ``<tmp>/<log_name>``; stopped in order."""
+        """Start one child process (see :func:`spawn`), its output going to ``<tmp>/<log_name>``.
+
+        Processes are stopped in the order of :attr:`_procs`, the order they were spawned in
+        unless :meth:`_launch` reorders the list.
+        """
         assert self._tmp_dir is not None
         path = Path(self._tmp_dir) / log_name
         handle = open(path, "wb")  # noqa: SIM115 - closed by _terminate
@@ -319,22 +446,10 @@ class LocalServer:
         if main_log or self._log_path is None:
             self._log_path = path
         try:
-            proc = subprocess.Popen(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self._tmp_dir,
-                # Own session: "interrupt kernel" in Jupyter or Ctrl-C in a terminal does not
-                # kill the server behind our back; stop() and the exit hook do that, and
-                # _die_with_parent covers a kernel that is killed outright.
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
+            proc = spawn(args, log=handle, env=env, cwd=self._tmp_dir)
         except OSError as exc:
-            raise ServerNotFoundError(
-                f"Could not execute {args[0]}: {exc}. {self.install_hint}"
+            raise self.not_found_error(
+                f"Could not execute {args[0]}: {exc}. {self.install_hint}".rstrip()
             ) from exc
         self._procs.append(proc)
         return proc
@@ -359,10 +474,10 @@ class LocalServer:
 
     def _require_running(self) -> None:
         if not self._procs:
-            raise ServerError(f"The {self.name} server is not running; call start() first.")
+            raise self.error(f"The {self.name} server is not running; call start() first.")
         code = self._exit_code()
         if code is not None:
-            raise ServerError(
+            raise self.error(
                 f"The {self.name} server exited unexpectedly (code {code}).\n{self._log_tail()}"
             )
         if self.startup_seconds is None:  # started with wait=False: wait now
@@ -427,11 +542,16 @@ class LocalServer:
             return self
         if self._procs:  # it died on its own; clean up before starting afresh
             self.stop()
-        _sweep_orphaned_dirs()
-        self._tmp_dir = tempfile.mkdtemp(prefix=f"mqlib-{self.name.lower().replace(' ', '-')}-")
-        (Path(self._tmp_dir) / _OWNER_FILE).write_text(str(os.getpid()))
+        self._tmp_dir = make_temp_dir(self.name)
+        self._last_log = ""
         self._finalizer = weakref.finalize(
-            self, _terminate, self._procs, self._pid_files, self._logs, self._tmp_dir
+            self,
+            _terminate,
+            self._procs,
+            self._pid_files,
+            self._logs,
+            self._tmp_dir,
+            self.stop_grace,
         )
         self.startup_seconds = None
         try:
@@ -457,17 +577,18 @@ class LocalServer:
         If it does not come up, the server is stopped and :class:`ServerError` shows its log.
         """
         if not self._procs:
-            raise ServerError(f"The {self.name} server is not running; call start() first.")
+            raise self.error(f"The {self.name} server is not running; call start() first.")
         if self.startup_seconds is not None:
             return self
         try:
-            remaining = self.startup_timeout - (time.monotonic() - self._launched)
             wait_for(
                 self._ready,
-                timeout=max(remaining, _POLL_SECONDS),
+                timeout=self.startup_timeout,
                 what=f"{self.name} start-up",
                 alive=self._exit_code,
                 log=self._log_tail,
+                started=self._launched,
+                error=self.error,
             )
         except BaseException:
             self.stop()

@@ -19,7 +19,11 @@ default (the store is fsynced every 2 minutes), ``"always"`` fsyncs every write.
 Messaging code stays the learner's: connect with ``nats.connect(servers=cluster.urls)`` and use
 nats-py as usual. Like the single server (:mod:`mqlib.real.server`), every process listens only on
 127.0.0.1 and is stopped (and its files deleted) on :meth:`stop`, on leaving a ``with`` block, on
-garbage collection and at interpreter exit.
+garbage collection and at interpreter exit. The process handling (free ports, starting a node so
+that it dies with this Python, the bounded readiness wait, SIGTERM then SIGKILL, the temporary
+folder) is :mod:`mqlib.real._process`'s; a cluster is not a
+:class:`~mqlib.real._process.LocalServer` only because its nodes are killed and restarted one by
+one.
 """
 
 from __future__ import annotations
@@ -27,11 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,19 +41,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from mqlib import _validate
-from mqlib.real.server import HOST, NatsServerError, die_with_parent, find_nats_server
+from mqlib.real._process import (
+    close_and_remove,
+    free_ports,
+    make_temp_dir,
+    spawn,
+    stop_processes,
+    wait_for,
+)
+from mqlib.real.server import HOST, NatsServerError, find_nats_server
 
 __all__ = ["NatsCluster", "start_cluster"]
 
 _LOG_TAIL_CHARS = 3000
-
-
-def _free_port() -> int:
-    # Route ports must be known before any node starts (each node lists all routes), so they
-    # are chosen here rather than by the server (-1).
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+_STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -69,21 +70,14 @@ class _Node:
 
 
 def _stop_all(nodes: list[_Node], tmp_dir: str) -> None:
-    """SIGTERM every live node, SIGKILL what does not stop; delete the files."""
-    for node in nodes:
-        if node.proc is not None and node.proc.poll() is None:
-            node.proc.send_signal(signal.SIGTERM)
-    for node in nodes:
-        if node.proc is not None:
-            try:
-                node.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait(timeout=5)
-        if node.log_file is not None:
-            with contextlib.suppress(OSError):
-                node.log_file.close()
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    """SIGTERM every live node, SIGKILL what does not stop; delete the files.
+
+    A module-level function, not a method: ``weakref.finalize`` must not hold the cluster.
+    """
+    try:
+        stop_processes([node.proc for node in nodes if node.proc is not None], _STOP_GRACE_SECONDS)
+    finally:
+        close_and_remove([node.log_file for node in nodes], tmp_dir)
 
 
 class NatsCluster:
@@ -196,10 +190,13 @@ class NatsCluster:
         if self._nodes:
             return self
         started = time.perf_counter()
-        self._tmp_dir = tempfile.mkdtemp(prefix="mqlib-nats-cluster-")
+        self._tmp_dir = make_temp_dir("nats-cluster")
         tmp = Path(self._tmp_dir)
+        # Route ports must be known before any node starts (each node lists all routes), so
+        # every port is chosen here rather than by the server (-1).
+        ports = iter(free_ports(3 * self.size))
         nodes = [
-            _Node(name, _free_port(), _free_port(), _free_port(), tmp / f"{name}.conf",
+            _Node(name, next(ports), next(ports), next(ports), tmp / f"{name}.conf",
                   tmp / f"{name}.log")
             for name in self.names
         ]  # fmt: skip
@@ -224,54 +221,51 @@ class NatsCluster:
         if node.log_file is not None:
             with contextlib.suppress(OSError):
                 node.log_file.close()
+        # Appended to: a restarted node's log follows the log of its first life.
         node.log_file = open(node.log_path, "ab")  # noqa: SIM115 - closed by _stop_all
-        node.proc = subprocess.Popen(
-            [str(self.binary), "-c", str(node.config)],
-            stdin=subprocess.DEVNULL, stdout=node.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent(),  # even if we are SIGKILLed
-        )  # fmt: skip
+        node.proc = spawn([str(self.binary), "-c", str(node.config)], log=node.log_file)
 
     def _wait_healthy(self, node: _Node) -> None:
         # /healthz?js-enabled-only=true: the server is up and JetStream is enabled. (Plain
         # /healthz also waits for every stream to be current, which is not the point here.)
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            assert node.proc is not None
-            if node.proc.poll() is not None:
-                raise NatsServerError(
-                    f"node {node.name} exited during start-up (code {node.proc.returncode}).\n"
-                    f"{self.log(node.name)[-_LOG_TAIL_CHARS:]}"
-                )
+        def healthy() -> bool:
             with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                 self._get_json(node.name, "/healthz?js-enabled-only=true")
-                return
-            if time.monotonic() > deadline:
-                raise NatsServerError(
-                    f"node {node.name} was not healthy within {self.startup_timeout:g} s.\n"
-                    f"{self.log(node.name)[-_LOG_TAIL_CHARS:]}"
-                )
-            time.sleep(0.02)
+                return True
+            return False
+
+        assert node.proc is not None
+        wait_for(
+            healthy,
+            timeout=self.startup_timeout,
+            what=f"node {node.name} start-up",
+            alive=node.proc.poll,
+            log=lambda: self.log(node.name)[-_LOG_TAIL_CHARS:],
+            error=NatsServerError,
+        )
 
     def _wait_for_meta_leader(self, nodes: list[_Node]) -> None:
         # Healthy is not yet usable: the nodes must first elect the JetStream *meta leader*
         # (the Raft group that places streams); until then stream creation times out.
         if self.size == 1:
             return
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            leaders = set()
+        leaders: set[str] = set()
+
+        def agreed() -> bool:
+            leaders.clear()
             for node in nodes:
                 with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                     meta = self._get_json(node.name, "/jsz").get("meta_cluster") or {}
                     leaders.add(meta.get("leader") or "")
-            if len(leaders) == 1 and "" not in leaders:
-                return
-            if time.monotonic() > deadline:
-                raise NatsServerError(
-                    f"the nodes agreed on no JetStream meta leader within "
-                    f"{self.startup_timeout:g} s (they report {sorted(leaders)})."
-                )
-            time.sleep(0.02)
+            return len(leaders) == 1 and "" not in leaders
+
+        wait_for(
+            agreed,
+            timeout=self.startup_timeout,
+            what="the JetStream meta leader election",
+            log=lambda: f"The nodes report the leaders {sorted(leaders)}.",
+            error=NatsServerError,
+        )
 
     def kill(self, name: str) -> None:
         """Crash node ``name`` with SIGKILL (its store stays on disk for :meth:`restart`)."""

@@ -31,8 +31,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from mqlib import _validate
-from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_ports
+from mqlib.real._process import (
+    HOST,
+    LocalServer,
+    ServerError,
+    ServerNotFoundError,
+    free_ports,
+    start_or_skip,
+)
 
 __all__ = [
     "RabbitMQServer",
@@ -185,16 +191,11 @@ def start_rabbitmq(
     """Start a :class:`RabbitMQServer` and return it: the notebook-friendly form.
 
     It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
-    ``wait=False`` returns while it is still starting (the first use waits for it).
-    ``missing_ok=True``: if the server program is not installed, print what to install and
-    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    ``wait=False`` returns while the node still boots (3-4 s), so other cells can run; the
+    first use of an address waits for it. ``missing_ok=True``: without RabbitMQ installed,
+    print how to install it and return ``None``, so the lab cell skips
+    (:func:`~mqlib.real._process.start_or_skip`).
     """
-    _validate.boolean("missing_ok", missing_ok)
-    try:
-        server = RabbitMQServer(startup_timeout=startup_timeout)
-    except ServerNotFoundError as missing:
-        if not missing_ok:
-            raise
-        print(f"Skipping the {RabbitMQServer.name} lab: {missing}")
-        return None
-    return server.start(wait=wait)
+    return start_or_skip(
+        RabbitMQServer, wait=wait, missing_ok=missing_ok, startup_timeout=startup_timeout
+    )

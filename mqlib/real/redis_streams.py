@@ -29,8 +29,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mqlib import _validate
-from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_port
+from mqlib.real._process import (
+    HOST,
+    LocalServer,
+    ServerError,
+    ServerNotFoundError,
+    free_port,
+    start_or_skip,
+)
 
 __all__ = ["RedisServer", "find_valkey_server", "start_redis", "ServerError", "ServerNotFoundError"]
 
@@ -144,16 +150,10 @@ def start_redis(
     """Start a :class:`RedisServer` and return it: the notebook-friendly form.
 
     It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
-    ``wait=False`` returns while it is still starting (the first use waits for it).
-    ``missing_ok=True``: if the server program is not installed, print what to install and
-    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    ``wait=False`` returns at once (the first use waits for ``PING``).
+    ``missing_ok=True``: without a ``valkey-server``, print how to install one and return
+    ``None``, so the lab cell skips (:func:`~mqlib.real._process.start_or_skip`).
     """
-    _validate.boolean("missing_ok", missing_ok)
-    try:
-        server = RedisServer(startup_timeout=startup_timeout)
-    except ServerNotFoundError as missing:
-        if not missing_ok:
-            raise
-        print(f"Skipping the {RedisServer.name} lab: {missing}")
-        return None
-    return server.start(wait=wait)
+    return start_or_skip(
+        RedisServer, wait=wait, missing_ok=missing_ok, startup_timeout=startup_timeout
+    )

@@ -14,8 +14,13 @@ starts the real thing: a ``nats-server -js`` process that lives exactly as long 
   if the process dies, the error shows the server's own log.
 * It is **stopped** on ``stop()``, on leaving a ``with`` block (even after an exception), when
   the object is garbage-collected and when the Python process exits (``atexit``), so a
-  notebook kernel that shuts down leaves no ``nats-server`` process behind. (A kernel killed
-  with ``SIGKILL`` cannot run any clean-up; nothing can fix that from Python.)
+  notebook kernel that shuts down leaves no ``nats-server`` process behind. A kernel killed
+  with ``SIGKILL`` runs no clean-up; on Linux the kernel then stops the server for it
+  (:func:`die_with_parent`).
+
+The life cycle (temporary directory, child process, bounded readiness wait, stop by PID) is the
+one every local broker shares, :class:`mqlib.real._process.LocalServer`; this module adds what is
+particular to NATS: finding the binary, the ports file and the JetStream health check.
 
 Typical use in a script::
 
@@ -39,29 +44,30 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import importlib.metadata
 import inspect
 import ipaddress
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import sysconfig
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from mqlib import _validate
+from mqlib.real._process import (
+    HOST,
+    LocalServer,
+    ServerError,
+    ServerNotFoundError,
+    die_with_parent,
+)
 
 __all__ = [
     "BINARY_ENV_VAR",
@@ -76,25 +82,20 @@ __all__ = [
     "start_server",
 ]
 
-#: The only address the server ever binds to.
-HOST = "127.0.0.1"
-
 #: Environment variable that may point at a ``nats-server`` executable.
 BINARY_ENV_VAR = "MQLIB_NATS_SERVER"
 
 _EXE_NAME = "nats-server.exe" if os.name == "nt" else "nats-server"
-_LOG_TAIL_CHARS = 4000
-_STOP_GRACE_SECONDS = 5.0
 
 T = TypeVar("T")
 
 
-class NatsServerError(RuntimeError):
-    """The NATS server could not be started, or died, or is not running."""
+class NatsServerError(ServerError):
+    """The NATS server could not be started, or died, or is not running (a ``RuntimeError``)."""
 
 
-class NatsServerNotFoundError(NatsServerError, FileNotFoundError):
-    """No ``nats-server`` executable could be found."""
+class NatsServerNotFoundError(NatsServerError, ServerNotFoundError):
+    """No ``nats-server`` executable could be found (also a ``FileNotFoundError``)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,64 +233,9 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _load_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()  # looked up now: the child must not load libraries between fork and exec
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when this process dies.
-
-    ``atexit`` and ``weakref.finalize`` stop a server when Python exits normally, but a process
-    killed with SIGKILL runs no clean-up, and that is how Jupyter tools often end a kernel
-    (nbval shuts kernels down with ``now=True``). On Linux the kernel itself can deliver a signal
-    to the child when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so no broker outlives the
-    notebook or test run that started it. Linux ties this to the *thread* that started the child,
-    so start servers from a thread that lives as long as they should (the main thread, as
-    notebooks and tests do). Returns ``None`` elsewhere (there, only the normal clean-up runs).
-    """
-    if _PRCTL is None:
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 def _no_proxy_opener() -> urllib.request.OpenerDirector:
     # urllib honours http_proxy/HTTP_PROXY; the health check must never leave the machine.
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _terminate(proc: subprocess.Popen[bytes], log_file: IO[bytes], tmp_dir: str) -> None:
-    """Stop the process (SIGTERM, then SIGKILL after a grace period) and delete its files.
-
-    A module-level function, not a method: ``weakref.finalize`` must not hold the server object.
-    """
-    try:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=_STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=_STOP_GRACE_SECONDS)
-    finally:
-        with contextlib.suppress(OSError):
-            log_file.close()
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +243,7 @@ def _terminate(proc: subprocess.Popen[bytes], log_file: IO[bytes], tmp_dir: str)
 # --------------------------------------------------------------------------------------------
 
 
-class JetStreamServer:
+class JetStreamServer(LocalServer):
     """A ``nats-server -js`` process on 127.0.0.1 with a temporary store.
 
     Parameters
@@ -317,9 +263,15 @@ class JetStreamServer:
     Use it as a context manager (``with JetStreamServer() as server: ...``) or call
     :meth:`start` and :meth:`stop` yourself. ``url`` is the address for ``nats.connect``.
     A stopped server can be started again; it then gets a fresh, empty store (and, with
-    ``port=None``, possibly a different port).
+    ``port=None``, possibly a different port). Starting, the readiness wait and stopping are
+    those of every local server (:class:`~mqlib.real._process.LocalServer`); this class says
+    how to launch ``nats-server`` and when it is ready.
     """
 
+    name = "nats-server"
+    error = NatsServerError
+    not_found_error = NatsServerNotFoundError
+    stop_grace = 5.0
     host: str = HOST
 
     def __init__(
@@ -334,33 +286,15 @@ class JetStreamServer:
             _validate.integer("port", port, minimum=1, maximum=65535)
         _validate.positive("startup_timeout", startup_timeout)
         _validate.boolean("debug", debug)
+        super().__init__(startup_timeout=startup_timeout)
         self.binary: Path = find_nats_server(binary)
         self.requested_port = port
-        self.startup_timeout = float(startup_timeout)
         self.debug = debug
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._tmp_dir: str | None = None
-        self._log_path: Path | None = None
-        self._finalizer: weakref.finalize | None = None
         self._port: int | None = None
         self._monitor_port: int | None = None
-        self._last_log = ""
+        self._opener = _no_proxy_opener()
 
-    # -- state -------------------------------------------------------------------------------
-
-    @property
-    def is_running(self) -> bool:
-        """True while the server process is alive (after :meth:`start`, before :meth:`stop`)."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def _require_running(self) -> None:
-        if self._proc is None:
-            raise NatsServerError("The server is not running; call start() first.")
-        if self._proc.poll() is not None:
-            raise NatsServerError(
-                f"The server process exited unexpectedly (code {self._proc.returncode}).\n"
-                f"{self._log_tail()}"
-            )
+    # -- addresses ---------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
@@ -381,64 +315,35 @@ class JetStreamServer:
         return f"http://{HOST}:{self._monitor_port}"
 
     @property
-    def pid(self) -> int:
-        """Process id of the running server."""
-        self._require_running()
-        assert self._proc is not None
-        return self._proc.pid
-
-    @property
     def store_dir(self) -> Path:
         """The temporary JetStream store directory (deleted on stop)."""
-        self._require_running()
-        assert self._tmp_dir is not None
-        return Path(self._tmp_dir) / "store"
-
-    def log(self) -> str:
-        """The server's log output so far (after :meth:`stop`, the log of the last run)."""
-        if self._log_path is not None and self._log_path.exists():
-            with contextlib.suppress(OSError):
-                self._last_log = self._log_path.read_text(errors="replace")
-        return self._last_log
-
-    def _log_tail(self) -> str:
-        text_ = self.log().strip()
-        if not text_:
-            return "(the server wrote nothing to its log)"
-        if len(text_) > _LOG_TAIL_CHARS:
-            text_ = "..." + text_[-_LOG_TAIL_CHARS:]
-        return "Server log:\n" + text_
+        return self.tmp_dir / "store"
 
     def __repr__(self) -> str:
-        if self.is_running:
-            return f"<JetStreamServer {self.url} pid={self._proc.pid}>"  # type: ignore[union-attr]
+        if self.is_running and self.startup_seconds is not None:
+            return f"<JetStreamServer {self.url} pid={self.pid}>"
         return "<JetStreamServer stopped>"
 
-    # -- life cycle --------------------------------------------------------------------------
+    # -- launching and the readiness check ---------------------------------------------------
 
-    def start(self) -> JetStreamServer:
+    def start(self, *, wait: bool = True, _retry: bool = True) -> JetStreamServer:
         """Start the server and wait until JetStream is healthy. Returns ``self``.
 
         Raises :class:`NatsServerError` if the port is taken, the process exits during
         start-up (its log is included) or it is not healthy within ``startup_timeout``.
         Calling ``start()`` on a running server does nothing.
         """
-        if self.is_running:
-            return self
-        if self._proc is not None:  # it died on its own; clean up before starting afresh
-            self.stop()
+        return super().start(wait=wait, _retry=_retry)
+
+    def _launch(self, tmp_dir: Path) -> None:
         port = self.requested_port
         if port is not None and not _port_is_free(port):
             raise NatsServerError(
                 f"port={port}: 127.0.0.1:{port} is already in use, so nats-server cannot bind "
                 "it. Choose another port, or leave port=None to get a free one."
             )
-
-        tmp_dir = tempfile.mkdtemp(prefix="mqlib-nats-")
-        store = Path(tmp_dir) / "store"
+        store = tmp_dir / "store"
         store.mkdir()
-        self._log_path = Path(tmp_dir) / "server.log"
-        self._last_log = ""
         args = [
             str(self.binary),
             "--jetstream",
@@ -446,63 +351,18 @@ class JetStreamServer:
             "--port", str(port if port is not None else -1),
             "--http_port", "-1",  # monitoring, also on 127.0.0.1 (it follows --addr)
             "--store_dir", str(store),
-            "--ports_file_dir", tmp_dir,
+            # The server picks free ports itself (-1) and writes them to <tmp>/*.ports.
+            "--ports_file_dir", str(tmp_dir),
         ]  # fmt: skip
         if self.debug:
             args.append("-D")
-        log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed by _terminate
-        popen_kwargs: dict[str, Any] = {}
-        if os.name == "nt":
-            popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            # Own session: Ctrl-C in a terminal or "interrupt kernel" in Jupyter does not
-            # kill the server behind our back; stop() and atexit do that.
-            popen_kwargs["start_new_session"] = True
-            popen_kwargs["preexec_fn"] = die_with_parent()  # even if this process is SIGKILLed
-        try:
-            proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                **popen_kwargs,
-            )  # fmt: skip
-        except OSError as exc:
-            log_file.close()
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise NatsServerNotFoundError(f"Could not execute {self.binary}: {exc}") from exc
+        self._spawn(args, log_name="server.log")
 
-        self._proc = proc
-        self._tmp_dir = tmp_dir
-        self._finalizer = weakref.finalize(self, _terminate, proc, log_file, tmp_dir)
-        try:
-            self._wait_until_ready(Path(tmp_dir))
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_until_ready(self, ports_dir: Path) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        opener = _no_proxy_opener()
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                log = self._log_tail()
-                if "address already in use" in log:
-                    raise NatsServerError(
-                        f"nats-server could not bind its port on 127.0.0.1 (address already "
-                        f"in use).\n{log}"
-                    )
-                raise NatsServerError(f"nats-server exited during start-up (code {code}).\n{log}")
-            if self._port is None:
-                self._read_ports_file(ports_dir)
-            if self._port is not None and self._healthy(opener):
-                return
-            if time.monotonic() > deadline:
-                raise NatsServerError(
-                    f"nats-server did not report JetStream healthy within "
-                    f"{self.startup_timeout:g} s.\n{self._log_tail()}"
-                )
-            time.sleep(0.02)
+    def _ready(self) -> bool:
+        if self._port is None:
+            assert self._tmp_dir is not None
+            self._read_ports_file(Path(self._tmp_dir))
+        return self._port is not None and self._healthy()
 
     def _read_ports_file(self, ports_dir: Path) -> None:
         for path in ports_dir.glob("*.ports"):
@@ -516,31 +376,20 @@ class JetStreamServer:
                 raise NatsServerError(f"nats-server listens on an unexpected address: {ports}")
             self._port, self._monitor_port = nats_url.port, http_url.port
 
-    def _healthy(self, opener: urllib.request.OpenerDirector) -> bool:
+    def _healthy(self) -> bool:
+        # /healthz?js-enabled-only=true: the server is up and JetStream can accept streams.
         url = f"http://{HOST}:{self._monitor_port}/healthz?js-enabled-only=true"
         try:
-            with opener.open(url, timeout=1.0) as response:
+            with self._opener.open(url, timeout=1.0) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
     def stop(self) -> None:
         """Stop the server and delete its store. Safe to call more than once."""
-        self.log()  # keep the last log readable after the files are gone
-        if self._finalizer is not None:
-            self._finalizer()  # runs _terminate once; later calls are no-ops
-        self._proc = None
-        self._finalizer = None
-        self._tmp_dir = None
-        self._log_path = None
+        super().stop()
         self._port = None
         self._monitor_port = None
-
-    def __enter__(self) -> JetStreamServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def start_server(

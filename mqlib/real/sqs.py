@@ -34,8 +34,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mqlib import _validate
-from mqlib.real._process import HOST, LocalServer, ServerError, ServerNotFoundError, free_port
+from mqlib.real._process import (
+    HOST,
+    LocalServer,
+    ServerError,
+    ServerNotFoundError,
+    free_port,
+    start_or_skip,
+)
 
 __all__ = [
     "REGION",
@@ -133,16 +139,10 @@ def start_sqs(
     """Start a :class:`SQSServer` and return it: the notebook-friendly form.
 
     It keeps running across cells until ``.stop()`` and is stopped when the kernel exits.
-    ``wait=False`` returns while it is still starting (the first use waits for it).
-    ``missing_ok=True``: if the server program is not installed, print what to install and
-    return ``None`` instead of raising, so a lab cell can skip and the notebook keep going.
+    ``wait=False`` returns at once (the first use waits for ``/moto-api/``).
+    ``missing_ok=True``: without ``moto[server]``, print how to install it and return ``None``,
+    so the lab cell skips (:func:`~mqlib.real._process.start_or_skip`).
     """
-    _validate.boolean("missing_ok", missing_ok)
-    try:
-        server = SQSServer(startup_timeout=startup_timeout)
-    except ServerNotFoundError as missing:
-        if not missing_ok:
-            raise
-        print(f"Skipping the {SQSServer.name} lab: {missing}")
-        return None
-    return server.start(wait=wait)
+    return start_or_skip(
+        SQSServer, wait=wait, missing_ok=missing_ok, startup_timeout=startup_timeout
+    )
