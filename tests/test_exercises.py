@@ -1,13 +1,14 @@
 """The graded exercises: every reference passes, typical mistakes fail with a counterexample
 that names the broken invariant, and the checker is deterministic and robust to bad code."""
 
+import contextlib
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from mqlib import exercises
-from mqlib.exercises import ch01, ch05
+from mqlib.exercises import ch01, ch05, ch07
 
 NAMES = exercises.names()
 
@@ -152,6 +153,58 @@ def ch07_never_commits(consumer):
         consumer.process(record)
 
 
+def ch07_check_then_act(consumer, store):
+    # the key is checked and recorded apart from the effect: a crash between them doubles it
+    for record in consumer.poll():
+        if not store.seen(record.offset):
+            store.apply(record)
+            store.remember(record.offset)
+    if consumer.position > consumer.committed:
+        try:
+            consumer.commit(consumer.position)
+        except consumer.RetriableCommitFailedError:
+            return
+
+
+def ch07_key_per_member(consumer, store):
+    # a key that changes with the member: the new owner does not recognise a redelivery
+    for record in consumer.poll():
+        store.apply_once((consumer.name, record.offset), record)
+    if consumer.position > consumer.committed:
+        try:
+            consumer.commit(consumer.position)
+        except consumer.RetriableCommitFailedError:
+            return
+
+
+def ch07_key_not_unique(consumer, store):
+    for record in consumer.poll():
+        store.apply_once(record.value[:7], record)  # "order-1" for order-100..order-109
+    if consumer.position > consumer.committed:
+        try:
+            consumer.commit(consumer.position)
+        except consumer.RetriableCommitFailedError:
+            return
+
+
+def ch07_ignores_failover(consumer, store):
+    # idempotent, but a coordinator failover's retriable commit error kills the consumer
+    for record in consumer.poll():
+        store.apply_once(record.offset, record)
+    if consumer.position > consumer.committed:
+        consumer.commit(consumer.position)
+
+
+def ch07_swallows_failover(consumer, store):
+    # catches the error but never commits again once no new records arrive
+    records = consumer.poll()
+    for record in records:
+        store.apply_once(record.offset, record)
+    if records:
+        with contextlib.suppress(ch07.RetriableCommitFailedError):
+            consumer.commit(records[-1].offset + 1)
+
+
 def _noop_function(*args):
     return None
 
@@ -180,6 +233,7 @@ NOOP = {
     "ch05-backpressure-producer": lambda state: 0,
     "ch06-retry-policy": lambda error, attempt: None,
     "ch07-commit-offsets": lambda consumer: None,
+    "ch07-idempotent-consumer": lambda consumer, store: None,
     "ch08-configure-system": {
         "consumers": 1,
         "capacity": 1,
@@ -215,6 +269,12 @@ WRONG = [
     ("ch07-commit-offsets", exercises.starter("ch07-commit-offsets"), "nothing is lost"),
     ("ch07-commit-offsets", ch07_off_by_one, "reaches the log end"),
     ("ch07-commit-offsets", ch07_never_commits, "reaches the log end"),
+    ("ch07-idempotent-consumer", exercises.starter("ch07-idempotent-consumer"), "applied twice"),
+    ("ch07-idempotent-consumer", ch07_check_then_act, "applied twice"),
+    ("ch07-idempotent-consumer", ch07_key_per_member, "applied twice"),
+    ("ch07-idempotent-consumer", ch07_key_not_unique, "nothing is lost"),
+    ("ch07-idempotent-consumer", ch07_ignores_failover, "retriable commit error"),
+    ("ch07-idempotent-consumer", ch07_swallows_failover, "reaches the log end"),
     ("ch08-configure-system", exercises.starter("ch08-configure-system"), "lost"),
     (
         "ch08-configure-system",
@@ -420,6 +480,72 @@ def test_except_exception_does_not_survive_a_crash():
 
     # a crash is not an exception the learner can catch: the reference's behaviour holds
     assert exercises.check("ch01-heartbeat-worker", stubborn, schedules=300).passed
+
+
+def test_ch07_schedules_have_crashes_rebalances_and_failovers():
+    kinds = {}
+    for name in ("ch07-commit-offsets", "ch07-idempotent-consumer"):
+        exercise = exercises._EXERCISES[name]
+        kinds[name] = [{f.kind for f in exercise.schedule(i).faults} for i in range(200)]
+        # rebalances are as common as crashes, not a rare extra
+        crashes = sum("crash" in k for k in kinds[name])
+        rebalances = sum("rebalance" in k for k in kinds[name])
+        assert crashes > 100 and rebalances > 100, (crashes, rebalances)
+    assert sum("failover" in k for k in kinds["ch07-idempotent-consumer"]) > 50
+    assert not any("failover" in k for k in kinds["ch07-commit-offsets"])
+
+
+def test_ch07_a_rebalance_revokes_the_partition_and_the_new_member_resumes_at_the_commit():
+    name = "ch07-commit-offsets"
+    exercise = exercises._EXERCISES[name]
+    schedule = next(
+        s
+        for s in map(exercise.schedule, range(200))
+        if any(f.kind == "rebalance" for f in s.faults)
+    )
+    outcome = exercise.trial(exercises.reference(name), schedule)
+    assert not outcome.failed
+    steps = [s for s in outcome.timeline if s.what == "rebalance"]
+    assert steps and "partition revoked from member-" in steps[0].detail
+    assert "takes it at committed offset" in steps[0].detail
+
+
+def test_ch07_a_revoked_member_that_keeps_working_is_caught():
+    kept = {}
+
+    def keeps_the_first_consumer(consumer):
+        if consumer.name == "member-1" and consumer.position == 0:
+            kept["c"] = consumer  # a new schedule: its first member
+        c = kept["c"]
+        for record in c.poll():
+            c.process(record)
+        if c.position > c.committed:
+            c.commit(c.position)
+
+    result = exercises.check("ch07-commit-offsets", keeps_the_first_consumer)
+    assert "revoked member no longer touches" in result.counterexample.invariant, str(result)
+
+
+def test_ch07_reprocessing_committed_records_is_more_than_at_least_once_allows():
+    last = {}
+
+    def redoes_the_last_batch_on_takeover(consumer):
+        if consumer.name == "member-1" and consumer.position == 0:
+            last.clear()  # a new schedule
+        if last and last["by"] != consumer.name:
+            for record in last["records"]:  # "to be safe": already committed
+                consumer.process(record)
+        records = consumer.poll()
+        for record in records:
+            consumer.process(record)
+        if consumer.position > consumer.committed:
+            consumer.commit(consumer.position)
+        last.update(by=consumer.name, records=records or last.get("records", []))
+
+    result = exercises.check("ch07-commit-offsets", redoes_the_last_batch_on_takeover)
+    cx = result.counterexample
+    assert "at-least-once allows" in cx.invariant, str(result)
+    assert "was committed" in cx.explanation
 
 
 def test_saving_before_the_work_is_done_is_caught():

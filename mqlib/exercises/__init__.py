@@ -26,7 +26,7 @@ from .ch03 import IdempotentCharge, OutboxRelay
 from .ch04 import KeyAndPartitions
 from .ch05 import BackpressureProducer
 from .ch06 import RetryPolicy
-from .ch07 import CommitOffsets
+from .ch07 import CommitOffsets, IdempotentConsumer, RetriableCommitFailedError
 from .ch08 import ConfigureSystem
 
 _EXERCISES: dict[str, Exercise] = {
@@ -40,6 +40,7 @@ _EXERCISES: dict[str, Exercise] = {
         BackpressureProducer(),
         RetryPolicy(),
         CommitOffsets(),
+        IdempotentConsumer(),
         ConfigureSystem(),
     )
 }
@@ -48,6 +49,7 @@ __all__ = [
     "CheckResult",
     "Counterexample",
     "Fault",
+    "RetriableCommitFailedError",
     "Step",
     "check",
     "describe",

@@ -414,6 +414,7 @@ class LocalServer:
         self._log_path: Path | None = None
         self._finalizer: weakref.finalize | None = None
         self._last_log = ""
+        self._port: int | None = None  # set by _launch (or _ready, if the server picks it)
         #: Seconds from launching the process to the first successful readiness check.
         self.startup_seconds: float | None = None
         self._launched = 0.0
@@ -493,6 +494,13 @@ class LocalServer:
     def pid(self) -> int:
         """Process id of the server's main process."""
         return self.pids[-1]
+
+    @property
+    def port(self) -> int:
+        """The port on 127.0.0.1 that clients connect to (a free one, new on every start)."""
+        self._require_running()
+        assert self._port is not None
+        return self._port
 
     @property
     def tmp_dir(self) -> Path:
@@ -607,6 +615,7 @@ class LocalServer:
         self._logs = []
         self._tmp_dir = None
         self._log_path = None
+        self._port = None
 
     def __enter__(self) -> Any:
         return self.start()

@@ -121,14 +121,6 @@ class KafkaBroker(LocalServer):
         _validate.positive("startup_timeout", startup_timeout)
         super().__init__(startup_timeout=startup_timeout)
         self.binary = find_tansu(binary)
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        """The Kafka port on 127.0.0.1."""
-        self._require_running()
-        assert self._port is not None
-        return self._port
 
     @property
     def bootstrap_servers(self) -> str:
@@ -180,11 +172,6 @@ class KafkaBroker(LocalServer):
                 f"{self._log_tail()}"
             ) from exc
         return True
-
-    def stop(self) -> None:
-        """Stop the broker (by PID) and delete its files. Safe to call more than once."""
-        super().stop()
-        self._port = None
 
 
 def start_kafka(**options: Any) -> KafkaBroker:

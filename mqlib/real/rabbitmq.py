@@ -91,7 +91,6 @@ class RabbitMQServer(LocalServer):
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
         super().__init__(startup_timeout=startup_timeout)
         self.launcher, self.epmd = find_rabbitmq()
-        self._port: int | None = None
         self.node: str | None = None
 
     def _launch(self, tmp_dir: Path) -> None:
@@ -159,13 +158,6 @@ class RabbitMQServer(LocalServer):
     def pid(self) -> int:
         """Process id of the launcher script (its child is the Erlang VM)."""
         return self.pids[0]
-
-    @property
-    def port(self) -> int:
-        """The AMQP port on 127.0.0.1."""
-        self._require_running()
-        assert self._port is not None
-        return self._port
 
     @property
     def url(self) -> str:

@@ -87,7 +87,6 @@ class RedisServer(LocalServer):
     def __init__(self, *, startup_timeout: float = 10.0) -> None:
         super().__init__(startup_timeout=startup_timeout)
         self.binary = find_valkey_server()
-        self._port: int | None = None
 
     def _launch(self, tmp_dir: Path) -> None:
         self._port = free_port()
@@ -116,13 +115,6 @@ class RedisServer(LocalServer):
                 return bool(probe.ping())
         except (redis.RedisError, OSError):
             return False
-
-    @property
-    def port(self) -> int:
-        """The server's port on 127.0.0.1."""
-        self._require_running()
-        assert self._port is not None
-        return self._port
 
     @property
     def url(self) -> str:

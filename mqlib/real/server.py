@@ -290,18 +290,10 @@ class JetStreamServer(LocalServer):
         self.binary: Path = find_nats_server(binary)
         self.requested_port = port
         self.debug = debug
-        self._port: int | None = None
         self._monitor_port: int | None = None
         self._opener = _no_proxy_opener()
 
     # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The client port on 127.0.0.1."""
-        self._require_running()
-        assert self._port is not None
-        return self._port
 
     @property
     def url(self) -> str:
@@ -388,7 +380,6 @@ class JetStreamServer(LocalServer):
     def stop(self) -> None:
         """Stop the server and delete its store. Safe to call more than once."""
         super().stop()
-        self._port = None
         self._monitor_port = None
 
 

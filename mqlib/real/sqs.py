@@ -82,6 +82,8 @@ class SQSServer(LocalServer):
     ----------
     startup_timeout:
         Seconds to wait for ``/moto-api/`` to answer (default 20).
+
+    :attr:`port` is the HTTP port of the emulated API, :attr:`endpoint_url` its address.
     """
 
     name = "moto"
@@ -90,7 +92,6 @@ class SQSServer(LocalServer):
     def __init__(self, *, startup_timeout: float = 20.0) -> None:
         super().__init__(startup_timeout=startup_timeout)
         self.binary = find_moto_server()
-        self._port: int | None = None
 
     def _launch(self, tmp_dir: Path) -> None:
         self._port = free_port()
@@ -110,13 +111,6 @@ class SQSServer(LocalServer):
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
-
-    @property
-    def port(self) -> int:
-        """The HTTP port on 127.0.0.1."""
-        self._require_running()
-        assert self._port is not None
-        return self._port
 
     @property
     def endpoint_url(self) -> str:

@@ -174,8 +174,9 @@ def observe(server: KafkaBroker) -> dict[str, Cell]:
         ),
         "overflow policies": Cell(
             "none on write: a topic keeps records by retention (time or size) and deletes old "
-            "segments; a fast producer is slowed by its own buffer (queue.buffering.max.*) and "
-            "broker quotas",
+            "segments; a full producer buffer makes librdkafka's produce() fail with QUEUE_FULL "
+            "(queue.buffering.max.*) and the Java client's send() block up to max.block.ms; "
+            "brokers throttle by quota",
             {},
         ),
     }
