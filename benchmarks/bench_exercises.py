@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_exercises.py            # 200 and 1000 schedules, 3 runs each
     .venv/bin/python benchmarks/bench_exercises.py --runs 1   # one run each
+    .venv/bin/python benchmarks/bench_exercises.py --only ch07   # the exercises whose id has it
 
 For every exercise it times, on wall-clock:
 
@@ -43,6 +44,7 @@ def timed(name: str, solution, schedules: int, runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--only", default="", help="time only exercises whose id contains this")
     args = parser.parse_args()
     print(
         f"Python {platform.python_version()} on {platform.machine()}, "
@@ -50,7 +52,7 @@ def main() -> None:
     )
     print(f"{'exercise':<28} {'ref 200':>9} {'ref 1000':>9} {'starter':>9}  starter fails on")
     worst = 0.0
-    for name in exercises.names():
+    for name in (n for n in exercises.names() if args.only in n):
         reference, starter = exercises.reference(name), exercises.starter(name)
         t200 = timed(name, reference, 200, args.runs)
         t1000 = timed(name, reference, 1000, args.runs)

@@ -548,6 +548,15 @@ def test_ch07_reprocessing_committed_records_is_more_than_at_least_once_allows()
     assert "was committed" in cx.explanation
 
 
+def test_ch07_a_key_of_the_wrong_type_is_told_what_is_allowed():
+    def list_key(consumer, store):
+        for record in consumer.poll():
+            store.apply_once([record.offset], record)
+
+    result = exercises.check("ch07-idempotent-consumer", list_key)
+    assert "key must be a str, int or tuple, got [0] (list)" in result.counterexample.explanation
+
+
 def test_saving_before_the_work_is_done_is_caught():
     def lazy(job, msg):
         job.save_result()
@@ -591,6 +600,7 @@ def test_bad_check_arguments(kwargs, error, message):
         ("ch01-heartbeat-worker", lambda job: None, "has the signature"),
         ("ch02-route-events", object(), "must have the methods topic_for"),
         ("ch04-key-and-partitions", type("P", (), {"partitions": "6", "key": None}), "key"),
+        ("ch07-idempotent-consumer", lambda consumer: None, "consume\\(consumer, store\\)"),
         ("ch08-configure-system", {"consumers": 3}, "missing"),
         ("ch08-configure-system", lambda load: {}, "not a function"),
     ],
