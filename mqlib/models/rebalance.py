@@ -175,6 +175,7 @@ class RebalancingGroup:
         self.rebalances: list[dict[str, Any]] = []  #: one entry per completed round
         self.commit_failures: list[dict[str, Any]] = []  #: refused commits (CommitFailedException)
         self._rebalancing = False
+        self._revoked_at_start: list[int] = []  # what an eager round made everyone give up
         self._last_full: dict[str, list[int]] = {}
         for _ in range(members):
             self._add_member()
@@ -471,9 +472,11 @@ class RebalancingGroup:
         if self._rebalancing:
             return  # it joins the round in progress, which reads the membership when it ends
         self._rebalancing = True
+        self._revoked_at_start = []
         if self.protocol == "eager":
             for m in self._members.values():  # every member gives up everything
                 if m.in_group:
+                    self._revoked_at_start += self.owned(m.name)
                     self._give_up(m, self.owned(m.name), commit=self.commit_on_revoke)
         self._after(self.rebalance_time, self._round, reason, 1)
 
@@ -487,7 +490,7 @@ class RebalancingGroup:
             owned = {m: [(self.topic, p) for p in ps] for m, ps in before.items()}
             target = assign("cooperative-sticky", subs, counts, owned=owned) if subs else {}
         new = {m: [p for _, p in tps] for m, tps in target.items()}
-        revoked = []
+        revoked = sorted(self._revoked_at_start) if number == 1 else []
         for m, ps in before.items():
             for p in ps:
                 if p not in new.get(m, []):

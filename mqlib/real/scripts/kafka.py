@@ -11,6 +11,7 @@ deadline; group joins are kept near one second with ``session.timeout.ms=2000``.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,11 @@ from typing import Any
 from mqlib import kafka_partition
 from mqlib.real.kafka import KafkaBroker
 from mqlib.real.scripts import Cell
+
+# librdkafka writes its own log lines (connection closed, queue purged at shutdown) straight to
+# the process's stderr unless the client is given a Python logger; in a notebook those land in a
+# cell's output at random moments. Through a logger, informational lines stay quiet.
+LOG = logging.getLogger("mqlib.real.scripts.kafka")
 
 __all__ = ["group_experiments", "observe", "partitioner_experiment"]
 
@@ -28,7 +34,7 @@ def _topic(kafka: KafkaBroker, base: str, partitions: int) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"{base}-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "logger": LOG})
     admin.create_topics([NewTopic(name, num_partitions=partitions)])[name].result(10)
     return name
 
@@ -38,7 +44,7 @@ def _produce(kafka: KafkaBroker, topic: str, keys: list[str], **config: Any) -> 
     multi-record batch); returns key -> partition."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, **config})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "logger": LOG, **config})
     placed: dict[str, int] = {}
     for key in keys:
         producer.produce(
@@ -62,6 +68,7 @@ def _consumer(kafka: KafkaBroker, group: str) -> Any:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 2000,
             "heartbeat.interval.ms": 500,
+            "logger": LOG,
         }
     )
 
