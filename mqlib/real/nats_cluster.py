@@ -257,7 +257,19 @@ class NatsCluster:
                 with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
                     meta = self._get_json(node.name, "/jsz").get("meta_cluster") or {}
                     leaders.add(meta.get("leader") or "")
-            return len(leaders) == 1 and "" not in leaders
+            if len(leaders) != 1 or "" in leaders:
+                return False
+            # The leader places new streams only on peers it sees as current: until it sees all of
+            # them, creating an R3 stream fails with "no suitable peers for placement".
+            (leader,) = leaders
+            try:
+                meta = self._get_json(leader, "/jsz").get("meta_cluster") or {}
+            except (KeyError, urllib.error.URLError, OSError, ValueError):
+                return False
+            peers = meta.get("replicas") or []
+            return len(peers) == self.size - 1 and all(
+                p.get("current") and not p.get("offline") for p in peers
+            )
 
         wait_for(
             agreed,
