@@ -259,16 +259,17 @@ class NatsCluster:
                     leaders.add(meta.get("leader") or "")
             if len(leaders) != 1 or "" in leaders:
                 return False
-            # The leader places new streams only on peers it sees as current: until it sees all of
-            # them, creating an R3 stream fails with "no suitable peers for placement".
+            # The leader places new streams only on peers it sees as current: until it sees every
+            # running node so, creating an R3 stream fails with "no suitable peers for placement".
             (leader,) = leaders
             try:
                 meta = self._get_json(leader, "/jsz").get("meta_cluster") or {}
             except (KeyError, urllib.error.URLError, OSError, ValueError):
                 return False
-            peers = meta.get("replicas") or []
-            return len(peers) == self.size - 1 and all(
-                p.get("current") and not p.get("offline") for p in peers
+            seen = {p.get("name"): p for p in meta.get("replicas") or []}
+            running = [n for n in self.names if n != leader and self.is_running(n)]
+            return all(
+                n in seen and seen[n].get("current") and not seen[n].get("offline") for n in running
             )
 
         wait_for(
