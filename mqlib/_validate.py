@@ -7,12 +7,24 @@ learner who types a wrong number sees at once what to change. Nothing is clamped
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 
+LARGEST = sys.float_info.max
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, shortened so that a huge int or a long list does not flood the message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {len(str(abs(value)))} digits"
+    shown = repr(value)
+    return shown if len(shown) <= 120 else shown[:100] + "..." + shown[-10:]
 
 
 def number(
@@ -28,16 +40,24 @@ def number(
     ``allow_min=False`` makes the lower bound exclusive (for "must be positive").
     """
     if not _is_number(value):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value):
+        raise TypeError(f"{name} must be a number, got {_show(value)} ({type(value).__name__})")
+    try:
+        as_float = float(value)
+    except OverflowError:
+        # an int too large for a float (10**400): finite, but no model can compute with it
+        raise ValueError(
+            f"{name} must be a finite number no larger than {LARGEST:.3g} in size, "
+            f"got {_show(value)}"
+        ) from None
+    if not math.isfinite(as_float):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if minimum is not None:
         if allow_min and value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+            raise ValueError(f"{name} must be >= {minimum}, got {_show(value)}")
         if not allow_min and value <= minimum:
-            raise ValueError(f"{name} must be > {minimum}, got {value!r}")
+            raise ValueError(f"{name} must be > {minimum}, got {_show(value)}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
+        raise ValueError(f"{name} must be <= {maximum}, got {_show(value)}")
     return value
 
 
@@ -56,11 +76,11 @@ def integer(
 ) -> int:
     """An ``int`` (not a bool, not a float) within ``[minimum, maximum]``."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be an integer, got {_show(value)} ({type(value).__name__})")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_show(value)}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
+        raise ValueError(f"{name} must be <= {maximum}, got {_show(value)}")
     return value
 
 
@@ -87,3 +107,75 @@ def text(name: str, value: Any) -> str:
     if not value:
         raise ValueError(f"{name} must be a non-empty string")
     return value
+
+
+def simulation(name: str, value: Any) -> Any:
+    """An :class:`mqlib.core.Simulation` (imported late: core imports this module)."""
+    from .core import Simulation
+
+    if not isinstance(value, Simulation):
+        raise TypeError(
+            f"{name} must be an mqlib Simulation, got {_show(value)} ({type(value).__name__})"
+        )
+    return value
+
+
+def instance(name: str, value: Any, cls: type | tuple[type, ...], what: str = "") -> Any:
+    """An instance of ``cls``; ``what`` describes it for the message (default: the class name)."""
+    if not isinstance(value, cls):
+        if not what:
+            classes = cls if isinstance(cls, tuple) else (cls,)
+            what = " or ".join(c.__name__ for c in classes)
+        raise TypeError(f"{name} must be a {what}, got {_show(value)} ({type(value).__name__})")
+    return value
+
+
+def same_simulation(name: str, value: Any, sim: Any) -> Any:
+    """``value`` (a model object with a ``sim``) belongs to ``sim``, not to another run."""
+    if getattr(value, "sim", None) is not sim:
+        raise ValueError(
+            f"{name} belongs to another simulation ({_show(value)}): every object of one run "
+            "must be made with the same Simulation"
+        )
+    return value
+
+
+def names(
+    name: str,
+    value: Any,
+    *,
+    allow_empty: bool = False,
+    unique: bool = True,
+    maximum: int | None = None,
+) -> list[str]:
+    """A list, tuple or set of non-empty strings (a single string is refused, not split into
+    letters); ``unique`` refuses duplicates, ``maximum`` caps the count."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise TypeError(
+            f"{name} must be a list of names (strings), got {_show(value)} "
+            f"({type(value).__name__})"
+        )
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise TypeError(f"{name} must hold non-empty strings, got {_show(item)} in it")
+    if not items and not allow_empty:
+        raise ValueError(f"{name} must name at least one, got an empty {type(value).__name__}")
+    if unique and len(set(items)) != len(items):
+        twice = sorted({i for i in items if items.count(i) > 1})
+        raise ValueError(f"{name} must not repeat a name, got {twice} more than once")
+    if maximum is not None and len(items) > maximum:
+        raise ValueError(f"{name} may hold at most {maximum} names, got {len(items)}")
+    return items
+
+
+def later_time(name: str, now: float, seconds: float) -> float:
+    """``now + seconds``, refusing a step that a float cannot represent (at ``now`` = 1e16 one
+    second more is the same number, so a loop stepping by it would never end)."""
+    end = now + seconds
+    if seconds > 0 and end == now:
+        raise ValueError(
+            f"{name} = {seconds!r} is too small to move a clock that stands at {now!r} "
+            "(float precision): use a smaller time scale"
+        )
+    return end

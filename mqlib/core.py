@@ -21,14 +21,26 @@ take to compute, and two runs with the same seed produce the same trace, event f
 
 from __future__ import annotations
 
+import math
 import random
+from collections import deque
+from heapq import heappush
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL, Timeout
 
 from . import _validate as check
+
+#: How many events a :class:`Trace` keeps by default: the newest ones, so that a run of hours
+#: uses memory for its recent history only (about 15 MB at most). Every default scenario and
+#: test run stays far below it.
+TRACE_LIMIT = 50_000
+
+_INF = math.inf
+_new = object.__new__
 
 
 @dataclass(frozen=True)
@@ -45,30 +57,50 @@ class TraceEvent:
 
 
 class Trace:
-    """An append-only list of :class:`TraceEvent`, in the order they happened."""
+    """The events of a run in the order they happened: the newest ``limit`` of them.
 
-    def __init__(self) -> None:
-        self._events: list[TraceEvent] = []
+    Events are stored as compact ``(time, kind, data)`` tuples and handed out as
+    :class:`TraceEvent` objects. When more than ``limit`` events have been recorded the oldest
+    are forgotten (:attr:`dropped` counts them), so memory stays bounded however long a run
+    lasts; ``limit=None`` keeps everything.
+    """
+
+    def __init__(self, limit: int | None = TRACE_LIMIT) -> None:
+        if limit is not None:
+            check.integer("limit", limit, minimum=1, maximum=10_000_000)
+        self.limit = limit
+        self._events: deque[tuple[float, str, dict[str, Any]]] = deque(maxlen=limit)
+        self._total = 0
 
     def append(self, event: TraceEvent) -> None:
-        self._events.append(event)
+        if not isinstance(event, TraceEvent):
+            raise TypeError(f"event must be a TraceEvent, got {type(event).__name__}")
+        self._events.append((event.time, event.kind, event.data))
+        self._total += 1
+
+    @property
+    def dropped(self) -> int:
+        """Events recorded but no longer kept (the ring was full)."""
+        return self._total - len(self._events)
 
     def __iter__(self) -> Iterator[TraceEvent]:
-        return iter(self._events)
+        return (TraceEvent(t, k, d) for t, k, d in self._events)
 
     def __len__(self) -> int:
         return len(self._events)
 
     def __getitem__(self, index: int) -> TraceEvent:
-        return self._events[index]
+        if isinstance(index, slice):
+            return [TraceEvent(*e) for e in list(self._events)[index]]  # type: ignore[return-value]
+        return TraceEvent(*self._events[index])
 
     def of_kind(self, *kinds: str) -> list[TraceEvent]:
         """The events whose kind is one of ``kinds``."""
-        return [e for e in self._events if e.kind in kinds]
+        return [TraceEvent(t, k, d) for t, k, d in self._events if k in kinds]
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """Every event as a plain dict (for golden-trace files and tables)."""
-        return [e.as_dict() for e in self._events]
+        return [{"time": round(t, 9), "kind": k, **d} for t, k, d in self._events]
 
 
 class Simulation:
@@ -81,30 +113,53 @@ class Simulation:
     record:
         When ``False`` nothing is appended to :attr:`trace` (large runs where only counts
         matter).
+    trace_limit:
+        The trace keeps the newest this many events (``None``: all of them).
+
+    **The instant rule.** :meth:`run` and :meth:`advance` process everything that is due at
+    the end time, not only what is due before it: after ``advance(1.0)`` an ack due at t=1 has
+    happened. (SimPy's own ``run(until=t)`` stops *before* the events at ``t``.)
     """
 
-    def __init__(self, seed: int = 0, *, record: bool = True) -> None:
+    def __init__(
+        self, seed: int = 0, *, record: bool = True, trace_limit: int | None = TRACE_LIMIT
+    ) -> None:
         check.integer("seed", seed)
         check.boolean("record", record)
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = random.Random(seed)
-        self.trace = Trace()
+        self.trace = Trace(trace_limit)
         self.recording = record
 
     @property
     def now(self) -> float:
         """Current simulated time in seconds."""
-        return self.env.now
+        return self.env._now
 
     def timeout(self, delay: float, value: Any = None) -> simpy.Timeout:
         """An event that fires ``delay`` simulated seconds from now (``yield`` it in a process)."""
-        check.non_negative("delay", delay)
-        return self.env.timeout(delay, value)
+        if delay.__class__ is not float or not 0.0 <= delay < _INF:
+            check.non_negative("delay", delay)
+        return Timeout(self.env, delay, value)
+
+    def _timer(self, delay: float, value: Any = None, callback: Any = None) -> simpy.Timeout:
+        # timeout() for the models' hot paths, whose delay is already known to be a finite
+        # number >= 0: the same Timeout, scheduled exactly as SimPy's own constructor does it
+        # (same priority, same tie-breaking counter), in one call instead of three.
+        env = self.env
+        event = _new(Timeout)
+        event.env = env
+        event.callbacks = [] if callback is None else [callback]
+        event._value = value
+        event._delay = delay
+        event._ok = True
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+        return event
 
     def event(self) -> simpy.Event:
         """A fresh event that a model triggers by hand (``event.succeed(value)``)."""
-        return self.env.event()
+        return simpy.Event(self.env)
 
     def process(self, generator: Generator[Any, Any, Any]) -> simpy.Process:
         """Start a generator as a simulated process, like a thread that lives on simulated time."""
@@ -112,17 +167,19 @@ class Simulation:
 
     def run(self, until: float | None = None) -> None:
         """Advance the clock, processing events, until simulated time ``until`` (or no events
-        are left)."""
+        are left). Everything due at ``until`` itself is processed too (the instant rule)."""
         if until is not None:
             check.non_negative("until", until)
             if until < self.now:
                 raise ValueError(f"until must be >= the current time {self.now}, got {until!r}")
-            if until == self.now:
-                return
-        self.env.run(until=until)
+            if until > self.now:
+                self.env.run(until=until)
+        else:
+            self.env.run()
+        self.settle()
 
     def advance(self, seconds: float) -> None:
-        """Run for ``seconds`` more simulated seconds."""
+        """Run for ``seconds`` more simulated seconds (events due at the end included)."""
         check.non_negative("seconds", seconds)
         self.run(until=self.now + seconds)
 
@@ -132,10 +189,13 @@ class Simulation:
         Call it from top-level code (not from inside a process) after an action such as a crash,
         so that its consequences at this instant are visible before anyone reads the state.
         """
-        while self.env.peek() == self.env.now:
-            self.env.step()
+        env = self.env
+        while env.peek() == env._now:
+            env.step()
 
     def record(self, kind: str, **data: Any) -> None:
         """Append an event of ``kind`` at the current time to the trace."""
         if self.recording:
-            self.trace.append(TraceEvent(self.env.now, kind, data))
+            trace = self.trace
+            trace._events.append((self.env._now, kind, data))
+            trace._total += 1

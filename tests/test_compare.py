@@ -203,3 +203,34 @@ def test_servers_die_with_a_killed_parent_and_their_directory_is_swept(tmp_path)
     with RedisServer() as server:  # the next start sweeps the orphaned directory
         assert server.is_running
     assert not os.path.exists(tmp_dir)
+
+
+def test_start_brokers_launches_without_waiting_and_compare_reuses_them(monkeypatch):
+    from mqlib.real._process import pid_alive
+
+    monkeypatch.setitem(
+        BROKERS,
+        "Redis Streams (Valkey)",
+        ("redis_streams", lambda: RedisServer().start(wait=False)),
+    )
+
+    def missing():
+        raise FileNotFoundError("install it with: pip install moto[server]")
+
+    monkeypatch.setitem(BROKERS, "Amazon SQS (moto)", ("sqs", missing))
+    servers = compare.start_brokers(["Redis Streams (Valkey)", "Amazon SQS (moto)"])
+    assert list(servers) == ["Redis Streams (Valkey)"]  # the missing one is left out
+    [server] = servers.values()
+    try:
+        assert server.startup_seconds is None  # launched, not waited for
+        result = compare_brokers(["Redis Streams (Valkey)"], simulator=False, servers=servers)
+        column = result.column("Redis Streams (Valkey)")
+        assert set(column.cells) == set(ROWS)
+        assert column.startup_seconds == server.startup_seconds > 0  # the server's own figure
+        assert server.is_running  # a given server is the caller's to stop
+        pid = server.pid
+    finally:
+        server.stop()
+    assert not pid_alive(pid)
+    with pytest.raises(ValueError, match="brokers"):
+        compare.start_brokers(["ZeroMQ"])

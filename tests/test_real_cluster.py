@@ -185,3 +185,29 @@ def test_r1_stream_is_unavailable_while_its_node_is_down(cluster):
     model = predict(1)
     assert model["write_after_crash"] == "failed"  # the model agrees: no other copy to lead
     assert model["new_leader"] is None
+
+
+def test_a_cluster_started_without_waiting_forms_while_the_caller_goes_on():
+    from mqlib.real._process import pid_alive
+
+    c = start_cluster(3, wait=False)
+    try:
+        assert c.startup_seconds is None  # launched only
+        pids = [c.pid(name) for name in c.names]
+        urls = c.urls  # the first use waits for every node and the meta leader
+        assert c.startup_seconds is not None and len(urls) == 3
+
+        async def create_r3():
+            nc, js = await connect(c)
+            try:
+                await js.add_stream(name="LAZY", subjects=["lazy"], num_replicas=3)
+                return (await js.publish("lazy", b"x")).seq
+            finally:
+                await nc.close()
+
+        assert run(create_r3()) == 1
+    finally:
+        c.stop()
+    assert not any(pid_alive(pid) for pid in pids)
+    with pytest.raises(TypeError, match="wait"):
+        start_cluster(1, wait=1)

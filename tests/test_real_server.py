@@ -316,3 +316,36 @@ def test_servers_die_with_a_sigkilled_parent(tmp_path):
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [pid for pid in children if alive(pid)] == []
+
+
+def test_start_without_waiting_returns_at_once_and_first_use_waits(private_tmp):
+    from mqlib.real._process import startup_records
+
+    before = len(startup_records())
+    server = start_server(wait=False)
+    try:
+        assert server.startup_seconds is None  # launched, not yet waited for
+        url = server.url  # the first use waits until JetStream is healthy
+        assert server.startup_seconds is not None and server.startup_seconds > 0
+        assert run(round_trip(url)) == (b"hello world", 1)
+        name, seconds, upper_bound = startup_records()[before]
+        assert name == "nats-server" and seconds == server.startup_seconds
+        assert upper_bound is server.ready_at_first_check
+    finally:
+        server.stop()
+    assert list(private_tmp.iterdir()) == []
+    with pytest.raises(TypeError, match="wait"):
+        start_server(wait="no")
+
+
+def test_record_startup_checks_its_arguments():
+    from mqlib.real._process import record_startup
+
+    with pytest.raises(ValueError, match="seconds"):
+        record_startup("x", -1.0)
+    with pytest.raises(ValueError, match="seconds"):
+        record_startup("x", True)
+    with pytest.raises((TypeError, ValueError), match="name"):
+        record_startup("", 1.0)
+    with pytest.raises(TypeError, match="upper_bound"):
+        record_startup("x", 1.0, upper_bound="yes")

@@ -247,3 +247,18 @@ def test_quiz_numeric_answers_are_the_engines():
     assert correct["answer"].startswith("created, shipped, paid")
     assert "14 s instead of 8 s" in correct["feedback"]
     assert retry_topic_order("blocking")["finished_at"] == 14.0
+
+
+def test_the_widget_fits_and_its_table_and_slider_names_read_apart():
+    view = RetryStorm()
+    assert view.figure.layout.height == "290px"
+    sliders = [view.consumers_control, view.recovers_control, view.capacity_control]
+    sliders += [view.attempts_control, view.cap_control]
+    assert {s.style.description_width for s in sliders} == {"105px"}  # no "backoff ca…"
+    table = view.table.value
+    assert table.count("<th style='padding:1px 14px") == 6
+    assert table.count("text-align:right") == 5 + 2 * 5  # the numeric headings and figures
+    assert (view.recovers_control.readout_format, view.cap_control.readout_format) == (".0f",) * 2
+    (sentence,) = view.describe_charts()
+    assert "in step the load after recovery peaks at 200" in sentence
+    assert "with full jitter it peaks at 30" in sentence

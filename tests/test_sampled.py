@@ -8,3 +8,93 @@ from mqlib.scenarios import _sampled
 def test_docstring_examples():
     result = doctest.testmod(_sampled)
     assert result.failed == 0 and result.attempted > 0
+
+
+# -- one rule for the instant ----------------------------------------------------------------------
+import importlib  # noqa: E402
+import inspect  # noqa: E402
+import pkgutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+import mqlib.scenarios  # noqa: E402
+from mqlib.core import Simulation  # noqa: E402
+from mqlib.scenarios.point_to_point import PointToPointRun  # noqa: E402
+
+
+def scenario_classes():
+    """Every public class defined in a module of mqlib.scenarios that has an ``advance``
+    method: discovered, so that a new scenario is covered without editing this list."""
+    found = {}
+    for info in pkgutil.iter_modules(mqlib.scenarios.__path__):
+        module = importlib.import_module(f"mqlib.scenarios.{info.name}")
+        for name, cls in vars(module).items():
+            if (
+                inspect.isclass(cls)
+                and cls.__module__ == module.__name__
+                and not name.startswith("_")
+                and name != "SampledRun"  # the abstract base, imported by every sampled run
+                and callable(getattr(cls, "advance", None))
+            ):
+                found[f"{info.name}.{name}"] = cls
+    return found
+
+
+SCENARIO_CLASSES = scenario_classes()
+
+
+def simulations(run):
+    """The Simulation objects a run holds (directly or one level down), to look into their
+    event queues."""
+    sims = []
+    for value in [run, *vars(run).values()]:
+        candidate = value if isinstance(value, Simulation) else getattr(value, "sim", None)
+        if isinstance(candidate, Simulation) and all(candidate is not s for s in sims):
+            sims.append(candidate)
+    return sims
+
+
+def test_the_discovery_finds_the_widget_scenarios():
+    assert {"point_to_point.PointToPointRun", "pubsub.PubSubRun", "kafka_log.KafkaLogRun",
+            "cluster.ClusterRun", "ordering.OrderingRun", "dead_letter.DeadLetterRun",
+            "playground.Playground", "backpressure.BackpressureRun"} <= set(SCENARIO_CLASSES)
+
+
+def test_an_ack_due_at_the_end_of_advance_has_happened():
+    run = PointToPointRun({"A": 1.0})
+    run.send(1)
+    run.advance(1.0)
+    assert run.queue.acked_count == 1 and run.queue.depth == 0
+    assert run.series["in_flight"][-1] == 0  # the chart's last sample shows it too
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIO_CLASSES))
+def test_advance_processes_everything_due_at_its_end_time(name):
+    cls = SCENARIO_CLASSES[name]
+    try:
+        run = cls()
+    except TypeError:
+        pytest.fail(f"{name}() needs arguments; give it defaults or extend this test")
+    sims = simulations(run)
+    if not sims:
+        pytest.skip(f"{name} has no event queue to look into (closed-form counts, or a base)")
+    for action in ("send", "publish", "produce"):
+        if callable(getattr(run, action, None)):
+            try:
+                getattr(run, action)()
+            except TypeError:  # it needs a key
+                getattr(run, action)("order-42")
+            break
+    checked = 0
+    # Ends of advance() that land on the grid of events (whole and half seconds) and between.
+    for seconds in (1, 1, 0.5, 0.25, 1, 2):
+        try:
+            run.advance(seconds)
+        except (TypeError, ValueError):
+            continue  # this run takes whole seconds only, say
+        checked += 1
+        for sim in sims:
+            assert sim.env.peek() > sim.now, (
+                f"{name}: after advance({seconds}) an event due at t={sim.now} is still waiting"
+            )
+    assert checked

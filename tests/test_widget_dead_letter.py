@@ -255,3 +255,46 @@ def test_the_dlq_table_shows_who_wrote_the_error():
     silent.inject_poison()
     silent.advance(5)
     assert "none: no consumer wrote one" in DeadLetters(silent).dlq_table.value
+
+
+def test_the_view_fits_a_laptop_screen_with_the_settings_collapsed():
+    """Issue 14: the charts, state, DLQ table and main buttons together in 560 px (the browser
+    test measures it); here, the parts that make that possible."""
+    view = DeadLetters()
+    heights = [int(f.layout.height.removesuffix("px")) for f in view.figures()]
+    assert heights == [225, 225]
+    assert view.settings.layout.display == "none"  # collapsed until opened
+    view.settings_toggle.value = True  # a press, by mouse or keyboard
+    assert view.settings.layout.display == "flex" and view.settings_toggle.icon == "caret-down"
+    assert view.summary() == DeadLetters().summary()  # showing settings changes no run
+    assert view.settings in view.view.children
+
+
+def test_the_dlq_table_keeps_its_columns_apart_and_lists_the_newest_three():
+    run = DeadLetterRun(rate=0, max_receives=1)
+    pills = [run.inject_poison() for _ in range(4)]
+    run.advance(10)
+    view = DeadLetters(run)
+    table = view.dlq_table.value
+    assert "4 messages (the newest 3 below)" in table
+    assert [p for p in pills if f">{p}</td>" in table] == pills[1:]
+    assert table.count("<th ") == 5 and table.count("<td ") == 15
+    assert table.count("padding:1px 12px 1px 0") == 20
+
+
+def test_actions_that_change_nothing_drawn_say_what_they_did():
+    view = DeadLetters(DeadLetterRun(rate=0))
+    assert view.purge() == 0 and "already empty" in view.summary_label.value
+    assert view.replay() == [] and "nothing to replay" in view.summary_label.value
+    view.set_max_receives(5)
+    assert "Max receives is now 5, from each message" in view.summary_label.value
+    view.advance(1)
+    assert "Max receives" not in view.summary_label.value  # a notice is shown once
+
+
+def test_the_charts_have_sentences_for_screen_readers():
+    view = DeadLetters()
+    time_chart, attempts = view.describe_charts()
+    assert time_chart.startswith(f"Line chart of the queue over {view.run.now:g} s")
+    pill = view.run.poison_ids[0]
+    assert f"{pill} failed 3 times then was processed" in attempts

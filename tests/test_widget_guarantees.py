@@ -249,3 +249,41 @@ def test_the_lost_commit_try_this():
     assert [row["effects"] for row in view.run.per_message()[-2:]] == [2, 2]
     view.set_guarantee("exactly-once")
     assert view.run.result().duplicates == 0
+
+
+def test_a_long_run_thins_the_message_labels_and_draws_expected_as_one_line():
+    from mqlib.widgets.guarantees import MAX_LABELS, _message_labels
+
+    view = DeliveryGuarantees(GuaranteesRun("at-least-once"))
+    view.send(10)
+    assert view.message_figure.axes[0].tick_labels == {}  # ten ids: all written
+    view.send(35)
+    blank = view.message_figure.axes[0].tick_labels
+    written = [m for m in view.message_mark.x if m not in blank]
+    assert written == [f"m{i}" for i in range(1, 46, 5)] and len(written) <= MAX_LABELS
+    assert _message_labels([f"m{i}" for i in range(1, 12)]) == {
+        f"m{i}": "" for i in range(2, 12) if i % 2 == 0
+    }
+    assert view.expected_mark.line_style == "solid" and view.expected_mark.stroke_width == 5
+    assert view.figures()[1].marks[-1] is view.balance_mark  # the red line drawn on top
+
+
+def test_fault_buttons_say_what_they_armed():
+    view = DeliveryGuarantees(GuaranteesRun("at-least-once"))
+    view.inject_lost_ack()
+    assert "(The next message&#x27;s ack will be lost; press Send.)" in view.summary_label.value
+    view.crash_consumer("before_effect")
+    assert "crash on the next message, before its charge" in view.summary_label.value
+    with pytest.raises(ValueError, match="point"):
+        view.crash_consumer("sideways")
+    view.send()
+    assert "press Send" not in view.summary_label.value
+
+
+def test_the_charts_have_sentences_for_screen_readers():
+    bars, balance = DeliveryGuarantees().describe_charts()
+    assert bars.endswith(
+        "every message once except m3 (stored 2, delivered 2, charged 2), "
+        "m4 (stored 1, delivered 2, charged 2)."
+    )
+    assert "$930 now, against $950 expected" in balance

@@ -354,3 +354,48 @@ def test_two_groups_read_independently_and_reading_does_not_delete():
     assert len(run.consume("b")) == 9
     for records in run.logs().values():
         assert [r["offset"] for r in records] == list(range(len(records)))
+
+
+# --- fit and feedback (chapter 7's views at 1280x720 must fit in 560 px) ---
+
+
+def _px(value: str) -> int:
+    assert value.endswith("px"), value
+    return int(value[:-2])
+
+
+@pytest.mark.parametrize("make", [KafkaLog, KafkaCluster])
+def test_the_controls_sit_beside_the_chart_and_the_chart_is_short(make):
+    view = make()
+    top = view.view.children[0]
+    assert type(top).__name__ == "HBox" and top.children[0] is view.figure
+    assert _px(view.figure.layout.height) <= 320
+    assert len(view.view.children) <= 9  # chart row, legend, state and a few lines of text
+
+
+def test_the_retention_slider_changes_retention_ms_from_the_next_check():
+    view = KafkaLog()
+    assert view.retention_control.value == 30
+    for key in ("order-42", "order-43"):
+        view.produce(key, "x")  # at t=34
+    view.advance(5.0)
+    view.retention_control.value = 10
+    assert view.run.retention_seconds == 10
+    assert "retention.ms is now 10 s" in view.summary_label.value
+    assert len(view.run.sim.trace.of_kind("config")) == 1
+    view.advance(1.0)  # t=40: the opening records (from 8 s or earlier) go; 34 s ones are 6 s old
+    assert sum(len(r) for r in view.run.logs().values()) == 2
+    view.advance(5.0)  # t=45: 11 s old, more than 10: gone
+    assert sum(len(r) for r in view.run.logs().values()) == 0
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        view.set_retention(0)
+    assert view.run.retention_seconds == 10
+
+
+def test_a_run_without_retention_hides_the_slider_and_set_retention_starts_checking():
+    view = KafkaLog(KafkaLogRun(1))
+    assert view.retention_control.layout.display == "none"
+    view.produce("k", "v")
+    view.set_retention(5)
+    view.advance(6.0)
+    assert view.run.logs() == {0: []}

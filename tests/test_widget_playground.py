@@ -40,8 +40,8 @@ def test_opens_on_the_populated_default_run():
     view = MessageQueueSimulator()
     assert view.summary() == default_run().summary()
     assert view.summary() == (
-        "t=30s: rate 5/s, sent 150, processed 146, depth 4 (max 14), DLQ 1; backpressure off; "
-        "processed by A 56, B 35, C 55"
+        "t=30s: rate 5/s, sent 151 + 1 poison pill, processed 148, depth 3 (max 14), DLQ 1; "
+        "backpressure off; processed by A 56, B 36, C 56"
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
     # 0..30 s every 0.5 s: 61 points on every line.
@@ -50,12 +50,13 @@ def test_opens_on_the_populated_default_run():
     assert max(view.depth_mark.y) == 14
     assert list(view.dlq_mark.y)[-1] == 1 and list(view.dlq_mark.y)[0] == 0
     # Averaged over 2 s, the producer's line sits at its rate of 5 msg/s once it is running.
-    assert list(view.producer_mark.y)[-1] == pytest.approx(5.0)
+    # (a sample on the 0.5 s grid may be taken before or after a send due at the same instant)
+    assert list(view.producer_mark.y)[-1] == pytest.approx(5.0, abs=0.5)
     assert view.x_scale.max > 30  # room to the right of the newest sample
     assert view.depth_scale.max > 14
-    assert "m26" in view.dlq_label.value
-    assert "processing m150" in view.consumer_labels["A"].value
-    assert "56 processed, 1 failed" in view.consumer_labels["A"].value
+    assert "m27" in view.dlq_label.value and "bug present" in view.dlq_label.value
+    assert "busy: m1" in view.consumer_labels["A"].value
+    assert "56 done, 1 failed" in view.consumer_labels["A"].value
     assert view.rate_control.value == 5.0
     assert view.dlq_control.value is True
     assert view.max_receives_control.value == 3
@@ -103,7 +104,7 @@ def test_every_control_drives_the_run():
     b["Drain"].click()
     assert view.run.queue.depth == 0 and view.run.producer.rate == 0
     assert view.rate_control.value == 0  # the slider follows the scenario
-    assert view.note_label.value.startswith("Drained in ")
+    assert "(Drained in " in view.summary_label.value
     assert view.run.state()["processed"] == view.run.state()["sent"] + 1  # the replayed pill
 
 
@@ -113,8 +114,8 @@ def test_drain_with_every_consumer_dead_reports_instead_of_crashing():
         view.kill_consumer(name)
     view.advance(2)
     buttons(view)["Drain"].click()
-    assert view.note_label.value.startswith("<b>Cannot drain:</b>")
-    with pytest.raises(RuntimeError, match="consumers dead"):
+    assert "(Cannot drain: " in view.summary_label.value
+    with pytest.raises(RuntimeError, match="every consumer is dead"):
         view.drain()
 
 
@@ -137,8 +138,8 @@ def test_controls_show_values_outside_their_usual_range_instead_of_clamping():
     assert view.rate_control.value == 50
     assert view.max_receives_control.value == 25
     assert view.capacity_control.value == 500
-    view.set_rate(75)
-    assert view.rate_control.value == 75
+    view.set_rate(45)
+    assert view.rate_control.value == 45
     view.set_max_receives(40)
     assert view.max_receives_control.value == 40
 
@@ -159,18 +160,18 @@ def test_chapter_8_capacity_arithmetic():
 def test_chapter_8_experiments_as_the_notebook_states_them():
     normal = experiment_normal_flow()
     assert (normal["sent"], normal["processed"], normal["lost"], normal["max_depth"]) == (
-        150,
-        150,
+        151,
+        151,
         0,
         3,
     )
-    assert normal["processed_by"] == {"A": 50, "B": 50, "C": 50}
+    assert normal["processed_by"] == {"A": 51, "B": 50, "C": 50}
     killed = experiment_kill_consumer()
     assert killed["dropped_message"] == "m50" and killed["redelivered_to"] == ["C"]
     assert killed["lost"] == 0 and killed["throughput_after"] < killed["throughput_before"]
     poison = experiment_poison_pill()
-    assert (poison["receives"], poison["dead_lettered_at"]) == (3, 11.0)
-    assert poison["processed_while_poison_retried"] == 30
+    assert (poison["receives"], poison["dead_lettered_at"]) == (3, 11.1)
+    assert poison["processed_while_poison_retried"] == 31
     over = experiment_overload()
     assert over["without_backpressure"]["depth_series"][::10] == [1, 66, 131, 196, 261, 326, 391]
     assert over["with_backpressure"]["depth_series"][::10] == [1, 20, 20, 20, 20, 20, 20]
@@ -189,11 +190,14 @@ def test_chapter_8_quiz_answers_are_what_the_engine_computes():
         over["without_backpressure"]["processed"],
     }
     bp = over["with_backpressure"]
-    assert (bp["sent"], bp["processed"], bp["max_depth"]) == (79, 59, 20)
-    assert round(bp["producer_rate"], 1) == 2.6
-    assert (bp["demand"], bp["held_back"]) == (450, 371)  # throttled demand is held back, not free
-    assert "79 messages" in questions[3]["answers"][0]["answer"]
-    assert "held back the other 371 of the 450" in questions[3]["answers"][0]["answer"]
+    assert (bp["sent"], bp["processed"], bp["max_depth"]) == (80, 60, 20)
+    assert round(bp["producer_rate"], 1) == 2.7
+    assert (bp["demand"], bp["held_back"]) == (451, 371)  # throttled demand is held back, not free
+    assert f"{bp['sent']} messages" in questions[3]["answers"][0]["answer"]
+    assert (
+        f"held back the other {bp['held_back']} of the {bp['demand']}"
+        in questions[3]["answers"][0]["answer"]
+    )
     assert all(a.get("feedback") for q in questions for a in q["answers"])  # every option explained
     assert not any(q.get("precision") == 0 for q in questions)
 

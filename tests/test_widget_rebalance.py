@@ -37,7 +37,7 @@ def test_switching_to_cooperative_replays_the_story_and_only_the_moved_partition
 
 def test_buttons_drive_the_run_and_refusals_show_their_reason():
     view = Rebalancing(RebalanceRun())
-    assert view.rebalances_html.value.endswith("none yet")
+    assert view.rebalances_html.value.endswith("none yet</div>")
     view.buttons["Advance 5 s"].click()
     view.member_control.value = "c2"
     view.buttons["Stall 400 s"].click()

@@ -68,11 +68,20 @@ def _java_order(name: str) -> bytes:
     return name.encode("utf-16-be", "surrogatepass")
 
 
+#: Bounds that keep one call of :func:`assign` well under a second (Kafka itself allows more).
+MAX_PARTITIONS = 1000
+MAX_MEMBERS = 200
+
+
 def _check_subscriptions(subscriptions: object) -> dict[str, frozenset[str]]:
     if not isinstance(subscriptions, Mapping):
         raise TypeError(
             "subscriptions must be a dict mapping member id -> list of topics, "
             f"got {subscriptions!r} ({type(subscriptions).__name__})"
+        )
+    if len(subscriptions) > MAX_MEMBERS:
+        raise ValueError(
+            f"subscriptions may name at most {MAX_MEMBERS} members, got {len(subscriptions)}"
         )
     checked: dict[str, frozenset[str]] = {}
     for member, topics in subscriptions.items():
@@ -107,7 +116,12 @@ def _check_partitions(partitions: object, subscriptions: Mapping[str, frozenset[
         )
     for topic, count in partitions.items():
         check.text("topic in partitions", topic)
-        check.integer(f"partitions[{topic!r}]", count, minimum=1)
+        check.integer(f"partitions[{topic!r}]", count, minimum=1, maximum=MAX_PARTITIONS)
+    if sum(partitions.values()) > MAX_PARTITIONS:
+        raise ValueError(
+            f"partitions must add up to at most {MAX_PARTITIONS} partitions in all, got "
+            f"{sum(partitions.values())}"
+        )
     for member, topics in subscriptions.items():
         for topic in sorted(topics):
             if topic not in partitions:

@@ -46,6 +46,8 @@ last consumed offset, summed over partitions (:func:`consumer_lag`).
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import math
 from collections import deque
 from collections.abc import Generator
@@ -78,6 +80,28 @@ PRIORITIES = ("high", "low")
 
 TOPIC = "events"
 
+# -- bounds ---------------------------------------------------------------------------------------
+# Chosen so that any single call returns within about a second at the extremes (see
+# ``benchmarks/bench_backpressure.py``); a value outside them is refused with a ValueError.
+MAX_MESSAGE_RATE = 1_000.0
+"""Per-message model: the most messages per second a producer or a consumer may be set to."""
+MAX_COUNT = 10**12
+"""Largest capacity, threshold or lag threshold (either model)."""
+MAX_PARTITIONS = 1_000
+"""Per-message model: most partitions of a topic."""
+MAX_FLOW_RATE = 10**7
+"""Count model (:class:`Backlog`): the most messages per second a producer or consumer may do."""
+MAX_GROUP = 100_000
+"""Count model: most consumers in the group and most partitions of the topic."""
+MIN_STEP, MAX_STEP = 0.001, 86_400.0
+"""Count model: the shortest and longest time step, in seconds."""
+MAX_SECONDS = 100 * 365 * 86_400
+"""Count model: the longest single :meth:`Backlog.advance` (a century of simulated time)."""
+MAX_WORK = 50_000
+"""Count model: the most single steps one :meth:`Backlog.advance` may need (about 0.3 s). Runs whose
+rates have no short common period can need more near a bound; such a call is refused and leaves
+the run as it was."""
+
 
 def consumer_lag(last_produced_offset: int, last_consumed_offset: int) -> int:
     """How far a consumer is behind: the last produced offset minus the last consumed offset.
@@ -104,17 +128,18 @@ def _check_mode_settings(
     shed_threshold: int,
 ) -> None:
     check.choice("mode", mode, MODES)
-    check.integer("capacity", capacity, minimum=1)
-    check.integer("lag_threshold", lag_threshold, minimum=0)
+    check.integer("capacity", capacity, minimum=1, maximum=MAX_COUNT)
+    check.integer("lag_threshold", lag_threshold, minimum=0, maximum=MAX_COUNT)
     check.positive("throttled_rate", throttled_rate)
+    check.number("throttled_rate", throttled_rate, maximum=MAX_FLOW_RATE)
     check.number("low_priority_share", low_priority_share, minimum=0, maximum=1)
-    check.integer("shed_threshold", shed_threshold, minimum=0)
+    check.integer("shed_threshold", shed_threshold, minimum=0, maximum=MAX_COUNT)
 
 
 # ------------------------------------------------------------------------------------------------
 # Per-message model
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One message in a partition. ``offset`` is its position in that partition (1, 2, 3, ...)."""
 
@@ -157,10 +182,14 @@ class BackpressureBroker:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
-        self.partition_count = check.integer("partitions", partitions, minimum=1, maximum=1000)
+        self.partition_count = check.integer(
+            "partitions", partitions, minimum=1, maximum=MAX_PARTITIONS
+        )
         self.mode = check.choice("mode", mode, MODES)
-        self.capacity = check.integer("capacity", capacity, minimum=1)
-        self.shed_threshold = check.integer("shed_threshold", shed_threshold, minimum=0)
+        self.capacity = check.integer("capacity", capacity, minimum=1, maximum=MAX_COUNT)
+        self.shed_threshold = check.integer(
+            "shed_threshold", shed_threshold, minimum=0, maximum=MAX_COUNT
+        )
         self.waiting: list[deque[Record]] = [deque() for _ in range(partitions)]
         self.end_offsets = [0] * partitions  # last produced offset per partition
         self.consumed_offsets = [0] * partitions  # last consumed offset per partition
@@ -174,6 +203,10 @@ class BackpressureBroker:
         self.max_depth = 0
         self._data = sim.event()
         self._space = sim.event()
+        # One wake-up per member, fired only for a change on a partition it owns (or a
+        # rebalance): a publish wakes one consumer, not the whole group.
+        self._member_data: dict[str, simpy.Event] = {}
+        self._owner: dict[int, str] = {}
 
     # -- producer side -------------------------------------------------------------------------
     def publish(self, priority: str = "high") -> str:
@@ -183,7 +216,8 @@ class BackpressureBroker:
         and try again); ``"rejected"`` (reject mode: refused, counted); ``"dropped"`` (shed mode: a
         low-priority message dropped, counted).
         """
-        check.choice("priority", priority, PRIORITIES)
+        if priority not in PRIORITIES:
+            check.choice("priority", priority, PRIORITIES)
         full = self._depth >= self.capacity
         if self.mode == "block" and full:
             return "full"
@@ -211,7 +245,7 @@ class BackpressureBroker:
             offset=record.offset,
             priority=priority,
         )
-        self._wake("_data")
+        self._wake_partition(partition)
         return "appended"
 
     def space_available(self) -> simpy.Event:
@@ -225,11 +259,13 @@ class BackpressureBroker:
 
     def set_capacity(self, capacity: int) -> None:
         """The bound for ``"block"``/``"reject"``, from the next publish on."""
-        self.capacity = check.integer("capacity", capacity, minimum=1)
+        self.capacity = check.integer("capacity", capacity, minimum=1, maximum=MAX_COUNT)
 
     def set_shed_threshold(self, threshold: int) -> None:
         """The depth from which ``"shed"`` drops low-priority arrivals."""
-        self.shed_threshold = check.integer("shed_threshold", threshold, minimum=0)
+        self.shed_threshold = check.integer(
+            "shed_threshold", threshold, minimum=0, maximum=MAX_COUNT
+        )
 
     # -- consumer side -------------------------------------------------------------------------
     def rebalance(self, members: list[str]) -> dict[str, list[int]]:
@@ -240,8 +276,11 @@ class BackpressureBroker:
             self.assignment = {m: [p for _, p in tps] for m, tps in result.items()}
         else:
             self.assignment = {}
+        self._owner = {p: m for m, ps in self.assignment.items() for p in ps}
         self.sim.record("rebalance", assignment={m: list(p) for m, p in self.assignment.items()})
         self._wake("_data")
+        for member in list(self._member_data):
+            self._wake_member(member)
         return self.assignment
 
     def poll(self, member: str) -> Record | None:
@@ -274,11 +313,18 @@ class BackpressureBroker:
             partition=record.partition,
             offset=record.offset,
         )
-        self._wake("_data")  # the partition is free again for whoever owns it now
+        self._wake_partition(record.partition)  # free again for whoever owns it now
 
-    def data_available(self) -> simpy.Event:
-        """An event that fires at the next publish, commit or rebalance."""
-        return self._data
+    def data_available(self, member: str | None = None) -> simpy.Event:
+        """An event that fires at the next publish, commit or rebalance; with ``member``, only
+        at one that concerns a partition ``member`` owns (or a rebalance)."""
+        if member is None:
+            return self._data
+        check.text("member", member)
+        event = self._member_data.get(member)
+        if event is None:
+            event = self._member_data[member] = self.sim.event()
+        return event
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -300,8 +346,21 @@ class BackpressureBroker:
 
     def _wake(self, name: str) -> None:
         event = getattr(self, name)
-        setattr(self, name, self.sim.event())
-        event.succeed()
+        if event.callbacks:  # nobody waiting: keep the event, schedule nothing
+            setattr(self, name, self.sim.event())
+            event.succeed()
+
+    def _wake_member(self, member: str) -> None:
+        event = self._member_data.get(member)
+        if event is not None and event.callbacks:
+            self._member_data[member] = self.sim.event()
+            event.succeed()
+
+    def _wake_partition(self, partition: int) -> None:
+        self._wake("_data")
+        owner = self._owner.get(partition)
+        if owner is not None:
+            self._wake_member(owner)
 
 
 class RateProducer:
@@ -331,12 +390,17 @@ class RateProducer:
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
         self.sim = sim
         self.broker = broker
-        self.rate = check.non_negative("rate", rate)
+        self.rate = check.number("rate", rate, minimum=0, maximum=MAX_MESSAGE_RATE)
         self.low_priority_share = check.number(
             "low_priority_share", low_priority_share, minimum=0, maximum=1
         )
-        self.lag_threshold = check.integer("lag_threshold", lag_threshold, minimum=0)
-        self.throttled_rate = check.positive("throttled_rate", throttled_rate)
+        self.lag_threshold = check.integer(
+            "lag_threshold", lag_threshold, minimum=0, maximum=MAX_COUNT
+        )
+        check.positive("throttled_rate", throttled_rate)
+        self.throttled_rate = check.number(
+            "throttled_rate", throttled_rate, maximum=MAX_MESSAGE_RATE
+        )
         self.attempted = 0
         self.attempted_by_priority = {p: 0 for p in PRIORITIES}
         self._wanted = 0.0  # sends wanted at the full rate up to _wanted_since
@@ -347,6 +411,8 @@ class RateProducer:
         self._anchor = 0.0
         self._since_anchor = 0
         self._anchor_rate = -1.0
+        # the core's unchecked timer for the hot path (the delays here are known to be valid)
+        self._timeout = getattr(sim, "_timer", sim.timeout)
         self._process = sim.process(self.run())
 
     def current_rate(self) -> float:
@@ -361,7 +427,7 @@ class RateProducer:
 
     def set_rate(self, rate: float) -> None:
         """Messages per second to aim for, taking effect at once (0 pauses the producer)."""
-        rate = check.non_negative("rate", rate)
+        rate = check.number("rate", rate, minimum=0, maximum=MAX_MESSAGE_RATE)
         self._wanted += self.rate * (self.sim.now - self._wanted_since)
         self._wanted_since = self.sim.now
         self.rate = rate
@@ -395,7 +461,7 @@ class RateProducer:
                     )
                     if due <= self.sim.now:
                         break
-                    wait = self.sim.timeout(due - self.sim.now)
+                    wait = self._timeout(due - self.sim.now)
                 try:
                     yield wait
                 except simpy.Interrupt:
@@ -430,16 +496,19 @@ class PartitionConsumer:
         self.sim = sim
         self.broker = broker
         self.name = check.text("name", name)
-        self.rate = check.positive("rate", rate)
+        check.positive("rate", rate)
+        self.rate = check.number("rate", rate, maximum=MAX_MESSAGE_RATE)
         self.consumed = 0
         self.busy_seconds = 0.0
         self.stopping = False
         self.current: Record | None = None
+        self._timeout = getattr(sim, "_timer", sim.timeout)
         self._process = sim.process(self.run())
 
     def set_rate(self, rate: float) -> None:
         """Messages per second, from the next message on."""
-        self.rate = check.positive("rate", rate)
+        check.positive("rate", rate)
+        self.rate = check.number("rate", rate, maximum=MAX_MESSAGE_RATE)
 
     def stop(self) -> None:
         """Leave the group after the message in hand (a graceful shutdown)."""
@@ -453,10 +522,10 @@ class PartitionConsumer:
             while not self.stopping:
                 record = self.broker.poll(self.name)
                 if record is None:
-                    yield self.broker.data_available()
+                    yield self.broker.data_available(self.name)
                     continue
                 self.current = record
-                yield self.sim.timeout(1.0 / self.rate)
+                yield self._timeout(1.0 / self.rate)
                 self.broker.commit(self.name, record)
                 self.consumed += 1
                 self.busy_seconds += 1.0 / self.rate
@@ -468,6 +537,7 @@ class PartitionConsumer:
 # ------------------------------------------------------------------------------------------------
 # Aggregated model
 # ------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
 def _exact(value: float) -> Fraction:
     # 0.1 means one tenth here, not the nearest binary double: take the decimal the user typed.
     return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
@@ -492,6 +562,65 @@ class _Flow:
         items, self.carry = divmod(self.carry + self.num, self.den)
         return items
 
+    def take_many(self, steps: int) -> int:
+        """What ``steps`` calls of :meth:`take` return together, in one division."""
+        items, self.carry = divmod(self.carry + steps * self.num, self.den)
+        return items
+
+    def key(self) -> tuple[int, int, int]:
+        return (self.carry, self.num, self.den)
+
+
+def thin_series(
+    series: dict[str, list[float]],
+    limit: int,
+    *,
+    peaks: tuple[str, ...] = (),
+    rates: tuple[str, ...] = (),
+) -> None:
+    """Halve the number of points of ``series`` (``"time"`` plus any keys, one value per time)
+    until at most ``limit`` are left, in place, keeping the picture a chart draws of it.
+
+    Neighbouring points are merged in pairs (the first and the last point are kept as they are):
+    the merged point has the later time; a key in ``peaks`` keeps the larger value (a spike stays
+    visible), a key in ``rates`` (a per-second rate over the interval since the previous point)
+    becomes the time-weighted mean of the two (so the area under it, the total, is unchanged),
+    any other key (a level or a running total) takes the later value.
+    """
+    check.integer("limit", limit, minimum=3)
+    time = series["time"]
+    while len(time) > limit:
+        old = {key: list(values) for key, values in series.items()}
+        t = old["time"]
+        n = len(t)
+        pairs = list(range(1, n - 1, 2))
+        for key, values in series.items():
+            merged = [values[0]]
+            source = old[key]
+            for i in pairs:
+                j = i + 1 if i + 1 < n - 1 else i
+                if j == i:
+                    merged.append(source[i])
+                elif key == "time":
+                    merged.append(source[j])
+                elif key in peaks:
+                    merged.append(max(source[i], source[j]))
+                elif key in rates:
+                    span = t[j] - t[i - 1]
+                    merged.append(
+                        (source[i] * (t[i] - t[i - 1]) + source[j] * (t[j] - t[i])) / span
+                        if span > 0
+                        else source[j]
+                    )
+                else:
+                    merged.append(source[j])
+            merged.append(source[n - 1])
+            values[:] = merged
+
+
+class _TooMuchWork(Exception):
+    pass
+
 
 class Backlog:
     """The same policies as :class:`BackpressureBroker`, in whole-message counts per time step.
@@ -499,15 +628,32 @@ class Backlog:
     Each ``step`` seconds: the producer offers ``rate * step`` messages (whole messages, the
     fractions carried to the next step, so the totals are exact); the policy decides how many enter
     the queue; then the consumers take up to ``min(consumers, partitions) * consumer_rate * step``
-    of them. No message objects exist, so an hour at 10,000 messages per second is 3,600 steps.
+    of them. No message objects exist.
+
+    :meth:`advance` does not take those steps one by one where nothing changes: while the rates
+    are constant and the depth is clear of every bound (capacity, thresholds, an empty queue),
+    each count after ``k`` steps has a closed form (``floor((carry + k * rate) / den)``), so a
+    stretch of any length costs one division; and a run that has settled into a repeating
+    pattern at a bound (a full queue, a producer throttled on and off) is recognised when its
+    whole state repeats, and whole repetitions are added at once. The counts are exactly those of
+    stepping one step at a time (tests pin that), and a simulated year takes milliseconds.
 
     Attributes (all whole numbers): ``offered`` (what the producer sent towards the queue),
     ``produced`` (what entered the queue: the last produced offset), ``consumed`` (the last
     consumed offset), ``depth`` (waiting), ``rejected``, ``dropped`` (per priority),
     ``held_back`` (demand the producer did not get in: in block mode the sends a blocked
     producer could not make, in rate_limit mode the sends throttling skipped - slowed down, not
-    lost, but its callers had to wait or buffer them).
+    lost, but its callers had to wait or buffer them). :attr:`series` is the chart's history, at
+    most :attr:`SERIES_LIMIT` points (older points merged, see :func:`thin_series`).
+
+    Bounds: ``rate``, ``consumer_rate`` and ``throttled_rate`` at most :data:`MAX_FLOW_RATE`;
+    ``consumers`` 0 and ``partitions`` 1 to :data:`MAX_GROUP`; ``capacity`` 1 and the thresholds
+    0 to :data:`MAX_COUNT`; ``step`` :data:`MIN_STEP` to :data:`MAX_STEP`; one ``advance`` at
+    most :data:`MAX_SECONDS`.
     """
+
+    #: The most points :attr:`series` keeps.
+    SERIES_LIMIT = 2_000
 
     def __init__(
         self,
@@ -531,21 +677,25 @@ class Backlog:
         self.capacity = capacity
         self.lag_threshold = lag_threshold
         self.shed_threshold = shed_threshold
-        self.step = check.positive("step", step)
+        check.positive("step", step)
+        self.step = check.number("step", step, minimum=MIN_STEP, maximum=MAX_STEP)
         self._step = _exact(step)
-        self.consumers = check.integer("consumers", consumers, minimum=0, maximum=100_000)
-        self.partitions = check.integer("partitions", partitions, minimum=1, maximum=100_000)
+        self.consumers = check.integer("consumers", consumers, minimum=0, maximum=MAX_GROUP)
+        self.partitions = check.integer("partitions", partitions, minimum=1, maximum=MAX_GROUP)
         self._produce = _Flow()
         self._flow_rate: float | None = None  # the rate self._produce is set to
         self._consume = _Flow()
         self._demand = _Flow()  # the full-rate demand, to count what throttling holds back
         self._demand_rate: float | None = None
-        self.rate = check.non_negative("rate", rate)
+        self.rate = check.number("rate", rate, minimum=0, maximum=MAX_FLOW_RATE)
         self.throttled_rate = throttled_rate
-        self.consumer_rate = check.positive("consumer_rate", consumer_rate)
+        check.positive("consumer_rate", consumer_rate)
+        self.consumer_rate = check.number("consumer_rate", consumer_rate, maximum=MAX_FLOW_RATE)
         self.low_priority_share = low_priority_share
         self._low_share = _exact(low_priority_share)
+        self._low_num, self._low_den = self._low_share.numerator, self._low_share.denominator
         self._low_offered = 0
+        self._per_step_cache: dict[float, tuple[Fraction, int]] = {}
         self._set_consumption()
         self.steps = 0
         self.offered = self.produced = self.consumed = self.depth = 0
@@ -569,21 +719,22 @@ class Backlog:
     # -- settings ------------------------------------------------------------------------------
     def set_rate(self, rate: float) -> None:
         """Messages per second the producer offers."""
-        self.rate = check.non_negative("rate", rate)
+        self.rate = check.number("rate", rate, minimum=0, maximum=MAX_FLOW_RATE)
 
     def set_consumer_rate(self, rate: float) -> None:
         """Messages per second each consumer processes."""
-        self.consumer_rate = check.positive("consumer_rate", rate)
+        check.positive("consumer_rate", rate)
+        self.consumer_rate = check.number("consumer_rate", rate, maximum=MAX_FLOW_RATE)
         self._set_consumption()
 
     def set_consumers(self, count: int) -> None:
         """Consumers in the group (only ``partitions`` of them can be busy)."""
-        self.consumers = check.integer("consumers", count, minimum=0, maximum=100_000)
+        self.consumers = check.integer("consumers", count, minimum=0, maximum=MAX_GROUP)
         self._set_consumption()
 
     def set_partitions(self, count: int) -> None:
         """Partitions of the topic."""
-        self.partitions = check.integer("partitions", count, minimum=1, maximum=100_000)
+        self.partitions = check.integer("partitions", count, minimum=1, maximum=MAX_GROUP)
         self._set_consumption()
 
     def set_mode(self, mode: str) -> None:
@@ -607,17 +758,217 @@ class Backlog:
 
     # -- running -------------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
-        """Run ``seconds`` of simulated time; it must be a whole number of steps."""
+        """Run ``seconds`` of simulated time; it must be a whole number of steps, and at most
+        :data:`MAX_SECONDS`. A call that would need more than :data:`MAX_WORK` single steps is
+        refused with a ValueError and leaves the run as it was."""
         check.positive("seconds", seconds)
+        check.number("seconds", seconds, maximum=MAX_SECONDS)
         steps = round(_exact(seconds) / self._step)
         if steps * self._step != _exact(seconds):
             raise ValueError(
                 f"seconds must be a whole number of steps of {self.step:g} s, got {seconds!r}"
             )
-        for _ in range(steps):
-            self._advance_one()
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            self._run(steps)
+        except _TooMuchWork:
+            self.__dict__.update(saved)
+            raise ValueError(
+                f"seconds={seconds!r} is more than one call can compute quickly at these "
+                f"settings (over {MAX_WORK:,} single steps near a bound, for rates without a "
+                f"short common period); advance less at a time, or use rates with fewer "
+                f"decimals"
+            ) from None
+
+    def _state_key(self) -> tuple[Any, ...]:
+        return (
+            self.depth,
+            self._produce.key(),
+            self._flow_rate,
+            self._consume.key(),
+            self._demand.key(),
+            self._demand_rate,
+            self.offered % self._low_den,
+        )
+
+    _COUNTERS = ("offered", "produced", "consumed", "rejected", "held_back", "_low_offered")
+
+    def _counters(self) -> tuple[int, ...]:
+        return (
+            *(getattr(self, name) for name in self._COUNTERS),
+            self.dropped["low"],
+            self.dropped["high"],
+        )
+
+    def _run(self, steps: int) -> None:
+        self._work = 0
+        seen: dict[tuple[Any, ...], tuple[int, tuple[int, ...]]] = {}
+        remaining = steps
+        while remaining > 0:
+            key = self._state_key()
+            if key in seen:
+                then, counters = seen.pop(key)
+                length = self.steps - then
+                cycles = remaining // length
+                if cycles:  # the whole state repeats: add whole repetitions at once
+                    now = self._counters()
+                    delta = [b - a for a, b in zip(counters, now, strict=True)]
+                    for name, d in zip(self._COUNTERS, delta, strict=False):
+                        setattr(self, name, getattr(self, name) + cycles * d)
+                    self.dropped["low"] += cycles * delta[-2]
+                    self.dropped["high"] += cycles * delta[-1]
+                    self.steps += cycles * length
+                    remaining -= cycles * length
+                    admitted = cycles * (now[1] - counters[1])
+                    taken = cycles * (now[2] - counters[2])
+                    self._sample(admitted, taken, cycles * length)
+                seen.clear()
+                continue
+            seen[key] = (self.steps, self._counters())
+            remaining -= self._leap(remaining)
+
+    def _single(self) -> None:
+        self._work += 1
+        if self._work > MAX_WORK:
+            raise _TooMuchWork
+        self._advance_one()
+
+    def _regime(self, depth: int) -> tuple[Any, ...] | None:
+        """How every decision of a step goes at ``depth`` and the range of depths in which it
+        goes the same way, or ``None`` when ``depth`` is at a bound (step one at a time)."""
+        throttled = self.mode == "rate_limit" and depth > self.lag_threshold
+        rate = min(self.rate, self.throttled_rate) if throttled else self.rate
+        offered, most = self._per_step(rate)
+        low, high = 0, math.inf
+        if self.mode == "rate_limit":
+            if throttled:
+                low = self.lag_threshold + 1
+                if self._per_step(self.rate)[0] - offered < 1:
+                    return None  # a held-back count per step that may round either way
+            else:
+                high = self.lag_threshold
+        admit = "all"
+        if self.mode in ("block", "reject"):
+            if depth + most <= self.capacity:
+                high = min(high, self.capacity - most)
+            elif depth >= self.capacity:
+                admit, low = "none", max(low, self.capacity)
+            else:
+                return None
+        elif self.mode == "shed":
+            if depth + most <= self.shed_threshold:
+                high = min(high, self.shed_threshold - most)
+            elif depth >= self.shed_threshold:
+                admit, low = "high", max(low, self.shed_threshold)
+            else:
+                return None
+        capacity, capacity_ceil, capacity_floor = self._consumption
+        if depth >= capacity_ceil:
+            take, low = "full", max(low, capacity_ceil)
+        elif depth == 0 and admit != "none" and capacity_floor >= most:
+            take = "drained"  # the consumers take everything each step: the queue stays empty
+        else:
+            return None
+        if admit == "all":
+            per_step = offered
+        elif admit == "none":
+            per_step = Fraction(0)
+        else:
+            per_step = offered * (1 - self._low_share)
+        return rate, throttled, admit, take, per_step - capacity, low, high
+
+    def _per_step(self, rate: float) -> tuple[Fraction, int]:
+        """Messages per step at ``rate``, exactly, and that rounded up (cached)."""
+        cached = self._per_step_cache.get(rate)
+        if cached is None:
+            per_step = _exact(rate) * self._step
+            cached = self._per_step_cache[rate] = (per_step, math.ceil(per_step))
+        return cached
+
+    def _leap(self, limit: int) -> int:
+        """Take up to ``limit`` steps, in closed form where possible; returns how many."""
+        regime = self._regime(self.depth)
+        if regime is None:
+            self._single()
+            return 1
+        rate, throttled, admit, take, drift, low, high = regime
+        self._set_flows(rate)  # as the next step would: the periods below are the new ones
+        margin = 3  # how far floor-rounded counts stray from the straight line (< 3 messages)
+        if take == "drained":
+            steps = limit
+        elif self.depth - margin < low or self.depth + margin > high:
+            self._single()
+            return 1
+        elif drift > 0 and high != math.inf:
+            steps = min(limit, math.floor((high - margin - self.depth) / drift) + 1)
+        elif drift < 0:
+            steps = min(limit, math.floor((self.depth - margin - low) / -drift) + 1)
+        else:
+            steps = limit
+        # max_depth is the largest depth after admission: on a line rising it is among the last
+        # steps, falling among the first, flat somewhere in one period of the rounding pattern.
+        if take == "drained":
+            head, tail = min(steps, self._produce.den), 0
+        elif drift > 0:
+            head, tail = 0, min(steps, math.floor((2 * margin + 2) / drift) + 1)
+        elif drift < 0:
+            head, tail = min(steps, math.floor((2 * margin + 2) / -drift) + 1), 0
+        else:
+            period = math.lcm(self._produce.den, self._consume.den)
+            if admit == "high":
+                period *= self._low_share.denominator
+            head, tail = min(steps, period), 0
+        if head + tail > MAX_WORK:
+            raise _TooMuchWork
+        for _ in range(head):
+            self._single()
+        body = steps - head - tail
+        if body > 0:
+            self._closed_form(body, rate, throttled, admit, take)
+        for _ in range(tail):
+            self._single()
+        return steps
+
+    def _closed_form(self, steps: int, rate: float, throttled: bool, admit: str, take: str) -> None:
+        """``steps`` steps at once, all in the same regime (see :meth:`_regime`)."""
+        self._set_flows(rate)
+        offered = self._produce.take_many(steps)
+        wanted = self._demand.take_many(steps)
+        capacity = self._consume.take_many(steps)
+        if throttled:
+            self.held_back += wanted - offered  # >= 0 in every step, checked by _regime
+        self.offered += offered
+        low_total = self.offered * self._low_num // self._low_den
+        low = low_total - self._low_offered
+        self._low_offered = low_total
+        if admit == "all":
+            admitted = offered
+        elif admit == "high":
+            admitted = offered - low
+            self.dropped["low"] += low
+        else:
+            admitted = 0
+            if self.mode == "block":
+                self.held_back += offered
+            else:
+                self.rejected += offered
+        taken = capacity if take == "full" else admitted
+        self.depth += admitted - taken
+        self.produced += admitted
+        self.consumed += taken
+        self.steps += steps
+        self._sample(admitted, taken, steps)
+
+    def _set_flows(self, rate: float) -> None:
+        if rate != self._flow_rate:
+            self._produce.set(_exact(rate) * self._step)
+            self._flow_rate = rate
+        if self.rate != self._demand_rate:
+            self._demand.set(_exact(self.rate) * self._step)
+            self._demand_rate = self.rate
 
     def _advance_one(self) -> None:
+        """One step, decision by decision: the reference the closed forms must agree with."""
         throttled = self.mode == "rate_limit" and self.produced - self.consumed > self.lag_threshold
         rate = min(self.rate, self.throttled_rate) if throttled else self.rate
         if rate != self._flow_rate:
@@ -631,7 +982,7 @@ class Backlog:
         if throttled:
             self.held_back += max(0, wanted - offered)
         self.offered += offered
-        low_total = math.floor(self.offered * self._low_share)  # the exact share of all offered
+        low_total = self.offered * self._low_num // self._low_den  # exact share of all offered
         low = low_total - self._low_offered
         self._low_offered = low_total
         high = offered - low
@@ -660,17 +1011,25 @@ class Backlog:
 
     def _set_consumption(self) -> None:
         per_step = self.active_consumers * _exact(self.consumer_rate) * self._step
+        self._consumption = (per_step, math.ceil(per_step), math.floor(per_step))
         self._consume.set(per_step)
 
-    def _sample(self, admitted: int, taken: int) -> None:
+    def _sample(self, admitted: int, taken: int, steps: int = 1) -> None:
         s = self.series
         s["time"].append(self.now)
         s["depth"].append(self.depth)
         s["lag"].append(self.produced - self.consumed)
-        s["producer_rate"].append(admitted / self.step)
-        s["consumer_rate"].append(taken / self.step)
+        s["producer_rate"].append(admitted / (steps * self.step))
+        s["consumer_rate"].append(taken / (steps * self.step))
         s["dropped"].append(self.dropped["low"] + self.dropped["high"])
         s["rejected"].append(self.rejected)
+        if len(s["time"]) > self.SERIES_LIMIT:
+            thin_series(
+                s,
+                self.SERIES_LIMIT // 2,
+                peaks=("depth", "lag"),
+                rates=("producer_rate", "consumer_rate"),
+            )
 
     def state(self) -> dict[str, Any]:
         """The counters as plain data."""

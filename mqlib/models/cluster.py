@@ -496,6 +496,13 @@ def _acks(value: Any) -> int | str:
 # -- the cluster -----------------------------------------------------------------------------
 
 
+#: Bounds on a cluster's size and pace, so that one simulated minute stays a fast computation
+#: (every follower fetches every partition it replicates once per ``fetch_interval``).
+MAX_BROKERS = 9
+MAX_PARTITIONS = 32
+MIN_FETCH_INTERVAL = 0.01
+
+
 class Cluster:
     """Brokers hosting the replicas of one topic, with followers fetching from leaders.
 
@@ -548,8 +555,8 @@ class Cluster:
         if not isinstance(sim, Simulation):
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
-        check.integer("num_brokers", num_brokers, minimum=1)
-        check.integer("num_partitions", num_partitions, minimum=1)
+        check.integer("num_brokers", num_brokers, minimum=1, maximum=MAX_BROKERS)
+        check.integer("num_partitions", num_partitions, minimum=1, maximum=MAX_PARTITIONS)
         check.integer("replication_factor", replication_factor, minimum=1)
         if replication_factor > num_brokers:
             raise ValueError(
@@ -571,7 +578,9 @@ class Cluster:
         )
         self.replica_lag_time_max = check.positive("replica_lag_time_max", replica_lag_time_max)
         self.session_timeout = check.non_negative("session_timeout", session_timeout)
-        self.fetch_interval = check.positive("fetch_interval", fetch_interval)
+        self.fetch_interval = check.number(
+            "fetch_interval", fetch_interval, minimum=MIN_FETCH_INTERVAL, maximum=60.0
+        )
         self.writeback_delay = check.non_negative("writeback_delay", writeback_delay)
         self.topic = check.text("topic", topic)
         self.brokers = {b: Broker(b) for b in range(1, num_brokers + 1)}

@@ -20,6 +20,13 @@ from ..core import Simulation
 from .work_queue import Delivery, WorkQueue
 
 
+#: Bounds on a consumer's processing time and heartbeat period, in simulated seconds: at least a
+#: millisecond (so a run cannot fill a second of computing with events of one instant), at most
+#: a day.
+MIN_SECONDS = 0.001
+MAX_SECONDS = 86_400.0
+
+
 class Consumer:
     """A competing consumer with a fixed ``processing_time`` (seconds per message).
 
@@ -50,11 +57,22 @@ class Consumer:
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         if not isinstance(queue, WorkQueue):
             raise TypeError(f"queue must be a WorkQueue, got {type(queue).__name__}")
+        check.same_simulation("queue", queue, sim)
         self.sim = sim
         self.queue = queue
         self.name = check.text("name", name)
-        self.processing_time = check.positive("processing_time", processing_time)
-        self.heartbeat = None if heartbeat is None else check.positive("heartbeat", heartbeat)
+        check.positive("processing_time", processing_time)
+        self.processing_time = check.number(
+            "processing_time", processing_time, minimum=MIN_SECONDS, maximum=MAX_SECONDS
+        )
+        self.heartbeat = (
+            None
+            if heartbeat is None
+            else check.number(
+                "heartbeat", check.positive("heartbeat", heartbeat), minimum=MIN_SECONDS,
+                maximum=MAX_SECONDS,
+            )
+        )
         check.boolean("start", start)
         self.processed = 0
         self.acked = 0
@@ -99,17 +117,22 @@ class Consumer:
 
     def set_processing_time(self, seconds: float) -> None:
         """Change how long each message takes, from the next message on."""
-        self.processing_time = check.positive("processing_time", seconds)
+        check.positive("processing_time", seconds)
+        self.processing_time = check.number(
+            "processing_time", seconds, minimum=MIN_SECONDS, maximum=MAX_SECONDS
+        )
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """The consumer loop: receive, process, :meth:`finish`; forever, until crashed."""
         if not self._running:
             return
+        if self._process is not None and self.sim.env.active_process is not self._process:
+            return  # a loop started before a crash-and-restart at one instant: the newer one runs
         self._started = True
         request = None
         try:
             while True:
-                request = self.queue.receive(self.name)
+                request = self.queue._request(self.name)
                 delivery = yield request
                 request = None
                 self.current = delivery
@@ -129,6 +152,9 @@ class Consumer:
 
     def _work(self, delivery: Delivery) -> Generator[simpy.Event, Any, None]:
         # Spend processing_time on the message, sending a heartbeat every `heartbeat` seconds.
+        if self.heartbeat is None:
+            yield self.sim._timer(self.processing_time)
+            return
         done_at = self.sim.now + self.processing_time
         while self.heartbeat is not None and done_at - self.sim.now > self.heartbeat:
             yield self.sim.timeout(self.heartbeat)

@@ -380,6 +380,7 @@ class Broker:
 
     def wait_for(self, offset: int) -> simpy.Event:
         """An event that fires once the log holds a record at ``offset``."""
+        check.integer("offset", offset, minimum=0)
         event = self.sim.event()
         if offset < len(self.log):
             event.succeed()
@@ -389,6 +390,7 @@ class Broker:
 
     def commit(self, offset: int) -> None:
         """The consumer group has processed everything before ``offset``."""
+        check.integer("offset", offset, minimum=0, maximum=len(self.log))
         self.committed_offset = offset
         self.sim.record("committed", offset=offset)
 
@@ -817,7 +819,9 @@ def simulate_pipeline(
 ) -> DeliveryPipeline:
     """Like :func:`simulate`, but return the pipeline itself (its simulation holds the trace)."""
     check.integer("messages", messages, minimum=0, maximum=100_000)
-    check.non_negative("interval", interval)
+    # at most an hour between two sends: beyond that the clock reaches times where a float can
+    # no longer tell the 5 ms network latency apart (1e16 + 0.005 == 1e16) and a run never ends
+    check.number("interval", interval, minimum=0, maximum=3600.0)
     sim = Simulation(seed=seed)
     pipeline = DeliveryPipeline(sim, guarantee, faults, **settings)
 

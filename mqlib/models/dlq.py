@@ -161,7 +161,17 @@ class DeadLetterQueue:
         Each goes to the back of its source queue as a fresh message with receive count 0, so it
         gets ``max_receives`` new attempts. Returns the ids replayed.
         """
-        ids = list(self._entries) if message_ids is None else list(message_ids)
+        if message_ids is None:
+            ids = list(self._entries)
+        else:  # a bare string is a mistake ("p1" is not ["p", "1"]); a repeated id too
+            if isinstance(message_ids, str) or not isinstance(message_ids, list | tuple):
+                raise TypeError(
+                    f"message_ids must be a list of message ids or None, got {message_ids!r} "
+                    f"({type(message_ids).__name__}); write [{message_ids!r}] for one"
+                )
+            ids = list(message_ids)
+            if len(set(map(repr, ids))) != len(ids):
+                raise ValueError(f"message_ids must not repeat an id, got {ids!r}")
         for message_id in ids:
             check.text("message_id", message_id)
             if message_id not in self._entries:
@@ -324,8 +334,7 @@ class RedriveQueue(WorkQueue):
         the message's attributes (``error``, and ``error_by``: who wrote it), which travel with
         the message into the DLQ; without it the dead letter carries no error.
         """
-        if not isinstance(delivery, Delivery):
-            raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        self._check_delivery(delivery)
         if error is not None:
             check.text("error", error)
             self.attributes[delivery.message.id] = {"error": error, "error_by": delivery.consumer}

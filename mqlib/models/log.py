@@ -46,6 +46,8 @@ A consumer loop against this model reads like one against Kafka::
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -350,6 +352,7 @@ class Partition:
 class _Member:
     alive: bool = True
     incarnation: int = 0  # bumped on every kill, so a stale session timer does nothing
+    joined: int = 0  # join order within the group
 
 
 class LogConsumerGroup:
@@ -396,7 +399,14 @@ class LogConsumerGroup:
         self.session_timeout = check.positive("session_timeout", session_timeout)
         self.generation = 0
         self._members: dict[str, _Member] = {}
-        self._assignment: dict[str, list[int]] = {}
+        self._assignment: dict[str, list[int]] = {}  # only the members that own partitions
+        # Range and round-robin give one topic's P partitions to the first P members in sorted
+        # id order; the others sit idle. So a rebalance needs only those first P ids: kept
+        # sorted in _head, the rest in the min-heap _rest (with stale entries skipped when
+        # popped). Joining and leaving then cost O(log n), not a pass over every member.
+        self._head: list[str] = []
+        self._rest: list[str] = []
+        self._joins = 0
         self._next_member = 1
         self._committed: dict[int, int | None] = {
             p.index: self._reset_offset(p) for p in log.partitions
@@ -426,7 +436,9 @@ class LogConsumerGroup:
         check.text("member", member)
         if member in self._members:
             raise ValueError(f"member {member!r} is already in group {self.name!r}")
-        self._members[member] = _Member()
+        self._joins += 1
+        self._members[member] = _Member(joined=self._joins)
+        self._head_add(member)
         self.consumed.setdefault(member, 0)
         self.log.sim.record("member_join", group=self.name, member=member)
         self._rebalance("join")
@@ -436,6 +448,7 @@ class LogConsumerGroup:
         """``member`` leaves the group (a clean shutdown, or an operator removing it); rebalance."""
         self._member(member)
         del self._members[member]
+        self._head_remove(member)
         self.log.sim.record("member_leave", group=self.name, member=member)
         self._rebalance("leave")
 
@@ -457,33 +470,67 @@ class LogConsumerGroup:
         if state is None or state.alive or state.incarnation != incarnation:
             return  # it left, or was removed already
         del self._members[member]
+        self._head_remove(member)
         self.log.sim.record("session_timeout", group=self.name, member=member)
         self._rebalance("session_timeout")
 
+    def _head_add(self, member: str) -> None:
+        head, limit = self._head, len(self.log.partitions)
+        if len(head) < limit:
+            bisect.insort(head, member)
+        elif member < head[-1]:
+            bisect.insort(head, member)
+            heapq.heappush(self._rest, head.pop())
+        else:
+            heapq.heappush(self._rest, member)
+
+    def _head_remove(self, member: str) -> None:
+        head, rest = self._head, self._rest
+        i = bisect.bisect_left(head, member)
+        if i == len(head) or head[i] != member:
+            return  # it is in _rest: a stale entry now, skipped when popped
+        del head[i]
+        while rest:
+            candidate = heapq.heappop(rest)
+            if candidate in self._members and candidate not in head:
+                bisect.insort(head, candidate)
+                break
+
     def _rebalance(self, reason: str) -> None:
         self.generation += 1
-        if self._members:
+        if self._head:
             topic = self.log.name
+            # Only the first P members (sorted) can own anything, so the assignor's answer for
+            # them is its answer for the whole group; the others get [].
             result = assign(
                 self.strategy,
-                {m: [topic] for m in self._members},
+                {m: [topic] for m in self._head},
                 {topic: len(self.log.partitions)},
             )
-            self._assignment = {m: [p for _, p in result[m]] for m in self._members}
+            in_join_order = sorted(self._head, key=lambda m: self._members[m].joined)
+            self._assignment = {m: [p for _, p in result[m]] for m in in_join_order}
         else:
             self._assignment = {}
+        # The trace names the members that own partitions (all of them while there are no more
+        # members than partitions) and counts the idle ones, so one event stays small however
+        # many members join.
+        idle = len(self._members) - len(self._assignment)
+        extra = {"idle": idle} if idle else {}
         self.log.sim.record(
             "rebalance",
             group=self.name,
             generation=self.generation,
             reason=reason,
-            assignment=self.assignment(),
+            assignment={m: list(ps) for m, ps in self._assignment.items()},
+            **extra,
         )
 
     # -- ownership -----------------------------------------------------------------------------
     def assignment(self) -> dict[str, list[int]]:
-        """Member -> the partitions it owns, in join order of the members."""
-        return {m: list(ps) for m, ps in self._assignment.items()}
+        """Member -> the partitions it owns, in join order of the members (``[]`` for an idle
+        member: there are more members than partitions)."""
+        owned = self._assignment
+        return {m: list(owned.get(m, ())) for m in self._members}
 
     def owners(self) -> dict[int, str | None]:
         """Partition -> its owner in this group, or ``None`` when the group has no members."""
@@ -802,6 +849,22 @@ class PartitionedLog:
                     log_start_offset=p.log_start_offset,
                 )
         return total
+
+    def set_retention_seconds(self, seconds: float | None) -> None:
+        """Change every partition's ``retention_seconds`` (Kafka's ``retention.ms``, which a
+        topic may change while it runs, e.g. with ``kafka-configs.sh --alter``); ``None`` keeps
+        records forever. It applies from the next retention check."""
+        value = _optional("seconds", "seconds", seconds)
+        had_limit = any(
+            v is not None
+            for p in self.partitions
+            for v in (p.retention_seconds, p.retention_records, p.retention_bytes)
+        )
+        for p in self.partitions:
+            p.retention_seconds = value
+        self.sim.record("config", topic=self.name, retention_seconds=value)
+        if value is not None and not had_limit:  # no checker runs yet
+            self.sim.process(self._retention_checker())
 
     def _retention_checker(self) -> Any:
         while True:

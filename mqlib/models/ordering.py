@@ -225,36 +225,67 @@ def _violations(
     processed: Sequence[Processed], sent: Iterable[OrderEvent] | None
 ) -> list[tuple[int, dict[str, Any]]]:
     """:func:`find_violations`'s list, each violation with the index in ``processed`` of the
-    event that broke the order."""
+    event that broke the order.
+
+    Linear in the number of events (plus the violations found): the known events are grouped
+    by order, and each processed event looks only at its own order's events that are not done
+    yet, from the oldest such event up to itself.
+    """
     known = {p.event for p in processed}
     if sent is not None:
         known.update(sent)
-    done: set[OrderEvent] = set()
+    tracker = _Tracker()
+    for event in sorted(known, key=lambda e: e.seq):
+        tracker.sent(event)
     violations = []
     for index, p in enumerate(processed):
-        earlier = sorted(
-            (
-                e
-                for e in known
-                if e.order_id == p.event.order_id and e.seq < p.event.seq and e not in done
-            ),
-            key=lambda e: e.seq,
-        )
-        for e in earlier:
-            violations.append(
-                (
-                    index,
+        for found in tracker.done(p):
+            violations.append((index, found))
+    return violations
+
+
+class _Tracker:
+    """Per order, its events in send order and which are done: what :func:`_violations` and
+    :class:`_OrderingSystem` need to find the violations of one more processed event at a cost
+    that does not grow with the history."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, list[OrderEvent]] = {}  # order id -> its events, by seq
+        self._head: dict[int, int] = {}  # order id -> index of its oldest event not done
+        self._done: set[OrderEvent] = set()
+
+    def sent(self, event: OrderEvent) -> None:
+        """``event`` is known (events arrive in seq order)."""
+        self._events.setdefault(event.order_id, []).append(event)
+        self._head.setdefault(event.order_id, 0)
+
+    def done(self, p: Processed) -> list[dict[str, Any]]:
+        """``p`` finished: the violations it makes, one per earlier event of its order not done."""
+        event = p.event
+        order = event.order_id
+        events = self._events.get(order, [])
+        done = self._done
+        i = self._head.get(order, 0)
+        while i < len(events) and events[i] in done:
+            i += 1
+        self._head[order] = i
+        found = []
+        for j in range(i, len(events)):
+            e = events[j]
+            if e.seq >= event.seq:
+                break
+            if e not in done:
+                found.append(
                     {
                         "time": round(p.time, 9),
                         "consumer": p.consumer,
-                        "order": p.event.order_id,
-                        "event": p.event.step,
+                        "order": order,
+                        "event": event.step,
                         "before": e.step,
-                    },
+                    }
                 )
-            )
-        done.add(p.event)
-    return violations
+        done.add(event)
+        return found
 
 
 def consumer_names(count: int) -> list[str]:
@@ -303,6 +334,11 @@ class _OrderingSystem:
         self.jitter = check.non_negative("jitter", jitter)
         self.sent: list[OrderEvent] = []
         self.processed: list[Processed] = []
+        # Kept up to date as events are sent and processed, so that reading the violations does
+        # not rescan the history: the violations so far, and each processed row with its flag.
+        self._tracker = _Tracker()
+        self._found: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] = []
 
     def _work_time(self, consumer: str) -> float:
         # A consumer's base time plus up to `jitter` seconds more, drawn from the seeded rng:
@@ -310,8 +346,16 @@ class _OrderingSystem:
         extra = self.sim.rng.uniform(0, self.jitter) if self.jitter else 0.0
         return self.processing_times[consumer] + extra
 
+    def _sent(self, event: OrderEvent) -> None:
+        self.sent.append(event)
+        self._tracker.sent(event)
+
     def _done(self, consumer: str, event: OrderEvent, partition: int | None) -> None:
-        self.processed.append(Processed(self.sim.now, consumer, event, partition))
+        processed = Processed(self.sim.now, consumer, event, partition)
+        self.processed.append(processed)
+        found = self._tracker.done(processed)
+        self._found.extend(found)
+        self._rows.append({**processed.as_dict(), "violation": bool(found)})
         self.sim.record(
             "processed",
             consumer=consumer,
@@ -332,15 +376,12 @@ class _OrderingSystem:
 
     def violations(self) -> list[dict[str, Any]]:
         """See :func:`find_violations`."""
-        return find_violations(self.processed, self.sent)
+        return [dict(v) for v in self._found]
 
     def processed_rows(self) -> list[dict[str, Any]]:
         """Every finished processing as plain data (:meth:`Processed.as_dict`) plus
         ``violation``: ``True`` where the event was processed out of order."""
-        flags = flag_violations(self.processed, self.sent)
-        return [
-            {**p.as_dict(), "violation": bad} for p, bad in zip(self.processed, flags, strict=True)
-        ]
+        return [dict(r) for r in self._rows]
 
 
 class CompetingOrdering(_OrderingSystem):
@@ -376,7 +417,7 @@ class CompetingOrdering(_OrderingSystem):
         """Put ``event`` at the back of the queue."""
         if not isinstance(event, OrderEvent):
             raise TypeError(f"event must be an OrderEvent, got {event!r}")
-        self.sent.append(event)
+        self._sent(event)
         self.queue.send(event, message_id=event.id)
 
     def run(self, name: str) -> Generator[simpy.Event, Any, None]:
@@ -451,7 +492,7 @@ class PartitionedOrdering(_OrderingSystem):
         if not isinstance(event, OrderEvent):
             raise TypeError(f"event must be an OrderEvent, got {event!r}")
         partition = self.partitioner.partition(event.key if self.keyed else None)
-        self.sent.append(event)
+        self._sent(event)
         self.logs[partition].append(event)
         self.placement[event.id] = partition
         self.sim.record(

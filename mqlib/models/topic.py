@@ -31,13 +31,17 @@ delivery is a trace event ``deliver`` with the message, group and member.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _validate as check
 from ..core import Simulation
 
 __all__ = ["ConsumerGroup", "Topic", "TopicMessage"]
+
+RECENT_MESSAGES = 1_000
+"""How many of the latest published messages :attr:`Topic.messages` keeps (with who got each), so
+that a long run's memory does not grow with its history. Counts are counters."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class TopicMessage:
     body: Any
     seq: int
     published_at: float
+    #: Group -> the member that got this message (filled in as the groups deliver it).
+    got: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ConsumerGroup:
@@ -115,6 +121,7 @@ class ConsumerGroup:
             member = self.members[self._turn]
             self._turn = (self._turn + 1) % len(self.members)
             self.delivered[member] += 1
+            message.got[self.name] = member
             self.topic.sim.record(
                 "deliver", topic=self.topic.name, message=message.id, group=self.name, member=member
             )
@@ -145,7 +152,11 @@ class Topic:
         self.sim = sim
         self.name = check.text("name", name)
         self.groups: dict[str, ConsumerGroup] = {}
-        self.messages: list[TopicMessage] = []
+        self._recent: deque[TopicMessage] = deque(maxlen=RECENT_MESSAGES)
+        self._ids: set[str] = set()  # every id published, for the uniqueness check
+        self._published = 0
+        #: Every group name that has subscribed, in the order it first did.
+        self.subscribed: dict[str, None] = {}
 
     def publish(self, body: Any = None, *, message_id: str | None = None) -> TopicMessage:
         """Publish one message; each subscribed group receives it now. Returns the message.
@@ -153,14 +164,20 @@ class Topic:
         ``message_id`` defaults to ``"msg<seq>"`` (``msg1``, ``msg2``, ...). The producer's call is
         the same whatever the groups are: that is the whole point.
         """
-        seq = len(self.messages) + 1
+        seq = self._published + 1
         if message_id is None:
             message_id = f"msg{seq}"
+            suffix = 1
+            while message_id in self._ids:  # an explicit id took it: pick a free one
+                message_id = f"msg{seq}-{suffix}"
+                suffix += 1
         check.text("message_id", message_id)
-        if any(m.id == message_id for m in self.messages):
+        if message_id in self._ids:
             raise ValueError(f"message_id {message_id!r} was already published to {self.name!r}")
         message = TopicMessage(message_id, body, seq, self.sim.now)
-        self.messages.append(message)
+        self._ids.add(message_id)
+        self._published = seq
+        self._recent.append(message)
         self.sim.record("publish", topic=self.name, message=message_id, groups=list(self.groups))
         for group in self.groups.values():
             group._receive(message)
@@ -180,6 +197,7 @@ class Topic:
             )
         group = ConsumerGroup(self, name)
         self.groups[name] = group
+        self.subscribed.setdefault(name, None)
         self.sim.record("subscribe", topic=self.name, group=name)
         for _ in range(members):
             group.add_member()
@@ -203,7 +221,13 @@ class Topic:
     @property
     def published_count(self) -> int:
         """Messages ever published."""
-        return len(self.messages)
+        return self._published
+
+    @property
+    def messages(self) -> list[TopicMessage]:
+        """The latest published messages, oldest first: all of them, up to the newest
+        :data:`RECENT_MESSAGES` (each with :attr:`TopicMessage.got`, who received it)."""
+        return list(self._recent)
 
     def __repr__(self) -> str:
-        return f"Topic({self.name!r}, groups={list(self.groups)}, published={len(self.messages)})"
+        return f"Topic({self.name!r}, groups={list(self.groups)}, published={self._published})"

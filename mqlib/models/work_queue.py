@@ -48,6 +48,12 @@ from ..core import Simulation
 MAX_VISIBILITY = 43_200.0
 """SQS's upper bound on a visibility timeout: 12 hours, in seconds."""
 
+_new = object.__new__
+
+RECENT_ACKED = 1_000
+"""How many acked messages :attr:`WorkQueue.messages` keeps after their ack (the newest ones), so
+that a long run's memory follows its live state, not its history. Counts are kept as counters."""
+
 
 @dataclass
 class Message:
@@ -71,6 +77,8 @@ class Delivery:
     receipt: int
     received_at: float
     receive_count: int = field(default=1)
+    #: The queue that handed it out (acks and heartbeats are refused by any other queue).
+    queue: Any = field(default=None, repr=False, compare=False)
 
 
 class WorkQueue:
@@ -112,6 +120,8 @@ class WorkQueue:
         self._next_receipt = 1
         self.acked_count = 0
         self.late_ack_count = 0  # acks accepted after the visibility timeout had run out
+        self.redelivered_count = 0  # receives of a message that had been received before
+        self._recent_acked: deque[Message] = deque()  # acked, still in self.messages
         self.max_in_flight = (
             None
             if max_in_flight is None
@@ -127,6 +137,10 @@ class WorkQueue:
         seq = self._next_seq
         if message_id is None:
             message_id = f"m{seq}"
+            suffix = 1
+            while message_id in self.messages:  # an explicit id took it: pick a free one
+                message_id = f"m{seq}-{suffix}"
+                suffix += 1
         check.text("message_id", message_id)
         if message_id in self.messages:
             raise ValueError(f"message_id {message_id!r} is already in queue {self.name!r}")
@@ -144,9 +158,14 @@ class WorkQueue:
         ``yield`` it from a consumer process. If a message is visible now, it fires at once.
         """
         check.text("consumer", consumer)
-        request = self.sim.event()
+        return self._request(consumer)
+
+    def _request(self, consumer: str) -> simpy.Event:
+        # receive() without the argument check, for Consumer's loop (its name is checked once).
+        request = simpy.Event(self.sim.env)
         self._waiting.append((consumer, request))
-        self._dispatch()
+        if self._visible:
+            self._dispatch()
         return request
 
     def cancel_receive(self, request: simpy.Event) -> None:
@@ -184,9 +203,10 @@ class WorkQueue:
             del self._in_flight[message.id]
             self._deadlines.pop(message.id, None)
         else:  # visible again after its timeout: take it out of the line
-            self._visible = [entry for entry in self._visible if entry[1] != message.id]
+            self._visible[:] = [entry for entry in self._visible if entry[1] != message.id]
             heapq.heapify(self._visible)
         self.acked_count += 1
+        self._forget_old(message)
         if late:
             self.late_ack_count += 1
             self.sim.record(
@@ -194,7 +214,8 @@ class WorkQueue:
             )
         else:
             self.sim.record("ack", queue=self.name, message=message.id, consumer=delivery.consumer)
-        self._dispatch()  # a slot in flight is free (matters when max_in_flight is set)
+        if self._visible and self._waiting:
+            self._dispatch()  # a slot in flight is free (matters when max_in_flight is set)
         return True
 
     def extend_visibility(self, delivery: Delivery, seconds: float | None = None) -> bool:
@@ -258,15 +279,30 @@ class WorkQueue:
         return sorted(self._in_flight.values(), key=lambda d: d.message.seq)
 
     # -- internals -----------------------------------------------------------------------------
-    @staticmethod
-    def _check_delivery(delivery: Delivery) -> None:
+    def _check_delivery(self, delivery: Delivery) -> None:
         if not isinstance(delivery, Delivery):
             raise TypeError(f"delivery must be a Delivery, got {type(delivery).__name__}")
+        owner = delivery.queue
+        if owner is not None and owner is not self:
+            raise ValueError(
+                f"delivery of {delivery.message.id!r} was received from queue "
+                f"{getattr(owner, 'name', owner)!r}, not from this queue {self.name!r}"
+            )
 
     def _holds(self, message: Message) -> bool:
         """Is ``message`` still in this queue, not deleted? (A replayed dead letter is a new
         :class:`Message` with the same id, so identity, not the id, decides.)"""
         return not message.acked and self.messages.get(message.id) is message
+
+    def _forget_old(self, message: Message) -> None:
+        """Keep ``message`` (just deleted) among the recent history of :attr:`messages` and drop
+        the oldest deleted message once there are more than :data:`RECENT_ACKED`."""
+        recent = self._recent_acked
+        recent.append(message)
+        if len(recent) > RECENT_ACKED:
+            old = recent.popleft()
+            if self.messages.get(old.id) is old:
+                del self.messages[old.id]
 
     def _before_visible(self, message: Message) -> bool:
         """Hook for subclasses, called whenever a message is about to become visible (when sent,
@@ -285,30 +321,41 @@ class WorkQueue:
 
     def _dispatch(self) -> None:
         # Hand visible messages to long-polling consumers, oldest message to longest waiter.
-        while self._visible and self._waiting and self._has_room_in_flight():
-            consumer, request = self._waiting.popleft()
-            _, message_id = heapq.heappop(self._visible)
-            message = self.messages[message_id]
-            message.receive_count += 1
+        visible, waiting = self._visible, self._waiting
+        if not (visible and waiting):
+            return
+        sim = self.sim
+        now = sim.env._now
+        timeout = self.visibility_timeout
+        in_flight, deadlines, messages = self._in_flight, self._deadlines, self.messages
+        while visible and waiting and self._has_room_in_flight():
+            consumer, request = waiting.popleft()
+            _, message_id = heapq.heappop(visible)
+            message = messages[message_id]
+            count = message.receive_count = message.receive_count + 1
+            if count > 1:
+                self.redelivered_count += 1
             receipt = self._next_receipt
-            self._next_receipt += 1
+            self._next_receipt = receipt + 1
             message.receipt = receipt
-            delivery = Delivery(message, consumer, receipt, self.sim.now, message.receive_count)
-            self._in_flight[message_id] = delivery
-            self.sim.record(
-                "receive",
-                queue=self.name,
-                message=message_id,
-                consumer=consumer,
-                receive_count=message.receive_count,
+            delivery = _new(Delivery)  # Delivery(...) minus the frozen dataclass's setattr calls
+            delivery.__dict__.update(
+                message=message, consumer=consumer, receipt=receipt, received_at=now,
+                receive_count=count, queue=self,
             )
-            self._deadlines[message_id] = self.sim.now + self.visibility_timeout
-            self._start_timer(delivery, self.visibility_timeout)
+            in_flight[message_id] = delivery
+            sim.record(
+                "receive", queue=self.name, message=message_id, consumer=consumer, receive_count=count
+            )
+            deadlines[message_id] = now + timeout
+            self._start_timer(delivery, timeout)
             request.succeed(delivery)
 
     def _start_timer(self, delivery: Delivery, seconds: float) -> None:
-        timer = self.sim.timeout(seconds)
-        timer.callbacks.append(lambda _event, d=delivery: self._expire(d))
+        self.sim._timer(seconds, delivery, self._on_timer)
+
+    def _on_timer(self, event: simpy.Event) -> None:
+        self._expire(event._value)
 
     def _expire(self, delivery: Delivery) -> None:
         message = delivery.message

@@ -58,7 +58,9 @@ __all__ = [
     "free_ports",
     "make_temp_dir",
     "pid_alive",
+    "record_startup",
     "spawn",
+    "startup_records",
     "start_or_skip",
     "stop_processes",
     "tagged_broker_processes",
@@ -92,6 +94,32 @@ class ServerError(RuntimeError):
 
 class ServerNotFoundError(ServerError, FileNotFoundError):
     """The broker's program is not installed; the message says how to install it."""
+
+
+_STARTUPS: list[tuple[str, float, bool]] = []
+
+
+def record_startup(name: str, seconds: float, *, upper_bound: bool = False) -> None:
+    """Note that a server called ``name`` took ``seconds`` from launch to ready (see
+    :func:`startup_records`). Called by every server when its readiness wait ends.
+
+    ``upper_bound=True``: the server was already ready at its first check (it was started with
+    ``wait=False`` and not needed until later), so it became ready at some time up to ``seconds``.
+    """
+    _validate.text("name", name)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+    _validate.boolean("upper_bound", upper_bound)
+    _STARTUPS.append((name, float(seconds), upper_bound))
+
+
+def startup_records() -> list[tuple[str, float, bool]]:
+    """Every start-up this process has seen so far, oldest first: ``(name, seconds, upper_bound)``.
+
+    ``benchmarks/bench_run_all.py`` reads it at the end of a notebook run to report how long each
+    broker took from launch to ready (``upper_bound``: at most that long, see
+    :func:`record_startup`)."""
+    return list(_STARTUPS)
 
 
 def free_port() -> int:
@@ -417,6 +445,7 @@ class LocalServer:
         self._port: int | None = None  # set by _launch (or _ready, if the server picks it)
         #: Seconds from launching the process to the first successful readiness check.
         self.startup_seconds: float | None = None
+        self.ready_at_first_check = False
         self._launched = 0.0
 
     # -- for subclasses ----------------------------------------------------------------------
@@ -588,9 +617,16 @@ class LocalServer:
             raise self.error(f"The {self.name} server is not running; call start() first.")
         if self.startup_seconds is not None:
             return self
+        checks = 0
+
+        def ready() -> bool:
+            nonlocal checks
+            checks += 1
+            return self._ready()
+
         try:
             wait_for(
-                self._ready,
+                ready,
                 timeout=self.startup_timeout,
                 what=f"{self.name} start-up",
                 alive=self._exit_code,
@@ -602,6 +638,10 @@ class LocalServer:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - self._launched
+        #: True when the server was ready at its very first check: started with ``wait=False``
+        #: and first needed later, it became ready at some time up to ``startup_seconds``.
+        self.ready_at_first_check = checks == 1
+        record_startup(self.name, self.startup_seconds, upper_bound=self.ready_at_first_check)
         return self
 
     def stop(self) -> None:

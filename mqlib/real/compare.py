@@ -38,6 +38,7 @@ __all__ = [
     "compare_brokers",
     "side_by_side",
     "simulator_column",
+    "start_brokers",
 ]
 
 SIMULATOR = "simulator (mqlib)"
@@ -46,7 +47,7 @@ SIMULATOR = "simulator (mqlib)"
 def _jetstream() -> Any:
     from mqlib.real.server import JetStreamServer
 
-    return JetStreamServer().start()  # about 0.2 s
+    return JetStreamServer().start(wait=False)  # about 0.2 s
 
 
 def _rabbitmq() -> Any:
@@ -70,7 +71,7 @@ def _redis() -> Any:
 def _kafka() -> Any:
     from mqlib.real import kafka
 
-    return kafka.start_kafka()
+    return kafka.start_kafka()  # about 0.1 s; waiting keeps its retry if its port is taken
 
 
 #: Column name -> (experiment module under ``mqlib.real.scripts``, a function that starts the
@@ -253,12 +254,36 @@ def _stop(server: Any) -> None:
         stop()
 
 
+def start_brokers(brokers: Iterable[str] | None = None) -> dict[str, Any]:
+    """Launch the servers of :func:`compare_brokers` now, without waiting for any of them.
+
+    A notebook calls this in a cell near its top, so that the servers boot (RabbitMQ takes
+    seconds) while other cells run, and later passes the result as ``compare_brokers(servers=...)``.
+    Returns ``{broker name: server}`` for the servers that could be launched, from this thread
+    (their processes are tied to it); a broker whose program is not installed is left out, so
+    ``compare_brokers`` reports it in its column. Stop them with ``server.stop()``; they also stop
+    when the process exits.
+    """
+    names = list(BROKERS) if brokers is None else list(brokers)
+    for name in names:
+        _validate.choice("brokers", name, BROKERS)
+    started: dict[str, Any] = {}
+    for name in names:
+        try:
+            started[name] = BROKERS[name][1]()
+        except (FileNotFoundError, ModuleNotFoundError):
+            continue
+    return started
+
+
 def _observe(name: str, module: Any, server: Any, started: float | None) -> Column:
-    """Run one broker's experiments; ``started`` is None for a server the caller owns."""
+    """Run one broker's experiments; ``started`` is None for a server the caller owns (its
+    start-up time is then the server's own ``startup_seconds``, if it records one)."""
     ready = getattr(server, "wait_until_ready", None)
     if ready is not None:
         ready()
-    up = None if started is None else time.monotonic() - started
+    own = getattr(server, "startup_seconds", None)
+    up = own if started is None else time.monotonic() - started
     began = time.monotonic()
     try:
         cells = module.observe(server)

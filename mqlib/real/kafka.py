@@ -174,11 +174,13 @@ class KafkaBroker(LocalServer):
         return True
 
 
-def start_kafka(**options: Any) -> KafkaBroker:
+def start_kafka(*, wait: bool = True, **options: Any) -> KafkaBroker:
     """Start a Kafka-protocol broker on 127.0.0.1 and return it, running and ready.
 
     The one entry point of the labs: today it starts Tansu (:class:`KafkaBroker`; ``options``
     are its keyword arguments). The result has ``bootstrap_servers``, ``pid``, ``stop()`` and
-    works as a context manager.
+    works as a context manager. ``wait=False`` returns once the process is launched; the first
+    use of ``bootstrap_servers`` waits until the broker answers.
     """
-    return KafkaBroker(**options).start()
+    _validate.boolean("wait", wait)
+    return KafkaBroker(**options).start(wait=wait)

@@ -45,6 +45,7 @@ from mqlib.real._process import (
     close_and_remove,
     free_ports,
     make_temp_dir,
+    record_startup,
     spawn,
     stop_processes,
     wait_for,
@@ -112,6 +113,7 @@ class NatsCluster:
         self.binary = find_nats_server(binary)
         self.startup_timeout = float(startup_timeout)
         self.startup_seconds: float | None = None
+        self._started = 0.0
         self._nodes: dict[str, _Node] = {}
         self._tmp_dir: str | None = None
         self._finalizer: weakref.finalize | None = None
@@ -135,7 +137,11 @@ class NatsCluster:
 
     @property
     def urls(self) -> list[str]:
-        """Every node's client URL: pass it as ``nats.connect(servers=cluster.urls)``."""
+        """Every node's client URL: pass it as ``nats.connect(servers=cluster.urls)``.
+
+        Waits for a cluster started with ``wait=False`` to be ready first."""
+        if self._nodes and self.startup_seconds is None:
+            self.wait_until_ready()
         return [self.url(name) for name in self.names]
 
     def pid(self, name: str) -> int:
@@ -185,11 +191,18 @@ class NatsCluster:
             )
         return text
 
-    def start(self) -> NatsCluster:
-        """Start every node and wait until each reports JetStream healthy. Returns ``self``."""
+    def start(self, *, wait: bool = True) -> NatsCluster:
+        """Start every node and wait until each reports JetStream healthy. Returns ``self``.
+
+        ``wait=False`` only launches the nodes (from this thread, which they are tied to: see
+        :func:`~mqlib.real._process.die_with_parent`) and returns at once, so the cluster forms
+        while other cells run; :meth:`wait_until_ready`, or the first use of :attr:`urls`, then
+        waits for it.
+        """
+        _validate.boolean("wait", wait)
         if self._nodes:
-            return self
-        started = time.perf_counter()
+            return self.wait_until_ready() if wait else self
+        self._started = time.perf_counter()
         self._tmp_dir = make_temp_dir("nats-cluster")
         tmp = Path(self._tmp_dir)
         # Route ports must be known before any node starts (each node lists all routes), so
@@ -205,16 +218,32 @@ class NatsCluster:
             node.config.write_text(self._config(node, tmp / node.name / "js", routes))
         self._nodes = {n.name: n for n in nodes}
         self._finalizer = weakref.finalize(self, _stop_all, nodes, self._tmp_dir)
+        self.startup_seconds = None
         try:
             for node in nodes:
                 self._launch(node)
+        except BaseException:
+            self.stop()
+            raise
+        return self.wait_until_ready() if wait else self
+
+    def wait_until_ready(self) -> NatsCluster:
+        """Block until every node is healthy and the meta leader sees them all (bounded by
+        ``startup_timeout`` per step); ``self``. On failure the cluster is stopped."""
+        if not self._nodes:
+            raise NatsServerError("The cluster is not running; call start() first.")
+        if self.startup_seconds is not None:
+            return self
+        nodes = list(self._nodes.values())
+        try:
             for node in nodes:
                 self._wait_healthy(node)
             self._wait_for_meta_leader(nodes)
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.perf_counter() - started
+        self.startup_seconds = time.perf_counter() - self._started
+        record_startup(f"nats-cluster-{self.size}", self.startup_seconds)
         return self
 
     def _launch(self, node: _Node) -> None:
@@ -318,6 +347,9 @@ class NatsCluster:
         return f"<NatsCluster of {self.size} on 127.0.0.1, running: {', '.join(up) or 'none'}>"
 
 
-def start_cluster(nodes: int = 3, **options: Any) -> NatsCluster:
-    """Start a :class:`NatsCluster` and return it running (the notebook-friendly form)."""
-    return NatsCluster(nodes, **options).start()
+def start_cluster(nodes: int = 3, *, wait: bool = True, **options: Any) -> NatsCluster:
+    """Start a :class:`NatsCluster` and return it running (the notebook-friendly form).
+
+    ``wait=False``: launch the nodes and return; the first use of ``urls`` waits for them."""
+    _validate.boolean("wait", wait)
+    return NatsCluster(nodes, **options).start(wait=wait)

@@ -388,13 +388,18 @@ def start_server(
     port: int | None = None,
     binary: str | os.PathLike[str] | None = None,
     startup_timeout: float = 10.0,
+    wait: bool = True,
 ) -> JetStreamServer:
     """Start a :class:`JetStreamServer` and return it, running: the notebook-friendly form.
 
     The server keeps running across cells until ``server.stop()``; it is stopped automatically
-    when the kernel (or script) exits.
+    when the kernel (or script) exits. ``wait=False`` returns as soon as the process is launched
+    (a notebook's set-up cell starts its brokers side by side that way); the first use of
+    ``url`` then waits until JetStream is healthy.
     """
-    return JetStreamServer(port=port, binary=binary, startup_timeout=startup_timeout).start()
+    _validate.boolean("wait", wait)
+    server = JetStreamServer(port=port, binary=binary, startup_timeout=startup_timeout)
+    return server.start(wait=wait)
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ __all__ = ["SampledRun"]
 
 #: The longest single :meth:`SampledRun.advance`, in simulated seconds (one day).
 MAX_ADVANCE = 86_400.0
+#: The most chart samples one :meth:`SampledRun.advance` may take (about a second of computing).
+MAX_SAMPLES_PER_ADVANCE = 50_000
 
 
 class SampledRun:
@@ -88,6 +90,12 @@ class SampledRun:
         check.positive("seconds", seconds)
         # A bound on one step keeps the series drawable: a day is 345,600 samples at 0.25 s.
         check.number("seconds", seconds, maximum=MAX_ADVANCE)
+        if seconds / self.sample_every > MAX_SAMPLES_PER_ADVANCE:
+            raise ValueError(
+                f"seconds must be <= {MAX_SAMPLES_PER_ADVANCE * self.sample_every:g} for this run "
+                f"(at most {MAX_SAMPLES_PER_ADVANCE} samples, one every {self.sample_every:g} s), "
+                f"got {seconds!r}: advance in several steps"
+            )
         self.sim.advance(seconds)
         self._sample()
 

@@ -14,11 +14,13 @@ from typing import Any
 from .. import _validate as check
 from ..core import Simulation
 from ..models.backpressure import (
+    MAX_MESSAGE_RATE,
     MODES,
     Backlog,
     BackpressureBroker,
     PartitionConsumer,
     RateProducer,
+    thin_series,
 )
 from ._sampled import SampledRun
 
@@ -32,6 +34,13 @@ __all__ = [
 ]
 
 CONSUMER_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+#: The most simulated events (sends the producer tries, messages the busy consumers can finish,
+#: samples) one :meth:`BackpressureRun.advance` may take: an hour at the widget's maximum
+#: settings (30 msg/s in, 8 busy consumers at 10 msg/s, a sample a second) is 399,600.
+MAX_EVENTS = 400_000
+#: The shortest and longest ``sample_every`` (seconds).
+MIN_SAMPLE_EVERY, MAX_SAMPLE_EVERY = 0.1, 3_600.0
 
 
 class BackpressureRun(SampledRun):
@@ -55,7 +64,20 @@ class BackpressureRun(SampledRun):
         Seconds between the points of :attr:`series`.
     seed:
         Seeds the priorities of the messages.
+
+    Bounds: ``rate`` 0 to 1,000 and ``consumer_rate`` and ``throttled_rate`` above 0 to 1,000
+    messages per second (:data:`~mqlib.models.backpressure.MAX_MESSAGE_RATE`); ``consumers`` 0
+    to 26; ``partitions`` 1 to 1,000; ``capacity`` and the thresholds up to 10**12;
+    ``sample_every`` 0.1 to 3,600 s. One :meth:`advance` may take at most :data:`MAX_EVENTS`
+    simulated events (``seconds * (rate + busy consumers * consumer_rate + 1 / sample_every)``),
+    about a second of work; a longer one is refused. :attr:`series` keeps at most
+    :attr:`SERIES_LIMIT` points: older ones are merged in pairs (peaks of depth and lag kept,
+    rates averaged over the merged interval, see
+    :func:`~mqlib.models.backpressure.thin_series`).
     """
+
+    #: The most points :attr:`series` keeps.
+    SERIES_LIMIT = 2_000
 
     SERIES = ("depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
 
@@ -77,7 +99,11 @@ class BackpressureRun(SampledRun):
     ) -> None:
         check.integer("consumers", consumers, minimum=0, maximum=len(CONSUMER_NAMES))
         check.positive("consumer_rate", consumer_rate)
-        self.sample_every = check.positive("sample_every", sample_every)
+        check.number("consumer_rate", consumer_rate, maximum=MAX_MESSAGE_RATE)
+        check.positive("sample_every", sample_every)
+        self.sample_every = check.number(
+            "sample_every", sample_every, minimum=MIN_SAMPLE_EVERY, maximum=MAX_SAMPLE_EVERY
+        )
         self.sim = Simulation(seed=seed)
         self.broker = BackpressureBroker(
             self.sim,
@@ -102,6 +128,25 @@ class BackpressureRun(SampledRun):
         self._start_sampling()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass (refused if it would take more than
+        :data:`MAX_EVENTS` events at the current rates)."""
+        check.positive("seconds", seconds)
+        longest = self.max_advance()
+        if seconds > longest:
+            raise ValueError(
+                f"seconds must be <= {longest:g} at these settings, got {seconds!r}: one advance "
+                f"may take at most {MAX_EVENTS:,} simulated events (sends tried, messages "
+                f"finished, samples); advance in shorter steps"
+            )
+        super().advance(seconds)
+
+    def max_advance(self) -> float:
+        """The longest :meth:`advance` at the current settings, in simulated seconds."""
+        busy = min(len(self.consumers), self.broker.partition_count)
+        per_second = self.producer.rate + busy * self.consumer_rate + 1.0 / self.sample_every
+        return float(MAX_EVENTS // per_second)
+
     def set_rate(self, rate: float) -> None:
         """Messages per second the producer tries to send (0 pauses it)."""
         self.producer.set_rate(rate)
@@ -237,6 +282,16 @@ class BackpressureRun(SampledRun):
         )
 
     # -- internals -----------------------------------------------------------------------------
+    def _sample(self) -> None:
+        super()._sample()
+        if len(self.series["time"]) > self.SERIES_LIMIT:
+            thin_series(
+                self.series,
+                self.SERIES_LIMIT // 2,
+                peaks=("depth", "lag"),
+                rates=("producer_rate", "consumer_rate"),
+            )
+
     def _add(self) -> str:
         name = next(n for n in CONSUMER_NAMES if n not in self.consumers)
         self.consumers[name] = PartitionConsumer(

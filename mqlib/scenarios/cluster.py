@@ -22,6 +22,10 @@ DEFAULT_EVENTS: list[tuple[str, str]] = [
 ]
 
 
+#: Partition fetches one :meth:`ClusterRun.advance` may simulate (about a second of computing).
+MAX_FETCHES = 100_000
+
+
 class ClusterRun:
     """A live broker cluster that advances in simulated seconds.
 
@@ -126,6 +130,16 @@ class ClusterRun:
         """Let ``seconds`` of simulated time pass, including what happens at the final instant
         (a fetch due at exactly that time)."""
         check.positive("seconds", seconds)
+        cluster = self.cluster
+        # one call may do at most MAX_FETCHES partition fetches (about a second of computing)
+        per_second = cluster.num_brokers * cluster.num_partitions / cluster.fetch_interval
+        limit = max(1.0, MAX_FETCHES / per_second)
+        if seconds > limit:
+            raise ValueError(
+                f"seconds must be <= {limit:g} for this cluster ({cluster.num_brokers} brokers, "
+                f"{cluster.num_partitions} partitions, a fetch every {cluster.fetch_interval:g} s), "
+                f"got {seconds!r}: advance in several steps"
+            )
         self.sim.advance(seconds)
         self.sim.settle()
 

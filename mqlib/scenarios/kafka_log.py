@@ -174,6 +174,17 @@ class KafkaLogRun:
         self.sim.settle()  # events due exactly now (a retention check) happen before we look
         self._sample()
 
+    def set_retention(self, seconds: float | None) -> None:
+        """Change the topic's ``retention.ms`` (here ``seconds``; ``None``: keep forever). It
+        applies from the next retention check, one simulated second later at most."""
+        self.log.set_retention_seconds(seconds)
+        self._sample()
+
+    @property
+    def retention_seconds(self) -> float | None:
+        """The topic's time limit on records (``None``: none)."""
+        return self.log.partitions[0].retention_seconds
+
     # -- state ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:

@@ -36,7 +36,7 @@ class PointToPointRun(SampledRun):
         Seconds between the consumers' heartbeats while they work (``None``: no heartbeat), see
         :meth:`~mqlib.models.work_queue.WorkQueue.extend_visibility`.
     sample_every:
-        Seconds between the samples of queue depth kept in :attr:`series`.
+        Seconds between the samples of queue depth kept in :attr:`series` (0.05 to 60).
     seed:
         Seeds the simulation (this scenario draws no random numbers yet, but the seed is recorded so
         that traces are comparable).
@@ -67,7 +67,7 @@ class PointToPointRun(SampledRun):
             name: Consumer(self.sim, self.queue, name, processing_time=t, heartbeat=heartbeat)
             for name, t in times.items()
         }
-        self.sample_every = check.positive("sample_every", sample_every)
+        self.sample_every = check.number("sample_every", sample_every, minimum=0.05, maximum=60.0)
         self._start_sampling()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------
@@ -104,7 +104,13 @@ class PointToPointRun(SampledRun):
         when every consumer has crashed).
         """
         check.positive("limit", limit)
+        check.number("limit", limit, maximum=86_400.0)
         deadline = self.now + limit
+        if self.queue.depth and not any(c.alive for c in self.consumers.values()):
+            raise RuntimeError(
+                f"queue still holds {self.queue.depth} messages and no consumer reads it: are all "
+                "consumers crashed? Restart one (restart_consumer) first"
+            )
         while self.queue.depth:
             if self.now >= deadline:
                 raise RuntimeError(

@@ -125,7 +125,7 @@ class PubSubRun:
     def group_order(self) -> list[str]:
         """Every group that has subscribed during the run, in the order it first did (groups
         that unsubscribed since are still listed: their earlier copies are part of the story)."""
-        return list(dict.fromkeys(e.data["group"] for e in self.sim.trace.of_kind("subscribe")))
+        return list(self.topic.subscribed)
 
     def copies(self, window: int | None = None) -> dict[str, Any]:
         """Who got each published message: the latest ``window`` of them (all when ``None``).
@@ -147,15 +147,25 @@ class PubSubRun:
         """
         if window is not None:
             check.integer("window", window, minimum=1)
-        got = {(message, group): member for message, group, member in self.delivery_log()}
-        waiting = {(m.id, name) for name, g in self.topic.groups.items() for m in g.pending}
-        shown = self.topic.messages if window is None else self.topic.messages[-window:]
+        recent = self.topic._recent
+        if window is None or window >= len(recent):
+            shown = list(recent)
+        else:
+            shown = [recent[i] for i in range(len(recent) - window, len(recent))]
+        first = shown[0].seq if shown else 0
+        waiting: set[tuple[int, str]] = set()
+        for name, g in self.topic.groups.items():
+            for m in reversed(g.pending):  # newest first: stop at the first one not shown
+                if m.seq < first:
+                    break
+                waiting.add((m.seq, name))
         rows: dict[str, dict[str, list[Any]]] = {}
         for name in self.group_order():
+            members = [m.got.get(name) for m in shown]
             rows[name] = {
-                "delivered": [1 if (m.id, name) in got else 0 for m in shown],
-                "waiting": [1 if (m.id, name) in waiting else 0 for m in shown],
-                "member": [got.get((m.id, name)) for m in shown],
+                "delivered": [0 if member is None else 1 for member in members],
+                "waiting": [1 if (m.seq, name) in waiting else 0 for m in shown],
+                "member": members,
             }
         return {"messages": [m.seq for m in shown], "groups": rows}
 

@@ -228,7 +228,17 @@ class SimulationView:
     @staticmethod
     def _slider(kind: type[w.ValueWidget], value: float, low: float, high: float, **options: Any):
         """A slider of ``kind`` on ``[low, high]``, widened to include ``value``, so that a run
-        started with a value outside the usual range shows it instead of clamping it."""
+        started with a value outside the usual range shows it instead of clamping it.
+
+        It sends its value when a drag ends or a key is pressed (``continuous_update=False``,
+        unless ``options`` say otherwise). With continuous updates the page echoes the value
+        back as soon as the slider is drawn, rounded by the slider's float arithmetic (5.0 comes
+        back as 4.999999999999999); when that happens during Run All, while the kernel runs a
+        later cell that awaits, the echo's idle status is reported under another message, the
+        page's widget model waits for it forever and never sends the slider's value again:
+        arrow keys and drags then move the handle but change nothing (seen in JupyterLab 4.6,
+        ipywidgets 8.1, ipykernel 7.4)."""
+        options.setdefault("continuous_update", False)
         return kind(value=value, min=min(low, value), max=max(high, value), **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

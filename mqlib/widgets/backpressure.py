@@ -8,8 +8,12 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as w
 
+from .. import _validate
 from ..scenarios.backpressure import BackpressureRun, default_run
 from ._base import PALETTE, SimulationView
+
+#: Height of each of the three charts (side by side): readable, and the whole view fits 560 px.
+CHART_HEIGHT = "250px"
 
 #: The mode buttons: label shown -> the scenario's mode name.
 MODE_LABELS = {
@@ -56,6 +60,16 @@ class Backpressure(SimulationView):
         ``"rate_limit"``, ``"shed"``."""
         self.run.set_mode(mode)
         self._sync(self.mode_control, mode)
+        limit = self.run.limit()
+        if mode in ("block", "reject") and self.run.broker.depth > self.run.broker.capacity:
+            self._tell(
+                f"The queue already holds more than its capacity of {limit[1]}: it only drains "
+                "until it is back under it."
+            )
+        elif limit is not None:
+            self._tell(f"{MODE_LABELS[mode]}: the grey dashed line is its {limit[0]}, {limit[1]}.")
+        else:
+            self._tell("Unbounded: nothing limits the queue.")
         self.refresh()
 
     def set_rate(self, rate: float) -> None:
@@ -68,17 +82,23 @@ class Backpressure(SimulationView):
         """Messages per second each consumer processes."""
         self.run.set_consumer_rate(rate)
         self._sync(self.consumer_rate_control, rate)
+        self._tell(f"Each consumer now finishes {rate:g} msg/s, from its next message on.")
         self.refresh()
 
     def add_consumer(self) -> str:
         """A consumer joins the group (idle if there is no partition left for it)."""
         name = self.run.add_consumer()
+        if self.run.broker.assignment.get(name):
+            self._tell(f"{name} joined and owns partition(s) {self.run.broker.assignment[name]}.")
+        else:
+            self._tell(f"{name} joined but sits idle: every partition already has an owner.")
         self.refresh()
         return name
 
     def remove_consumer(self) -> str:
         """The newest consumer leaves the group."""
         name = self.run.remove_consumer()
+        self._tell(f"{name} left the group (after the message in hand); partitions reassigned.")
         self.refresh()
         return name
 
@@ -86,18 +106,21 @@ class Backpressure(SimulationView):
         """The bound of the queue in the two bounded modes."""
         self.run.set_capacity(capacity)
         self._sync(self.capacity_control, capacity)
+        self._tell(f"Capacity now {capacity}, from the next publish on.")
         self.refresh()
 
     def set_shed_threshold(self, threshold: int) -> None:
         """Depth from which load shedding drops low-priority messages."""
         self.run.set_shed_threshold(threshold)
         self._sync(self.shed_control, threshold)
+        self._tell(f"Shedding now starts at {threshold} waiting, from the next publish on.")
         self.refresh()
 
     def set_lag_threshold(self, threshold: int) -> None:
         """Lag above which the rate-limited producer slows down."""
         self.run.set_lag_threshold(threshold)
         self._sync(self.lag_control, threshold)
+        self._tell(f"The producer now slows down above a lag of {threshold}, from its next send.")
         self.refresh()
 
     def set_partitions(self, partitions: int) -> None:
@@ -105,11 +128,13 @@ class Backpressure(SimulationView):
         setting (a topic's partition count is chosen when it is created)."""
         self._restart(partitions)
         self._sync(self.partition_control, partitions)
+        self._tell(f"Started over at t=0 on {partitions} partition(s), other settings kept.")
         self.refresh()
 
     def start_over(self) -> None:
         """Start over at t=0 with the current settings."""
         self._restart(self.run.broker.partition_count)
+        self._tell("Started over at t=0 with the current settings.")
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
@@ -126,23 +151,37 @@ class Backpressure(SimulationView):
         """The dashed line on the queue chart: what limits the current mode, and its value."""
         return self.run.limit()
 
+    def describe_charts(self) -> list[str]:
+        """One sentence per chart for screen readers: what each shows at the latest sample."""
+        s = self.chart_data()
+        limit = self.limit()
+        bound = f"; the {limit[0]} is {limit[1]}" if limit else "; nothing limits it"
+        return [
+            f"Line chart of the queue over {self.run.now:g} s: depth now {s['depth'][-1]:g} "
+            f"(highest {max(s['depth']):g}), lag {s['lag'][-1]:g}{bound}.",
+            f"Line chart of effective rates: the producer got {s['producer_rate'][-1]:g} msg/s "
+            f"into the queue and the consumers finished {s['consumer_rate'][-1]:g} msg/s over "
+            "the latest interval.",
+            f"Line chart of lost messages so far: {s['rejected'][-1]:g} rejected, "
+            f"{s['dropped'][-1]:g} dropped.",
+        ]
+
     # -- internals -----------------------------------------------------------------------------
     def _restart(self, partitions: int) -> None:
         # Built before it replaces the old run: a refused value leaves the view as it was.
         self.run = self.run.restarted(partitions=partitions)
 
-    def _figure(
-        self, title: str, marks: list, x: Any, y: Any, ylabel: str, width: str, height: str
-    ) -> bq.Figure:
+    def _figure(self, title: str, marks: list, x: Any, y: Any, ylabel: str) -> bq.Figure:
         return bq.Figure(
             marks=marks,
             title=title,
             axes=[
-                bq.Axis(scale=x, label="simulated time (s)", num_ticks=5),
+                bq.Axis(scale=x, label="simulated time (s)", tick_format="d"),
                 bq.Axis(scale=y, side="left", label=ylabel, tick_format="d"),
             ],
-            fig_margin={"top": 40, "bottom": 50, "left": 65, "right": 15},
-            layout=w.Layout(width=width, height=height),
+            fig_margin={"top": 36, "bottom": 46, "left": 62, "right": 12},
+            title_style={"font-size": "14px"},
+            layout=w.Layout(flex="1 1 300px", min_width="280px", height=CHART_HEIGHT),
         )
 
     def _line(self, key: str, x: Any, y: Any, dashed: bool = False, width: float = 2.5):
@@ -174,13 +213,7 @@ class Backpressure(SimulationView):
         }
         m = self.marks
         self.queue_figure = self._figure(
-            "Queue: depth and lag",
-            [m["limit"], m["depth"], m["lag"]],
-            x,
-            qy,
-            "messages",
-            "49%",
-            "290px",
+            "Queue: depth and lag", [m["limit"], m["depth"], m["lag"]], x, qy, "messages"
         )
         self.rate_figure = self._figure(
             "Effective rates",
@@ -188,18 +221,11 @@ class Backpressure(SimulationView):
             x,
             ry,
             "messages per second",
-            "49%",
-            "290px",
         )
         self.lost_figure = self._figure(
-            "Lost: running totals",
-            [m["rejected"], m["dropped"]],
-            x,
-            ly,
-            "messages",
-            "98%",
-            "190px",
+            "Lost: running totals", [m["rejected"], m["dropped"]], x, ly, "messages"
         )
+        self.time_axes = [f.axes[0] for f in (self.queue_figure, self.rate_figure, self.lost_figure)]
         self.axes = {
             "queue": self.queue_figure.axes[1],
             "rate": self.rate_figure.axes[1],
@@ -212,35 +238,26 @@ class Backpressure(SimulationView):
 
         # Legends in HTML: bqplot's own legend box sits on top of the lines it explains.
         self.legend = w.HTML(
-            "<b>Left:</b> "
+            '<div style="line-height:1.4;font-size:13px">'
             + " &nbsp; ".join(
                 [
                     swatch("depth", "depth (waiting)"),
                     swatch("lag", "lag (produced &minus; consumed offset)", True),
                     swatch("limit", "the mode's limit", True),
-                ]
-            )
-            + "<br><b>Right:</b> "
-            + " &nbsp; ".join(
-                [
-                    swatch("producer_rate", "producer (what it really got into the queue)"),
-                    swatch("consumer_rate", "consumers (what they finished)", True),
-                ]
-            )
-        )
-        self.lost_legend = w.HTML(
-            " &nbsp; ".join(
-                [
+                    swatch("producer_rate", "producer (got into the queue)"),
+                    swatch("consumer_rate", "consumers (finished)", True),
                     swatch("rejected", "rejected (refused by a full queue)"),
                     swatch("dropped", "dropped (shed: low priority only)", True),
                 ]
             )
+            + "</div>"
         )
+        self.lost_legend = self.legend  # one legend for the three charts
 
         self.mode_control = w.ToggleButtons(
             options=[(label, mode) for mode, label in MODE_LABELS.items()],
             value=self.run.broker.mode,
-            style={"button_width": "146px"},
+            style={"button_width": "128px"},
             tooltips=[
                 "no limit: the queue grows as long as the producer is faster",
                 "a full queue makes the producer wait: nothing is lost, but the sends it "
@@ -260,9 +277,9 @@ class Backpressure(SimulationView):
             30.0,
             step=0.5,
             description="producer (msg/s)",
-            style={"description_width": "170px"},
+            style={"description_width": "150px"},
             readout_format=".1f",
-            layout=w.Layout(width="380px"),
+            layout=w.Layout(width="360px"),
         )
         self.rate_control.observe(self._on_control(self.set_rate), "value")
         self.consumer_rate_control = self._slider(
@@ -272,12 +289,12 @@ class Backpressure(SimulationView):
             10.0,
             step=0.5,
             description="each consumer (msg/s)",
-            style={"description_width": "170px"},
+            style={"description_width": "150px"},
             readout_format=".1f",
-            layout=w.Layout(width="380px"),
+            layout=w.Layout(width="360px"),
         )
         self.consumer_rate_control.observe(self._on_control(self.set_consumer_rate), "value")
-        self.consumer_label = w.HTML(layout=w.Layout(width="300px"))
+        self.consumer_label = w.HTML(layout=w.Layout(width="auto", margin="0 8px 0 12px"))
         self.add_button = self._button(
             "+ consumer", self.add_consumer, "a consumer joins the group (idle without a partition)"
         )
@@ -334,20 +351,41 @@ class Backpressure(SimulationView):
                 "Start over", self.start_over, "back to t=0 with the current settings", "undo"
             ),
         }
+        # The less-used settings fold away, so that charts and main controls fit a 720 px
+        # screen together (at most 560 px tall with the section closed).
+        self.settings = w.Accordion(
+            children=[
+                w.VBox(
+                    [
+                        w.HBox([self.partition_control, self.capacity_control]),
+                        w.HBox([self.lag_control, self.shed_control]),
+                    ]
+                )
+            ],
+            selected_index=None,
+            layout=w.Layout(width="auto"),
+        )
+        self.settings.set_title(0, "More settings: partitions, capacity, thresholds")
         self.view = w.VBox(
             [
-                w.HBox([self.queue_figure, self.rate_figure]),
+                w.HBox(
+                    [self.queue_figure, self.rate_figure, self.lost_figure],
+                    layout=w.Layout(width="100%"),
+                ),
                 self.legend,
-                self.lost_figure,
-                self.lost_legend,
                 self.summary_label,
-                w.HBox(list(self.buttons.values())),
-                w.HTML("<b>Backpressure mode</b> (what happens when the consumers fall behind)"),
+                w.HBox(
+                    [
+                        *self.buttons.values(),
+                        self.add_button,
+                        self.remove_button,
+                        self.consumer_label,
+                    ],
+                    layout=w.Layout(flex_flow="row wrap", align_items="center"),
+                ),
                 self.mode_control,
                 w.HBox([self.rate_control, self.consumer_rate_control]),
-                w.HBox([self.consumer_label, self.add_button, self.remove_button]),
-                w.HBox([self.partition_control, self.capacity_control]),
-                w.HBox([self.lag_control, self.shed_control]),
+                self.settings,
             ]
         )
 
@@ -367,13 +405,17 @@ class Backpressure(SimulationView):
         ):
             # Room right of the newest sample and above the highest value, so the latest change
             # is never drawn on the frame.
-            self.x_scale.max = now + max(1.0, 0.05 * now)
+            time_ticks = integer_ticks(now + max(1.0, 0.05 * now), steps=7)
+            self.x_scale.min = 0.0
+            self.x_scale.max = float(time_ticks[-1])
+            for axis in self.time_axes:
+                axis.tick_values = time_ticks
             for name, scale, top in (
                 ("queue", self.queue_scale, queue_top),
                 ("rate", self.rate_scale, rate_top),
                 ("lost", self.lost_scale, lost_top),
             ):
-                ticks = integer_ticks(top * 1.1)
+                ticks = integer_ticks(top * 1.1, steps=6)
                 self.axes[name].tick_values = ticks
                 scale.max = float(ticks[-1])
             for key in ("depth", "lag", "producer_rate", "consumer_rate", "rejected", "dropped"):
@@ -401,15 +443,20 @@ class Backpressure(SimulationView):
         self.shed_control.disabled = mode != "shed"
 
 
-def integer_ticks(top: float) -> list[int]:
-    """Whole-number ticks from 0 to at least ``top`` in at most 8 steps of 1, 2, 5, 10, 20, ...
+def integer_ticks(top: float, steps: int = 8) -> list[int]:
+    """Whole-number ticks from 0 to at least ``top`` in at most ``steps`` steps of 1, 2, 5, 10,
+    20, ... (round numbers, never below 0).
 
     >>> integer_ticks(23)
     [0, 5, 10, 15, 20, 25]
+    >>> integer_ticks(158, steps=6)
+    [0, 50, 100, 150, 200]
     """
+    _validate.number("top", top, minimum=0, maximum=1e18)
+    _validate.integer("steps", steps, minimum=2, maximum=20)
     scale = 1
     while True:
         for step in (scale, 2 * scale, 5 * scale):
-            if top / step <= 8:
+            if top / step <= steps:
                 return list(range(0, math.ceil(max(top, 1) / step) * step + 1, step))
         scale *= 10

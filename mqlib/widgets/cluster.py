@@ -54,28 +54,63 @@ class KafkaCluster(SimulationView):
     def produce(self, key: str | None, value: Any = None, *, acks: int | str = "all") -> dict:
         """Send one record to the partition Kafka picks for ``key``; returns the request."""
         self.last_request = self.run.produce(key, value, acks=acks)
+        self._tell(_request_note(self.last_request))
         self.refresh()
         return self.last_request
 
     def kill_broker(self, broker_id: int) -> None:
         """Crash broker ``broker_id`` (the controller notices after the session timeout)."""
         self.run.kill_broker(broker_id)
+        timeout = self.run.cluster.session_timeout
+        led = [p["partition"] for p in self.run.state()["partitions"] if p["leader"] == broker_id]
+        if len(led) > 1:
+            then = f"until then partitions {', '.join(map(str, led))} have no working leader."
+        elif led:
+            then = f"until then partition {led[0]} has no working leader."
+        else:
+            then = "it led no partition."
+        self._tell(
+            f"Broker {broker_id} crashed. The controller notices after "
+            f"broker.session.timeout.ms ({timeout:g} s); {then}"
+        )
         self.refresh()
 
     def restart_broker(self, broker_id: int) -> None:
         """Start broker ``broker_id`` again with the log it had on disk."""
         self.run.restart_broker(broker_id)
+        self._tell(
+            f"Broker {broker_id} is back with its log. Its replicas fetch from the leaders every "
+            f"{self.run.cluster.fetch_interval:g} s and rejoin the ISR once caught up."
+        )
         self.refresh()
 
     def set_unclean_leader_election(self, enabled: bool) -> None:
         """Allow (``True``) or forbid an out-of-sync replica to become leader."""
+        seen = self.run.sim.trace._total
         self.run.set_unclean_leader_election(enabled)
         self._sync(self.unclean_control, bool(self.run.cluster.unclean_leader_election))
+        changes = _changes(self.run, seen)
+        self._tell(
+            (
+                "Unclean leader election on: a partition with no in-sync replica alive may be "
+                "led by an out-of-sync one, losing what it lacks."
+                if enabled
+                else "Unclean leader election off: only an in-sync replica may lead."
+            )
+            + (f" {changes}" if changes else " Nothing changed now.")
+        )
         self.refresh()
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass (followers fetch, the controller reacts)."""
+        seen = self.run.sim.trace._total
         self.run.advance(seconds)
+        changes = _changes(self.run, seen)
+        self._tell(
+            f"{seconds:g} s passed: {changes}"
+            if changes
+            else f"{seconds:g} s passed: nothing changed (every live follower was caught up)."
+        )
         self.refresh()
 
     def run_failure_script(
@@ -101,6 +136,7 @@ class KafkaCluster(SimulationView):
         self._sync(self.acks_control, acks)
         self._sync(self.unclean_control, bool(unclean_leader_election))
         self.script_outcome = outcome(run)
+        self._tell(f"The failure script ran to t={run.now:g} s; its outcome is under the chart.")
         self.script_html.value = (
             f"<b>Failure script:</b> {html.escape(summary(self.script_outcome))}"
         )
@@ -133,6 +169,22 @@ class KafkaCluster(SimulationView):
                 )
         return rows
 
+    def describe_charts(self) -> list[str]:
+        """The grid in one sentence: each partition's leader, ISR and high watermark, and the
+        brokers that are down."""
+        state = self.run.state()
+        parts = "; ".join(
+            f"p{p['partition']} led by "
+            + (f"broker {p['leader']}" if p["leader"] is not None else "nobody (offline)")
+            + f", in sync {p['isr']}, HW {p['high_watermark']}"
+            for p in state["partitions"]
+        )
+        down = [b for b, s in state["brokers"].items() if s == "down"]
+        return [
+            f"Grid of the replicas of topic {state['topic']} at t={state['time']:g} s: {parts}; "
+            f"brokers down: {', '.join(map(str, down)) or 'none'}."
+        ]
+
     # -- internals -----------------------------------------------------------------------------
     def _act(self, action: Callable[[], Any]) -> Callable[[], None]:
         def handler() -> None:
@@ -156,7 +208,7 @@ class KafkaCluster(SimulationView):
         self.y_scale = bq.LinearScale(min=-0.5, max=partitions - 0.5, reverse=True)
         scales = {"x": self.x_scale, "y": self.y_scale}
         self.cell_mark = bq.Scatter(
-            x=[], y=[], scales=scales, marker="square", default_size=2600, stroke="white"
+            x=[], y=[], scales=scales, marker="square", default_size=2900, stroke="white"
         )
         self.role_labels = bq.Label(
             x=[], y=[], text=[], scales=scales, align="middle", default_size=12,
@@ -174,34 +226,37 @@ class KafkaCluster(SimulationView):
                     tick_values=brokers,
                     tick_labels={str(b): f"broker {b}" for b in brokers},
                     grid_lines="none",
-                    label="broker (each cell: that broker's copy of the partition)",
-                    label_offset="40px",
+                    label="each cell: one broker's copy",
+                    label_offset="36px",
                 ),
                 self.y_axis,
             ],
-            title="Replicas of topic orders: role and log end offset (LEO)",
-            fig_margin={"top": 40, "bottom": 60, "left": 190, "right": 30},
-            layout=w.Layout(width="100%", height=f"{120 + 85 * partitions}px"),
+            title="Replicas of topic orders: role and LEO",
+            fig_margin={"top": 36, "bottom": 50, "left": 125, "right": 10},
+            layout=w.Layout(width="55%", height=f"{90 + 72 * partitions}px"),
         )
         swatches = " &nbsp; ".join(
             f'<span style="color:{c}">&#9632;</span> {role}' for role, c in ROLE_COLOURS.items()
         )
         self.legend = w.HTML(
-            f"{swatches}<br>The high watermark (HW) of a partition is the offset up to which every "
-            "in-sync replica has the records: consumers only see records below it."
+            f"{swatches} &nbsp; HW (high watermark): every in-sync replica has the records "
+            "below it, and consumers see only those."
         )
         self.request_html = w.HTML()
         self.script_html = w.HTML()
         self.lost_html = w.HTML()
         self.message = w.HTML()
+        narrow = {"description_width": "32px"}
         self.key_control = w.Dropdown(
-            options=KEYS, value="order-42", description="key",
-            style={"description_width": "35px"}, layout=w.Layout(width="160px"),
+            options=KEYS, value="order-42", description="key", style=narrow,
+            layout=w.Layout(width="145px"),
         )  # fmt: skip
         self.acks_control = w.Dropdown(
-            options=ACKS, value="all", description="acks",
-            style={"description_width": "35px"}, layout=w.Layout(width="140px"),
+            options=ACKS, value="all", description="acks", style=narrow,
+            layout=w.Layout(width="105px"),
         )  # fmt: skip
+        self.key_control.observe(self._on_control(self._act_value(self._key_chosen)), "value")
+        self.acks_control.observe(self._on_control(self._act_value(self._acks_chosen)), "value")
         self.unclean_control = w.Checkbox(
             value=bool(self.run.cluster.unclean_leader_election),
             description="unclean leader election",
@@ -231,23 +286,25 @@ class KafkaCluster(SimulationView):
             self.broker_buttons[b] = button
 
         def row(title: str, *children: w.Widget) -> w.HBox:
-            return w.HBox([w.HTML(f"<b>{title}</b>", layout=w.Layout(width="90px")), *children])
+            return w.HBox([w.HTML(f"<b>{title}</b>", layout=w.Layout(width="82px")), *children])
 
+        controls = w.VBox(
+            [
+                row("Producer:", self.key_control, self.acks_control),
+                row("", self.buttons["Produce"]),
+                w.HBox(list(self.broker_buttons.values()), layout=w.Layout(flex_flow="row wrap")),
+                row("Time:", self.buttons["Advance 1 s"], self.buttons["Advance 10 s"]),
+                row("Election:", self.unclean_control),
+                row("Durability:", self.buttons["Run the failure script"]),
+            ],
+            layout=w.Layout(width="44%", min_width="330px", margin="30px 0 0 8px"),
+        )
         self.view = w.VBox(
             [
-                self.figure,
+                w.HBox([self.figure, controls]),
                 self.legend,
                 self.summary_label,
-                row("Producer:", self.key_control, self.acks_control, self.buttons["Produce"]),
                 self.request_html,
-                row("Brokers:", *self.broker_buttons.values()),
-                row(
-                    "Time:",
-                    self.buttons["Advance 1 s"],
-                    self.buttons["Advance 10 s"],
-                    self.unclean_control,
-                ),
-                row("Durability:", self.buttons["Run the failure script"]),
                 self.script_html,
                 self.lost_html,
                 self.message,
@@ -262,6 +319,17 @@ class KafkaCluster(SimulationView):
             self.kill_broker(broker)
         else:
             self.restart_broker(broker)
+
+    def _key_chosen(self, key: str) -> None:
+        partition = self.run.partitioner.partition(key)
+        self._tell(
+            f"{key} goes to partition {partition} (murmur2 of the key), from the next Produce."
+        )
+        self.refresh()
+
+    def _acks_chosen(self, acks: Any) -> None:
+        self._tell(f"acks={acks} applies from the next Produce (and to the failure script).")
+        self.refresh()
 
     def _produce_selected(self) -> None:
         self.produce(self.key_control.value, "event", acks=self.acks_control.value)
@@ -313,6 +381,67 @@ class KafkaCluster(SimulationView):
             f"Last request: {html.escape(str(r['key']))} acks={r['acks']} &rarr; {where}: "
             f"<b>{r['status']}</b>{html.escape(error)}"
         )
+
+
+def _changes(run: ClusterRun, seen: int) -> str:
+    """What the trace recorded after its ``seen``-th event, in a few words: brokers fenced,
+    leaders elected, partitions offline, ISR changes, writes acknowledged, failed or lost."""
+    trace = run.sim.trace
+    new = list(trace)[max(0, len(trace) - (trace._total - seen)) :]
+    said: list[str] = []
+    for e in new:
+        d = e.data
+        if e.kind == "broker_fenced":
+            said.append(f"the controller fenced broker {d['broker']}")
+        elif e.kind == "leader_elected":
+            kind = "" if d["clean"] else " (unclean)"
+            said.append(
+                f"p{d['partition']} leader now broker {d['leader']}{kind}, epoch {d['epoch']}"
+            )
+        elif e.kind == "partition_offline":
+            said.append(f"p{d['partition']} offline (no in-sync replica alive)")
+        elif e.kind == "isr_shrink":
+            said.append(f"p{d['partition']} ISR {d['isr']}")
+        elif e.kind == "isr_expand":
+            said.append(f"p{d['partition']} ISR {d['isr']} (broker {d['broker']} caught up)")
+        elif e.kind == "records_lost":
+            said.append(f"p{d['partition']} lost offsets {d['offsets']}")
+    acked = sum(e.kind == "ack" for e in new)
+    failed = [e.data["error"] for e in new if e.kind == "produce_error"]
+    if acked:
+        said.append(f"{acked} write{'s' if acked > 1 else ''} acknowledged")
+    if failed:
+        said.append(
+            f"{len(failed)} pending write{'s' if len(failed) > 1 else ''} failed ({failed[-1]})"
+        )
+    return "; ".join(said) + "." if said else ""
+
+
+def _request_note(request: dict[str, Any]) -> str:
+    """What a produce request's answer means, and what a real producer would do about it."""
+    status, error = request["status"], request.get("error")
+    p = request["partition"]
+    if status == "pending":
+        return (
+            f"p{p} offset {request['offset']} is waiting for the in-sync followers to fetch it "
+            "(acks=all): advance time."
+        )
+    if status == "acknowledged":
+        return f"p{p} offset {request['offset']} acknowledged."
+    if status == "sent":
+        return f"p{p} offset {request['offset']} sent with acks=0: no answer is awaited."
+    if error == "LeaderNotAvailableError" and "not noticed" in (request.get("message") or ""):
+        return (
+            f"p{p}'s leader is down and the controller has not fenced it yet (the engine's "
+            "LeaderNotAvailableError; a real producer finds the broker unreachable and retries "
+            "for up to delivery.timeout.ms, 120 s)."
+        )
+    if error == "NotEnoughReplicasError":
+        return (
+            f"p{p}'s ISR is smaller than min.insync.replicas: nothing was appended (a real "
+            "producer retries for up to delivery.timeout.ms, 120 s)."
+        )
+    return f"p{p}: {error}."
 
 
 # Vermillion darkened until text in it passes WCAG AA contrast on white (about 6:1).

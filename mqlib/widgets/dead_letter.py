@@ -18,6 +18,11 @@ SUCCEEDED = PALETTE["blue"]
 WAITING = PALETTE["sky"]
 DLQ_COLOUR = PALETTE["vermillion"]
 PROCESSED = PALETTE["green"]
+#: How many dead letters the contents table lists (the newest); the heading gives the total.
+MAX_DLQ_ROWS = 3
+#: The contents table's cells: padded and ruled, so the columns never run together.
+_CELL = "padding:1px 12px 1px 0;border-bottom:1px solid #ccc;text-align:left;vertical-align:top"
+_NUMBER = _CELL.replace("text-align:left", "text-align:right")
 
 
 def _int_ticks(top: float, most: int = 6) -> list[int]:
@@ -92,11 +97,17 @@ class DeadLetters(SimulationView):
     def set_max_receives(self, max_receives: int) -> None:
         """Receives before a message is moved to the DLQ."""
         self.run.set_max_receives(max_receives)  # validates
+        self._tell(f"(Max receives is now {max_receives}, from each message's next receive.)")
         self.refresh()
 
     def set_dlq(self, enabled: bool) -> None:
         """Attach (``True``) or detach (``False``) the dead letter queue."""
         self.run.set_dlq(enabled)
+        self._tell(
+            "(DLQ attached: from its next receive, a message past max receives moves there.)"
+            if enabled
+            else "(DLQ detached: a failing message is now retried forever.)"
+        )
         self.refresh()
 
     def set_alert_threshold(self, threshold: int | None) -> None:
@@ -107,17 +118,23 @@ class DeadLetters(SimulationView):
     def fix_bug(self) -> None:
         """Deploy the fixed handler: poison pills are processed from now on."""
         self.run.fix_bug()
+        self._tell("(The fixed handler is deployed: poison pills from now on succeed.)")
         self.refresh()
 
     def replay(self) -> list[str]:
         """Send every dead letter back to the queue; returns their ids."""
         ids = self.run.replay()
+        if not ids:
+            self._tell("(The DLQ is empty: nothing to replay.)")
         self.refresh()
         return ids
 
     def purge(self) -> int:
         """Delete every dead letter for good; returns how many."""
         count = self.run.purge()
+        self._tell(
+            f"(Deleted {_messages(count)} for good.)" if count else "(The DLQ is already empty.)"
+        )
         self.refresh()
         return count
 
@@ -144,6 +161,8 @@ class DeadLetters(SimulationView):
             alert_threshold=old.dlq.alert_threshold,
             sample_every=old.sample_every,
         )
+        kind = "FIFO" if self.run.queue.ordered else "standard"
+        self._tell(f"(A fresh run on a {kind} queue: t=0, producer stopped, the bug is back.)")
         self.refresh()
 
     # -- what the charts draw --------------------------------------------------------------------
@@ -161,6 +180,26 @@ class DeadLetters(SimulationView):
             row["message"] for row in troubled + (others[len(others) - keep :] if keep else [])
         }
         return [row for row in history if row["message"] in shown]
+
+    def describe_charts(self) -> list[str]:
+        """The two charts in words: the queue over time, and the attempts per message."""
+        series, run = self.run.series, self.run
+        rows = self.attempt_rows()
+        troubled = [
+            f"{r['message']} failed {r['failed']} time{'' if r['failed'] == 1 else 's'}"
+            + (" then was processed" if r["succeeded"] else "")
+            for r in rows
+            if r["failed"]
+        ]
+        others = "; every other one processed at its first attempt or not tried yet"
+        return [
+            f"Line chart of the queue over {run.now:g} s of simulated time: "
+            f"{series['depth'][-1]} waiting and {series['dlq_depth'][-1]} in the DLQ now "
+            f"(at most {max(series['dlq_depth'], default=0)} in the DLQ), "
+            f"{series['processed'][-1]} processed in total.",
+            f"Bar chart of attempts per message, {len(rows)} messages shown"
+            + (f": {'; '.join(troubled)}{others}." if troubled else ": none has failed."),
+        ]
 
     # -- internals -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -209,7 +248,7 @@ class DeadLetters(SimulationView):
                 ),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 60},
-            layout=w.Layout(width="55%", height="320px"),
+            layout=w.Layout(width="55%", height="225px"),
         )
         # Right: receives per message, failed ones stacked under the successful one.
         ax = bq.OrdinalScale()
@@ -238,18 +277,17 @@ class DeadLetters(SimulationView):
                 bq.Axis(scale=ay, side="left", label="attempts", tick_format="d"),
             ],
             fig_margin={"top": 40, "bottom": 50, "left": 50, "right": 15},
-            layout=w.Layout(width="43%", height="320px"),
+            layout=w.Layout(width="43%", height="225px"),
         )
         legend = w.HTML(
             "<small>Left: "
-            f'<span style="color:{WAITING}">&#9473;&#9473;</span> waiting in the queue &nbsp; '
+            f'<span style="color:{WAITING}">&#9473;&#9473;</span> waiting &nbsp; '
             f'<span style="color:{DLQ_COLOUR}">&#9473;&#9473;</span> in the DLQ &nbsp; '
             f'<span style="color:{PROCESSED}">&#9477;&#9477;</span> processed in total '
-            "(right axis; flat = throughput zero). &nbsp; Right: "
+            "(right axis; flat: throughput zero). &nbsp; Right: "
             f'<span style="color:{FAILED}">&#9632;</span> failed attempt &nbsp; '
             f'<span style="color:{SUCCEEDED}">&#9632;</span> processed &nbsp; '
-            "<b>- -</b> max receives (every poison pill is shown, then the newest messages)"
-            "</small>"
+            "<b>- -</b> max receives</small>"
         )
         self.alert_label = w.HTML()
         self.dlq_table = w.HTML()
@@ -268,6 +306,12 @@ class DeadLetters(SimulationView):
                 self._button("Advance 1 s", lambda: self.advance(1.0), "let one second pass"),
                 self._button("Advance 5 s", lambda: self.advance(5.0), "let five seconds pass"),
                 self._button("Advance 30 s", lambda: self.advance(30.0), "let 30 seconds pass"),
+                self._button(
+                    "Start over",
+                    self.start_over,
+                    "a fresh run at t=0 with these settings (the bug is back)",
+                    "rotate-left",
+                ),
             ]
         )
         queue = self.run.queue
@@ -324,51 +368,60 @@ class DeadLetters(SimulationView):
         self.fix_button = self._button(
             "Deploy the fix", self.fix_bug, "the handler stops failing on poison pills", "wrench"
         )
-        rows = [
-            producer,
-            w.HBox(
-                [
-                    w.HTML("<b>Queue</b>", layout=w.Layout(width="90px")),
-                    self.ordered_control,
-                    self._button(
-                        "Start over",
-                        self.start_over,
-                        "a fresh run at t=0 with these settings (the bug is back)",
-                        "rotate-left",
-                    ),
-                ]
-            ),
-            w.HBox(
-                [
-                    w.HTML("<b>Redrive</b>", layout=w.Layout(width="90px")),
-                    self.dlq_control,
-                    self.max_receives_control,
-                ]
-            ),
-            w.HBox(
-                [
-                    w.HTML("<b>DLQ</b>", layout=w.Layout(width="90px")),
-                    self.fix_button,
-                    self._button(
-                        "Replay", self.replay, "send every dead letter back to the queue", "redo"
-                    ),
-                    self._button("Purge", self.purge, "delete every dead letter", "trash"),
-                ]
-            ),
-            w.HBox(
-                [
-                    w.HTML("<b>Alert</b>", layout=w.Layout(width="90px")),
-                    self.alert_on_control,
-                    self.alert_control,
-                ]
-            ),
-            w.HTML(
-                "<small>Switching between Standard and FIFO starts a fresh run (stopped, at "
-                "t=0, bug present). Changing max receives or the DLQ applies at each message's "
-                "next receive: a message whose receive count would exceed max receives is moved "
-                "to the DLQ instead of being handed out.</small>"
-            ),
-        ]
+        dlq_row = w.HBox(
+            [
+                w.HTML("<b>DLQ</b>", layout=w.Layout(width="90px")),
+                self.fix_button,
+                self._button(
+                    "Replay", self.replay, "send every dead letter back to the queue", "redo"
+                ),
+                self._button("Purge", self.purge, "delete every dead letter", "trash"),
+            ]
+        )
+        # The settings a learner changes less often, collapsed so that the charts, the DLQ's
+        # contents and the buttons fit on one screen together.
+        settings = w.VBox(
+            [
+                w.HBox(
+                    [
+                        w.HTML("<b>Queue</b>", layout=w.Layout(width="90px")),
+                        self.ordered_control,
+                    ]
+                ),
+                w.HBox(
+                    [
+                        w.HTML("<b>Redrive</b>", layout=w.Layout(width="90px")),
+                        self.dlq_control,
+                        self.max_receives_control,
+                    ]
+                ),
+                w.HBox(
+                    [
+                        w.HTML("<b>Alert</b>", layout=w.Layout(width="90px")),
+                        self.alert_on_control,
+                        self.alert_control,
+                    ]
+                ),
+                w.HTML(
+                    "<small>Switching between Standard and FIFO starts a fresh run (stopped, at "
+                    "t=0, bug present). Changing max receives or the DLQ applies at each "
+                    "message's next receive: a message whose receive count would exceed max "
+                    "receives is moved to the DLQ instead of being handed out.</small>"
+                ),
+            ]
+        )
+        # A toggle button, not an ipywidgets Accordion: the Accordion's header is not reachable
+        # with the Tab key, so a keyboard user could never open it.
+        settings.layout.display = "none"
+        self.settings = settings
+        self.settings_toggle = w.ToggleButton(
+            value=False,
+            description="Settings: queue type, redrive, alert",
+            tooltip="show or hide the less used settings",
+            icon="caret-right",
+            layout=w.Layout(width="auto"),
+        )
+        self.settings_toggle.observe(self._show_settings, "value")
         self.view = w.VBox(
             [
                 w.HBox([self.time_figure, self.attempts_figure]),
@@ -376,9 +429,17 @@ class DeadLetters(SimulationView):
                 self.summary_label,
                 self.alert_label,
                 self.dlq_table,
-                *rows,
+                producer,
+                dlq_row,
+                self.settings_toggle,
+                self.settings,
             ]
         )
+
+    def _show_settings(self, change: dict[str, Any]) -> None:
+        """Open or collapse the settings section (a matter of display only, not of the run)."""
+        self.settings.layout.display = "flex" if change["new"] else "none"
+        self.settings_toggle.icon = "caret-down" if change["new"] else "caret-right"
 
     def _toggle_producer(self) -> None:
         if self.run.producer.rate > 0:
@@ -471,20 +532,31 @@ class DeadLetters(SimulationView):
         if not entries:
             self.dlq_table.value = f"{head}: empty."
             return
+        shown = entries[-MAX_DLQ_ROWS:]
         cells = "".join(
             "<tr>"
-            f"<td>{html.escape(e['message_id'])}</td>"
-            f"<td style='text-align:right'>{e['receive_count']}</td>"
-            f"<td><code>{html.escape(_error_text(e))}</code></td>"
-            f"<td style='text-align:right'>{e['dead_lettered_at']:g}</td>"
-            f"<td>{html.escape(e['source'])}</td>"
+            f"<td style='{_CELL}'>{html.escape(e['message_id'])}</td>"
+            f"<td style='{_NUMBER}'>{e['receive_count']}</td>"
+            f"<td style='{_CELL}'><code>{html.escape(_error_text(e))}</code></td>"
+            f"<td style='{_NUMBER}'>{e['dead_lettered_at']:g}</td>"
+            f"<td style='{_CELL}'>{html.escape(e['source'])}</td>"
             "</tr>"
-            for e in entries[-8:]
+            for e in shown
         )
-        more = f"<br><small>(the newest 8 of {len(entries)})</small>" if len(entries) > 8 else ""
+        newest = f" (the newest {len(shown)} below)" if len(entries) > len(shown) else ""
+        header = "".join(
+            f"<th style='{_NUMBER if numeric else _CELL};border-bottom:2px solid #767676'>"
+            f"{name}</th>"
+            for name, numeric in (
+                ("message", False),
+                ("receives", True),
+                ("error (written by)", False),
+                ("moved at (s)", True),
+                ("from queue", False),
+            )
+        )
         self.dlq_table.value = (
-            f"{head}, {_messages(len(entries))}:"
-            "<table style='border-collapse:collapse'><tr><th>message</th><th>receives</th>"
-            "<th>error (written by)</th><th>moved at (s)</th><th>from queue</th></tr>"
-            f"{cells}</table>{more}"
+            f"{head}, {_messages(len(entries))}{newest}:"
+            "<table class='mq-dlq-table' style='border-collapse:collapse;margin:2px 0 4px 0;"
+            f"line-height:1.35'><thead><tr>{header}</tr></thead><tbody>{cells}</tbody></table>"
         )

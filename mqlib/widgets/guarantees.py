@@ -18,6 +18,20 @@ SERIES_LABELS = {"stored": "stored by the broker", "delivered": "delivered", "ef
 SERIES_COLOURS = [PALETTE["blue"], PALETTE["sky"], PALETTE["orange"]]
 
 
+#: At most this many message ids are written under the bars; the others keep their bar unlabelled.
+MAX_LABELS = 10
+
+
+def _message_labels(ids: list[str], most: int = MAX_LABELS) -> dict[str, str]:
+    """The ``tick_labels`` that thin the message axis to at most ``most`` labels: every
+    ``step``-th id (``m1``, ``m1+step``, ...) keeps its label, the others get an empty one. (An
+    ordinal axis ignores string ``tick_values``, so the labels are blanked instead.)"""
+    if len(ids) <= most:
+        return {}
+    step = math.ceil(len(ids) / most)
+    return {m: "" for i, m in enumerate(ids) if i % step}
+
+
 def _time_ticks(end: float) -> list[float]:
     """Round tick positions from 0 to ``end`` seconds, at most six of them."""
     magnitude = 10 ** math.floor(math.log10(end / 5))
@@ -57,29 +71,65 @@ class DeliveryGuarantees(SimulationView):
 
     def inject_lost_message(self) -> None:
         """The next message's next send is lost on its way to the broker."""
-        self._act("inject_lost_message")
+        self._act(
+            "inject_lost_message", notice="(The next message's next send will be lost; press Send.)"
+        )
 
     def inject_lost_ack(self) -> None:
         """The broker stores the next message, but its ack back to the producer is lost."""
-        self._act("inject_lost_ack")
+        self._act("inject_lost_ack", notice="(The next message's ack will be lost; press Send.)")
 
     def inject_lost_commit(self) -> None:
         """The consumer's offset commit for the next message never reaches the broker (Kafka's
         rule: its next commit covers it, unless the consumer crashes before that)."""
-        self._act("inject_lost_commit")
+        self._act(
+            "inject_lost_commit",
+            notice="(The next message's offset commit will be lost; press Send.)",
+        )
 
     def crash_consumer(self, point: str = "after_effect") -> None:
         """The consumer crashes on the next message, ``"before_effect"`` or ``"after_effect"``."""
-        self._act("crash_consumer", point)
+        when = str(point).replace("_effect", "").replace("_", " ")  # validated by the run first
+        self._act(
+            "crash_consumer",
+            point,
+            notice=f"(The consumer will crash on the next message, {when} its charge; press Send.)",
+        )
 
     def reset(self) -> None:
         """A fresh account and pipeline under the current guarantee; the run forgets its log."""
         self.run.reset()
+        self._tell("(A fresh account: nothing sent yet; press Send.)")
         self.refresh()
 
+    def describe_charts(self) -> list[str]:
+        """The two charts in words: the messages handled other than once, and the balance."""
+        rows = self.run.per_message()
+        odd = [
+            f"{r['message']} (stored {r['stored']}, delivered {r['delivered']}, "
+            f"charged {r['effects']})"
+            for r in rows
+            if (r["stored"], r["delivered"], r["effects"]) != (1, 1, 1)
+        ]
+        if not rows:
+            handled = "no message sent yet."
+        elif odd:
+            handled = f"every message once except {', '.join(odd)}."
+        else:
+            handled = "every message stored, delivered and charged once."
+        r = self.run.result()
+        return [
+            f"Bar chart of how often each of {len(rows)} messages was stored, delivered and "
+            f"charged: {handled}",
+            f"Line chart of the account balance over {self.run.now:g} s of simulated time: "
+            f"${r.final_balance} now, against ${r.expected_balance} expected from the messages "
+            "sent.",
+        ]
+
     # -- internals -----------------------------------------------------------------------------
-    def _act(self, name: str, *args: Any) -> None:
+    def _act(self, name: str, *args: Any, notice: str = "") -> None:
         getattr(self.run, name)(*args)  # the scenario validates and logs the action
+        self._tell(notice)  # a fault armed shows nothing on the charts until the next send
         self.refresh()
 
     def _build(self) -> None:
@@ -108,13 +158,14 @@ class DeliveryGuarantees(SimulationView):
         )
         tx = bq.LinearScale(min=0.0)
         ty = bq.LinearScale()
+        # A wide solid band under the balance line: dashes broke up into scattered ticks on the
+        # short steps of a long run, and where the two agree the band shows round the red line.
         self.expected_mark = bq.Lines(
             x=[0.0],
             y=[0.0],
             scales={"x": tx, "y": ty},
             colors=[PALETTE["grey"]],
-            stroke_width=2,
-            line_style="dashed",
+            stroke_width=5,
             interpolation="step-after",
         )
         self.balance_mark = bq.Lines(
@@ -144,7 +195,7 @@ class DeliveryGuarantees(SimulationView):
         legend = w.HTML(
             f"Bars: {swatches}. &nbsp; Lines: "
             f'<span style="color:{PALETTE["vermillion"]}"><b>&#8212;</b></span> balance &nbsp; '
-            f'<span style="color:{PALETTE["grey"]}"><b>- -</b></span> expected '
+            f'<span style="color:{PALETTE["grey"]}"><b>&#9644;</b></span> expected '
             f"(${self.run.amount} per message sent)"
         )
         self.problems_label = w.HTML()
@@ -234,6 +285,7 @@ class DeliveryGuarantees(SimulationView):
         with self.message_figure.hold_sync():
             self.message_mark.scales["y"].max = float(top)
             self.message_figure.axes[1].tick_values = list(range(top + 1))
+            self.message_figure.axes[0].tick_labels = _message_labels(ids)
             self.message_mark.x = ids
             self.message_mark.y = values
         series = self.run.balance_series()

@@ -35,8 +35,8 @@ class KafkaLog(SimulationView):
     """A topic's partitions as logs, read by consumer groups at their own offsets.
 
     The buttons call the same methods a cell can: :meth:`produce`, :meth:`consume`, :meth:`seek`,
-    :meth:`seek_to_beginning`, :meth:`add_group`, :meth:`add_member`, :meth:`remove_member` and
-    :meth:`advance`. Pass ``run`` to view a run you scripted; the default is
+    :meth:`seek_to_beginning`, :meth:`add_group`, :meth:`add_member`, :meth:`remove_member`,
+    :meth:`advance` and, for the slider beside the chart, :meth:`set_retention`. Pass ``run`` to view a run you scripted; the default is
     :func:`~mqlib.scenarios.kafka_log.default_run` (3 partitions, 30 s retention, groups billing
     and analytics, nine order events, 34 s later). A seek to an offset that retention deleted is
     accepted, as in Kafka; the next poll resets it by the group's ``auto.offset.reset``.
@@ -65,6 +65,11 @@ class KafkaLog(SimulationView):
         seen = len(self.run.sim.trace.of_kind("offset_reset"))
         records = self.run.consume(group, max_records=max_records)
         resets = self.run.sim.trace.of_kind("offset_reset")[seen:]
+        self._tell(
+            f"{group} read {len(records)} record{'' if len(records) == 1 else 's'} and committed."
+            if records
+            else f"{group} had nothing new to read (lag 0 in every partition it owns)."
+        )
         self._note = "<br>".join(
             f"{html.escape(e.data['group'])}: offset {e.data['offset']} of partition "
             f"{e.data['partition']} no longer exists, so auto.offset.reset moved it to "
@@ -77,11 +82,24 @@ class KafkaLog(SimulationView):
     def seek(self, group: str, partition: int, offset: int) -> None:
         """Move ``group``'s committed offset of ``partition`` to ``offset`` (rewind or skip)."""
         self.run.seek(group, partition, offset)
+        bounds = self.run.offsets()[partition]
+        if offset < bounds["log_start_offset"]:
+            then = (
+                f" Retention has deleted it, so the next poll resets by auto.offset.reset="
+                f"{self.run.log.group(group).auto_offset_reset}."
+            )
+        elif offset > bounds["log_end_offset"]:
+            then = " It is beyond the log end, so the next poll resets by auto.offset.reset."
+        else:
+            then = ""
+        self._tell(f"{group} will read partition {partition} from offset {offset} next.{then}")
         self.refresh()
 
     def seek_to_beginning(self, group: str, partition: int | None = None) -> None:
         """Rewind ``group`` to the oldest stored record (of ``partition``, or of all)."""
         self.run.seek_to_beginning(group, partition)
+        starts = {p: o["log_start_offset"] for p, o in self.run.offsets().items()}
+        self._tell(f"{group} rewound to the oldest stored records: {_offsets_text(starts)}.")
         self.refresh()
 
     def add_group(
@@ -91,24 +109,65 @@ class KafkaLog(SimulationView):
         ``"latest"`` (Kafka's default: the log end) or ``"earliest"`` (the oldest stored record).
         """
         added = self.run.add_group(name, members, auto_offset_reset=auto_offset_reset)
+        where = "the log end" if auto_offset_reset == "latest" else "the oldest stored record"
+        self._tell(
+            f"{name} starts at {where} ({auto_offset_reset}): "
+            f"{_offsets_text(self.run.committed()[name])}."
+        )
         self.refresh()
         return added
 
     def add_member(self, group: str) -> str:
         """One more consumer joins ``group`` (the partitions are shared out again)."""
         member = self.run.add_member(group)
+        self._tell(f"{member} joined {group}; the partitions were shared out again.")
         self.refresh()
         return member
 
     def remove_member(self, group: str) -> str:
         """The newest consumer of ``group`` leaves (the partitions are shared out again)."""
         member = self.run.remove_member(group)
+        self._tell(f"{member} left {group}; the partitions were shared out again.")
         self.refresh()
         return member
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass: retention deletes records that are too old."""
+        seen = len(self.run.sim.trace.of_kind("retention_delete"))
         self.run.advance(seconds)
+        deleted = sum(
+            e.data["last_offset"] - e.data["first_offset"] + 1
+            for e in self.run.sim.trace.of_kind("retention_delete")[seen:]
+        )
+        limit = self.run.log.partitions[0].retention_seconds
+        note = f"{seconds:g} s passed"
+        if limit is not None:
+            note += f"; retention deleted {deleted} record{'' if deleted == 1 else 's'}"
+            edge = sum(
+                abs(self.run.now - r["timestamp"] - limit) < 1e-9
+                for records in self.run.logs().values()
+                for r in records
+            )
+            if edge:
+                note += (
+                    f"; {edge} exactly {limit:g} s old stay{'s' if edge == 1 else ''}: a record "
+                    f"goes once it is older than retention.ms"
+                )
+        self._tell(note + ".")
+        self.refresh()
+
+    def set_retention(self, seconds: float | None) -> None:
+        """Change the topic's ``retention.ms`` (``seconds``); it applies from the next check."""
+        self.run.set_retention(seconds)
+        if seconds is not None:
+            self._sync(self.retention_control, int(seconds))
+            self._tell(
+                f"retention.ms is now {seconds:g} s: records older than that go at the next "
+                "check (here every simulated second; Kafka checks every "
+                "log.retention.check.interval.ms, 5 minutes by default). Advance to see it."
+            )
+        else:
+            self._tell("Retention off: records are kept forever.")
         self.refresh()
 
     # -- chart data ----------------------------------------------------------------------------
@@ -117,6 +176,20 @@ class KafkaLog(SimulationView):
         end = max(o["log_end_offset"] for o in self.run.offsets().values())
         last = max(end, 8)
         return max(0, last - WINDOW + 1), last
+
+    def describe_charts(self) -> list[str]:
+        """The chart in one sentence: each partition's stored offsets and log end, and where
+        each group reads next."""
+        offsets, committed = self.run.offsets(), self.run.committed()
+        parts = []
+        for p, o in offsets.items():
+            start, end = o["log_start_offset"], o["log_end_offset"]
+            stored = f"offsets {start} to {end - 1} stored" if end > start else "nothing stored"
+            groups = ", ".join(f"{g} at {c[p]}" for g, c in committed.items() if c[p] is not None)
+            parts.append(
+                f"partition {p}: {stored}, log end {end}" + (f"; {groups}" if groups else "")
+            )
+        return [f"Rows of records by offset at t={self.run.now:g} s. " + ". ".join(parts) + "."]
 
     # -- internals -----------------------------------------------------------------------------
     def _key_colour(self, key: str | None) -> str:
@@ -195,22 +268,23 @@ class KafkaLog(SimulationView):
                 self.group_labels,
             ],
             axes=[self.x_axis, self.y_axis],
-            title="Each partition's log, and where each group will read next",
-            fig_margin={"top": 40, "bottom": 50, "left": 90, "right": 70},
-            layout=w.Layout(width="100%", height=f"{150 + 80 * partitions}px"),
+            title="Each partition's log, and where each group reads next",
+            fig_margin={"top": 34, "bottom": 40, "left": 80, "right": 50},
+            layout=w.Layout(width="58%", height=f"{90 + 70 * partitions}px"),
         )
         self.legend = w.HTML()
         self.groups_html = w.HTML()
         self.message = w.HTML()
 
         wide = {"description_width": "60px"}
+        narrow = {"description_width": "38px"}
         self.key_control = w.Dropdown(
-            options=KEYS, value="order-42", description="key", style=wide,
-            layout=w.Layout(width="190px"),
+            options=KEYS, value="order-42", description="key", style=narrow,
+            layout=w.Layout(width="155px"),
         )  # fmt: skip
         self.value_control = w.Dropdown(
-            options=EVENTS, value="delivered", description="value", style=wide,
-            layout=w.Layout(width="190px"),
+            options=EVENTS, value="delivered", description="value", style=narrow,
+            layout=w.Layout(width="150px"),
         )  # fmt: skip
         self.group_control = w.Dropdown(
             description="group", style=wide, layout=w.Layout(width="190px")
@@ -292,13 +366,34 @@ class KafkaLog(SimulationView):
         def row(title: str, *children: w.Widget) -> w.HBox:
             return w.HBox([w.HTML(f"<b>{title}</b>", layout=w.Layout(width="90px")), *children])
 
+        limit = self.run.retention_seconds
+        self.retention_control = self._slider(
+            w.IntSlider, int(limit or 30), 5, 120, step=5, description="retention (s)",
+            continuous_update=False, style={"description_width": "90px"},
+            layout=w.Layout(width="330px", display="flex" if limit is not None else "none"),
+        )  # fmt: skip
+        self.retention_control.observe(
+            self._on_control(lambda value: self._act(lambda: self.set_retention(value))()),
+            "value",
+        )
+        side = w.VBox(
+            [self.groups_html, self.retention_control],
+            layout=w.Layout(width="40%", margin="34px 0 0 10px"),
+        )
         self.view = w.VBox(
             [
-                self.figure,
+                w.HBox([self.figure, side]),
                 self.legend,
                 self.summary_label,
-                self.groups_html,
-                row("Producer:", self.key_control, self.value_control, b["Produce"]),
+                row(
+                    "Producer:",
+                    self.key_control,
+                    self.value_control,
+                    b["Produce"],
+                    w.HTML("<b>Time:</b>", layout=w.Layout(width="50px", margin="0 0 0 16px")),
+                    b["Advance 5 s"],
+                    b["Advance 30 s"],
+                ),
                 row(
                     "Group:",
                     self.group_control,
@@ -314,7 +409,6 @@ class KafkaLog(SimulationView):
                     b["Seek"],
                     b["Rewind to start"],
                 ),
-                row("Time:", b["Advance 5 s"], b["Advance 30 s"]),
                 row("New group:", self.new_group_control, self.reset_control, b["Add group"]),
                 self.message,
             ]
@@ -360,6 +454,7 @@ class KafkaLog(SimulationView):
         with self.figure.hold_sync():
             self.x_scale.min = first - 0.6
             self.x_scale.max = last + 1.6
+            self.x_axis.tick_values = list(in_view)
             self.deleted_mark.x, self.deleted_mark.y = dx, dy
             self.record_mark.x, self.record_mark.y = rx, ry
             self.record_mark.colors = colours or [NO_KEY_COLOUR]
@@ -384,9 +479,9 @@ class KafkaLog(SimulationView):
             f"Records by key: {keys} &nbsp; "
             f'<span style="color:{NO_KEY_COLOUR}">&#9632;</span> no key &nbsp; '
             f'<span style="color:#BBBBBB">&#9633;</span> deleted by retention &nbsp; '
-            f'<span style="color:{PALETTE["grey"]}">&#9633;</span> empty: the next append goes '
-            "here (log end offset)<br>A triangle is a group's committed offset: the next record "
-            f"that group reads in that partition.{earlier}"
+            f'<span style="color:{PALETTE["grey"]}">&#9633;</span> log end offset (the next '
+            "append goes there) &nbsp; &#9650; a group's committed offset: the next record it "
+            f"reads there.{earlier}"
         )
         lags, assignments, committed = run.lag(), run.assignments(), run.committed()
         lines = []
@@ -408,7 +503,9 @@ class KafkaLog(SimulationView):
                 f"{owners or 'no members'}. Next offsets: {positions}; "
                 f"total lag {sum(v for v in lags[group].values() if v is not None)}"
             )
-        self.groups_html.value = '<div style="line-height:1.5">' + "<br>".join(lines) + "</div>"
+        self.groups_html.value = (
+            '<div style="line-height:1.35;font-size:13px">' + "<br>".join(lines) + "</div>"
+        )
 
     def _draw_controls(self) -> None:
         groups = list(self.run.committed())
@@ -423,3 +520,8 @@ class KafkaLog(SimulationView):
         self.buttons["Add group"].disabled = not free
         for label in ("Poll all", "Poll 1", "+ member", "− member", "Seek", "Rewind to start"):
             self.buttons[label].disabled = not groups
+
+
+def _offsets_text(offsets: dict[int, int | None]) -> str:
+    """``{0: 2, 1: 1}`` as ``"p0 at 2, p1 at 1"``."""
+    return ", ".join(f"p{p} at {'-' if o is None else o}" for p, o in offsets.items())

@@ -297,6 +297,7 @@ class MessageOrdering(SimulationView):
             step=0.01,
             description="jitter (s)",
             readout_format=".2f",
+            continuous_update=False,  # see SimulationView._slider
             style={"description_width": "90px"},
             layout=w.Layout(width="290px"),
         )

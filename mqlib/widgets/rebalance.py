@@ -31,6 +31,8 @@ MEMBER_COLOURS = [
 PAUSED_COLOUR = "#DDDDDD"
 #: The chart shows at most this many seconds (the latest ones).
 WINDOW = 60
+#: The list under the chart shows at most this many rebalance rounds (the latest ones).
+SHOWN_ROUNDS = 3
 
 
 class Rebalancing(SimulationView):
@@ -52,40 +54,75 @@ class Rebalancing(SimulationView):
     # -- scriptable actions ----------------------------------------------------------------------
     def join(self) -> str:
         """A new member joins the group; returns its id."""
+        before = len(self.run.group.rebalances)
         member = self.run.join()
+        self._tell(
+            f"{member} joined: the group rebalances "
+            f"({self.run.group.rebalance_time:g} s per round); advance to see it."
+            if len(self.run.group.rebalances) == before
+            else f"{member} joined the rebalance under way."
+        )
         self.refresh()
         return member
 
     def leave(self, member: str | None = None) -> str:
         """``member`` (the newest running one by default) shuts down cleanly."""
         member = self.run.leave(member)
+        self._tell(f"{member} shut down cleanly and left the group: its partitions move on.")
         self.refresh()
         return member
 
     def crash(self, member: str) -> None:
         """``member`` dies; the group notices after the 45 s session timeout."""
         self.run.crash(member)
+        self._tell(
+            f"{member} died silently: the group notices when its heartbeats have stopped for "
+            f"session.timeout.ms ({self.run.group.session_timeout:g} s); until then its "
+            "partitions wait."
+        )
         self.refresh()
 
     def stall(self, member: str, seconds: float = 400.0) -> None:
         """``member`` is stuck on one record for ``seconds`` (300 s is ``max.poll.interval.ms``)."""
         self.run.stall(member, seconds)
+        self._tell(
+            f"{member} is stuck on one record for {seconds:g} s. Its heartbeats go on, but after "
+            f"max.poll.interval.ms ({self.run.group.max_poll_interval:g} s) without a poll its "
+            "client takes it out of the group."
+        )
         self.refresh()
 
     def restart(self, member: str, downtime: float = 30.0) -> None:
         """``member`` is restarted and back after ``downtime`` seconds."""
         self.run.restart(member, downtime)
+        if self.run.settings["static_membership"]:
+            how = (
+                f"with static membership it gets its partitions back without a rebalance if it "
+                f"returns within session.timeout.ms ({self.run.group.session_timeout:g} s)"
+            )
+        else:
+            how = "it leaves the group now and joins again as a new member: two rebalances"
+        self._tell(f"{member} restarts and is back in {downtime:g} s; {how}.")
         self.refresh()
 
     def advance(self, seconds: int) -> None:
         """Let ``seconds`` whole seconds pass."""
+        before = len(self.run.group.rebalances)
         self.run.advance(seconds)
+        rounds = len(self.run.group.rebalances) - before
+        self._tell(
+            f"{seconds:g} s passed; "
+            + (f"{rounds} new rebalance round{'s' if rounds > 1 else ''}." if rounds
+               else "no rebalance.")
+        )  # fmt: skip
         self.refresh()
 
     def settings(self, **changes: Any) -> None:
         """Replay everything so far with other settings (``protocol="cooperative"``,
         ``commit_on_revoke=True``, ``static_membership=True``)."""
         self.run = self.run.with_settings(**changes)
+        said = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in changes.items())
+        self._tell(f"Replayed the same {self.run.now:g} s on a fresh group with {said}.")
         self.refresh()
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -93,6 +130,20 @@ class Rebalancing(SimulationView):
         """The seconds the chart shows: ``(first, last)`` sample times."""
         last = max(self.run.now, 1.0)
         return max(1.0, last - WINDOW + 1), last
+
+    def describe_charts(self) -> list[str]:
+        """The chart in one sentence: the seconds shown, who works on which partition now, and
+        how many partition-seconds nobody processed."""
+        first, last = self.window()
+        shown = [s for s in self.run.timeline() if first <= s["time"] <= last]
+        idle = sum(s["worker"] is None for s in shown)
+        owners = ", ".join(
+            f"p{p} {owner or 'nobody'}" for p, owner in sorted(self.run.group.owner.items())
+        )
+        return [
+            f"Grid of who processed each partition, second by second, from {first:g} to "
+            f"{last:g} s: now {owners}; {idle} partition-seconds grey (nobody processed)."
+        ]
 
     def _colour(self, member: str) -> str:
         if member not in self._colours:
@@ -124,8 +175,8 @@ class Rebalancing(SimulationView):
                 ),
             ],
             title="Who processes each partition, second by second (grey: nobody)",
-            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-            layout=w.Layout(width="100%", height=f"{140 + 32 * partitions}px"),
+            fig_margin={"top": 34, "bottom": 42, "left": 60, "right": 20},
+            layout=w.Layout(width="100%", height=f"{96 + 24 * partitions}px"),
         )
         self.legend = w.HTML()
         self.rebalances_html = w.HTML()
@@ -133,13 +184,19 @@ class Rebalancing(SimulationView):
         settings = self.run.settings
         self.protocol_control = w.Dropdown(
             options=["eager", "cooperative"], value=settings["protocol"], description="protocol",
-            layout=w.Layout(width="220px"),
+            style={"description_width": "60px"}, layout=w.Layout(width="200px"),
         )  # fmt: skip
         self.commit_control = w.Checkbox(
-            value=settings["commit_on_revoke"], description="commit on revoke", indent=False
+            value=settings["commit_on_revoke"],
+            description="commit on revoke",
+            indent=False,
+            layout=w.Layout(width="150px"),
         )
         self.static_control = w.Checkbox(
-            value=settings["static_membership"], description="static membership", indent=False
+            value=settings["static_membership"],
+            description="static membership",
+            indent=False,
+            layout=w.Layout(width="160px"),
         )
         self.member_control = w.Dropdown(description="member", layout=w.Layout(width="180px"))
         for control, name in (
@@ -183,7 +240,16 @@ class Rebalancing(SimulationView):
                 self.legend,
                 self.summary_label,
                 self.rebalances_html,
-                w.HBox([self.protocol_control, self.commit_control, self.static_control]),
+                w.HBox(
+                    [
+                        self.protocol_control,
+                        self.commit_control,
+                        self.static_control,
+                        b["Advance 5 s"],
+                        b["Advance 60 s"],
+                    ],
+                    layout=w.Layout(grid_gap="0 8px"),
+                ),
                 w.HBox(
                     [
                         b["+ member"],
@@ -194,7 +260,6 @@ class Rebalancing(SimulationView):
                         b["Restart (30 s)"],
                     ]
                 ),  # fmt: skip
-                w.HBox([b["Advance 5 s"], b["Advance 60 s"]]),
                 self.message,
             ]
         )
@@ -242,13 +307,20 @@ class Rebalancing(SimulationView):
             )
             + f' &nbsp; <span style="color:{PAUSED_COLOUR}">&#9632;</span> nobody processed it'
         )
+        rounds = self.run.group.rebalances
         rows = [
             f"t={r['time']:g}s {html.escape(r['reason'])}, round {r['round']}: "
             f"revoked {r['revoked'] or 'none'}, assigned {r['assigned'] or 'none'}"
-            for r in self.run.group.rebalances
+            for r in rounds[-SHOWN_ROUNDS:]
         ]
-        self.rebalances_html.value = "<b>Rebalance rounds:</b> " + (
-            "<br>".join(rows) if rows else "none yet"
+        earlier = len(rounds) - len(rows)
+        title = "Rebalance rounds" + (
+            f" (the latest {len(rows)} of {len(rounds)})" if earlier else ""
+        )
+        self.rebalances_html.value = (
+            f'<div style="line-height:1.4"><b>{title}:</b> '
+            + ("<br>".join(rows) if rows else "none yet")
+            + "</div>"
         )
         self._syncing = True
         try:

@@ -15,6 +15,11 @@ from ._base import PALETTE, SimulationView
 IN_STEP = PALETTE["vermillion"]
 JITTERED = PALETTE["blue"]
 CAPACITY = PALETTE["grey"]
+#: The table's cells: padded and ruled, so that neither the headings nor the figures run together.
+_CELL = "padding:1px 14px 1px 0;border-bottom:1px solid #ccc;text-align:left;vertical-align:bottom"
+_NUMBER = _CELL.replace("text-align:left", "text-align:right")
+#: Every slider's label in full ("backoff cap (s)"), not cut to "backoff ca…".
+_SLIDER = {"style": {"description_width": "105px"}, "layout": w.Layout(width="275px")}
 
 
 class RetryStorm(SimulationView):
@@ -38,6 +43,17 @@ class RetryStorm(SimulationView):
         self.run.configure(**settings)
         self._sync_controls()
         self.refresh()
+
+    def describe_charts(self) -> list[str]:
+        """The chart in words: each storm's peak after the recovery and when it is over."""
+        none, full = self.run.results["none"], self.run.results["full"]
+        return [
+            "Line chart of calls per second reaching the dependency, which is down until "
+            f"t={none['recovers_at']:g} s and then serves {none['capacity']} per second: in step "
+            f"the load after recovery peaks at {none['peak_after_recovery']} and the last call "
+            f"ends at t={none['recovered_at']:.1f} s; with full jitter it peaks at "
+            f"{full['peak_after_recovery']} and ends at t={full['recovered_at']:.1f} s."
+        ]
 
     # -- internals -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -82,24 +98,38 @@ class RetryStorm(SimulationView):
             ],
             legend_location="top-right",
             fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-            layout=w.Layout(width="100%", height="340px"),
+            layout=w.Layout(width="100%", height="290px"),
         )
         s = self.run.settings
         slider = self._slider
         self.consumers_control = slider(
-            w.IntSlider, s["consumers"], 20, 1000, step=20, description="consumers"
+            w.IntSlider, s["consumers"], 20, 1000, step=20, description="consumers", **_SLIDER
         )
         self.recovers_control = slider(
-            w.FloatSlider, s["recovers_at"], 1.0, 60.0, step=1.0, description="down until (s)"
+            w.FloatSlider,
+            s["recovers_at"],
+            1.0,
+            60.0,
+            step=1.0,
+            description="down until (s)",
+            readout_format=".0f",
+            **_SLIDER,
         )
         self.capacity_control = slider(
-            w.IntSlider, s["capacity"], 5, 500, step=5, description="capacity /s"
+            w.IntSlider, s["capacity"], 5, 500, step=5, description="capacity /s", **_SLIDER
         )
         self.attempts_control = slider(
-            w.IntSlider, s["max_attempts"], 1, 20, description="max attempts"
+            w.IntSlider, s["max_attempts"], 1, 20, description="max attempts", **_SLIDER
         )
         self.cap_control = slider(
-            w.FloatSlider, s["cap"], 1.0, 120.0, step=1.0, description="backoff cap (s)"
+            w.FloatSlider,
+            s["cap"],
+            1.0,
+            120.0,
+            step=1.0,
+            description="backoff cap (s)",
+            readout_format=".0f",
+            **_SLIDER,
         )
         controls = {
             "consumers": self.consumers_control,
@@ -142,13 +172,24 @@ class RetryStorm(SimulationView):
         self.capacity_mark.y = [float(none["capacity"])] * 2
         self.x_scale.max = end
         self.y_scale.max = float(max(max(none["load"]), max(full["load"]), none["capacity"]) * 1.1)
+        table = self.run.table()
+
+        def style(value: Any) -> str:
+            return _CELL if isinstance(value, str) else _NUMBER
+
         rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
-            for row in self.run.table()
+            "<tr>"
+            + "".join(f"<td style='{style(v)}'>{html.escape(str(v))}</td>" for v in row.values())
+            + "</tr>"
+            for row in table
         )
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in self.run.table()[0])
+        head = "".join(
+            f"<th style='{style(v)};border-bottom:2px solid #767676'>{html.escape(k)}</th>"
+            for k, v in table[0].items()
+        )
         self.table.value = (
-            f"<table class='mq-table'><tr>{head}</tr>{rows}</table>"
+            "<table class='mq-table' style='border-collapse:collapse;line-height:1.35;"
+            f"margin:2px 0'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             f"<small>Peak load after recovery {self.run.peak_ratio:.1f} times higher in step than "
             "with jitter.</small>"
         )

@@ -9,6 +9,7 @@ two durable consumers, ``Nats-Msg-Id`` deduplication, publish order, the stream 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 from typing import Any
 
@@ -103,13 +104,22 @@ def stream_experiments(server: JetStreamServer | str) -> dict[str, Any]:
 
 
 def observe(server: JetStreamServer) -> dict[str, Cell]:
-    """Run every experiment on ``server`` and return the table's cells (about 4 s)."""
+    """Run every experiment on ``server`` and return the table's cells (about 2.5 s)."""
     if not isinstance(server, JetStreamServer):
         raise TypeError(f"server must be a running JetStreamServer, got {type(server).__name__}")
-    ch1 = run_script_on_jetstream(CHAPTER_1, server)
-    late = run_script_on_jetstream(LATE_ACK, server)
-    ch6 = run_script_on_jetstream(CHAPTER_6, server)
-    more = stream_experiments(server)
+    # The three scripts spend most of their time waiting for ack_wait to expire, and each uses
+    # the same stream names, so the late-ACK and chapter 6 scripts run side by side on two more
+    # throwaway servers (started from this thread, which outlives them).
+    with (
+        JetStreamServer() as late_server,
+        JetStreamServer() as ch6_server,
+        concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="mqlib-jetstream") as pool,
+    ):
+        late_run = pool.submit(run_script_on_jetstream, LATE_ACK, late_server)
+        ch6_run = pool.submit(run_script_on_jetstream, CHAPTER_6, ch6_server)
+        ch1 = run_script_on_jetstream(CHAPTER_1, server)
+        more = stream_experiments(server)
+        late, ch6 = late_run.result(), ch6_run.result()
 
     back = next(d for d in ch1.deliveries if d.message is not None and d.count > 1)
     poison = [d.count for d in ch6.deliveries if d.message == "m3"]
