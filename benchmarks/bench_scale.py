@@ -212,21 +212,30 @@ SCENARIOS: dict[str, tuple[str, Callable[[], tuple[Any, Callable[[Any, float], N
 def measure_one(name: str) -> dict[str, Any]:
     """Run scenario ``name`` for one simulated hour, then three more; time and memory."""
     _, make = SCENARIOS[name]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run, drive = make()
     drive(run, HOUR)
-    hour = time.perf_counter() - start
+    hour, hour_cpu = time.perf_counter() - start, time.process_time() - cpu
     before = rss_mib()
     start = time.perf_counter()
     drive(run, 3 * HOUR)
     three = time.perf_counter() - start
     after = rss_mib()
-    return {"hour_s": hour, "next_3h_s": three, "grow_mib": after - before, "rss_mib": after}
+    return {
+        "hour_s": hour,
+        "hour_cpu_s": hour_cpu,
+        "next_3h_s": three,
+        "grow_mib": after - before,
+        "rss_mib": after,
+    }
 
 
 def part1(names: list[str], timeout: float) -> None:
     print("1. Widget scenarios at their controls' maximum: one simulated hour, then three more")
-    print(f"   {'scenario':<15} {'1 h (s)':>8} {'+3 h (s)':>9} {'+3 h MiB':>9}  verdict   settings")
+    print(
+        f"   {'scenario':<15} {'1 h (s)':>8} {'CPU (s)':>8} {'+3 h (s)':>9} {'+3 h MiB':>9}  "
+        "verdict   settings"
+    )
     for name in names:
         settings, _ = SCENARIOS[name]
         try:
@@ -247,10 +256,12 @@ def part1(names: list[str], timeout: float) -> None:
             continue
         ok = r["hour_s"] < 3 and r["grow_mib"] <= 20
         print(
-            f"   {name:<15} {r['hour_s']:8.2f} {r['next_3h_s']:9.2f} {r['grow_mib']:9.1f}  "
+            f"   {name:<15} {r['hour_s']:8.2f} {r['hour_cpu_s']:8.2f} {r['next_3h_s']:9.2f} "
+            f"{r['grow_mib']:9.1f}  "
             f"{'ok' if ok else 'FAIL':<8}  {settings}"
         )
-    print("   (budget: 1 h < 3 s, +3 h <= 20 MiB)")
+    print("   (budget: 1 h < 3 s, +3 h <= 20 MiB; CPU time is what the hour costs when the")
+    print("   machine is shared: wall-clock time under load is inflated by the other processes)")
     print()
 
 
@@ -276,14 +287,20 @@ def topic_publishes(n: int) -> float:
 
 
 def ordering_scan(n: int) -> float:
-    from mqlib.models.ordering import CompetingOrdering, find_violations, order_events
-    from mqlib.core import Simulation
+    import random
 
-    system = CompetingOrdering(Simulation(seed=1), 4, jitter=0.3)
-    for event in order_events(range(n // 3)):
-        system.publish(event)
-    system.sim.run()
-    return timed(lambda: find_violations(system.processed, system.sent))
+    from mqlib.models.ordering import Processed, find_violations, order_events
+
+    events = []  # n events: batches of the lesson's three orders, as OrderingRun.send makes them
+    while len(events) < n:
+        events += order_events((42, 43, 44), first_seq=len(events) + 1)
+    rng = random.Random(1)
+    done = list(events)
+    for i in range(0, len(done) - 1, 2):  # competing consumers: neighbours finish out of order
+        if rng.random() < 0.3:
+            done[i], done[i + 1] = done[i + 1], done[i]
+    processed = [Processed(i * 0.01, "A", e) for i, e in enumerate(done)]
+    return timed(lambda: find_violations(processed, events))
 
 
 def add_members(n: int) -> float:

@@ -179,3 +179,17 @@ def later_time(name: str, now: float, seconds: float) -> float:
             "(float precision): use a smaller time scale"
         )
     return end
+
+
+def collection(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """A list, tuple, set or range (``None`` too if ``allow_none``); a string, a mapping or a
+    single object is refused rather than iterated letter by letter or failing later."""
+    if value is None and allow_none:
+        return value
+    if isinstance(value, str | bytes) or not isinstance(
+        value, list | tuple | set | frozenset | range
+    ):
+        raise TypeError(
+            f"{name} must be a list or tuple, got {_show(value)} ({type(value).__name__})"
+        )
+    return value

@@ -66,3 +66,43 @@ def test_cannot_run_backwards():
     sim.advance(5)
     with pytest.raises(ValueError, match="until must be >= the current time"):
         sim.run(until=1)
+
+
+# -- issue 13: bounded trace, the instant rule ------------------------------------------------------
+def test_the_trace_keeps_the_newest_events_up_to_its_limit():
+    sim = Simulation(trace_limit=10)
+    for i in range(25):
+        sim.record("tick", n=i)
+    assert len(sim.trace) == 10 and sim.trace.dropped == 15
+    assert [e.data["n"] for e in sim.trace] == list(range(15, 25))
+    assert sim.trace[0].data["n"] == 15 and sim.trace[-1].data["n"] == 24
+    assert sim.trace.as_dicts()[0] == {"time": 0, "kind": "tick", "n": 15}
+    unbounded = Simulation(trace_limit=None)
+    for i in range(25):
+        unbounded.record("tick", n=i)
+    assert len(unbounded.trace) == 25 and unbounded.trace.dropped == 0
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True, "10"])
+def test_a_bad_trace_limit_is_refused(limit):
+    with pytest.raises((TypeError, ValueError), match="limit"):
+        Simulation(trace_limit=limit)
+
+
+def test_run_and_advance_process_what_is_due_at_the_end_time():
+    sim = Simulation()
+    sim.process(ticker(sim, 0.5, 4))
+    sim.run(until=1.0)
+    assert [e.data["n"] for e in sim.trace] == [0, 1]  # the tick due at 1.0 has happened
+    sim.advance(0.5)
+    assert [e.data["n"] for e in sim.trace] == [0, 1, 2]
+    assert sim.env.peek() > sim.now
+
+
+def test_the_fast_timer_fires_like_a_timeout():
+    sim = Simulation()
+    fired = []
+    sim.timeout(1.0).callbacks.append(lambda e: fired.append(("timeout", sim.now)))
+    sim._timer(1.0, "x", lambda e: fired.append((e.value, sim.now)))
+    sim.run(until=2)
+    assert fired == [("timeout", 1.0), ("x", 1.0)]  # same time, in creation order

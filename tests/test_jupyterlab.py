@@ -466,6 +466,7 @@ def test_sync_vs_async_widget_in_jupyterlab(page, lab, screenshot_dir):
     expect(figure).to_have_count(1)
     expect(figure).to_contain_text("user sees 'error' at 8,280 ms")
     assert_no_clipped_text(widget)
+    expect_fits_the_screen(widget)
     widget.scroll_into_view_if_needed()
     page.screenshot(path=screenshot_dir / "jupyterlab-00-window.png")
     widget.screenshot(path=screenshot_dir / "jupyterlab-00-sync.png")
@@ -651,6 +652,10 @@ def test_ordering_widget_in_jupyterlab(page, lab, screenshot_dir):
     engine.set_jitter(0.5)
     engine.run()
     expect_engine("after dragging jitter to 0.5 s")
+    # Issue 14: with jitter 0.5 and 8 consumers, "paid" under order 43 ran into "shipped".
+    overlaps = figure.evaluate(OVERLAPPING_LABELS)
+    assert not overlaps, f"event names drawn over each other: {overlaps}"
+    assert len(figure.evaluate(LABEL_TEXTS)) >= 9  # the names are drawn at all
     widget.screenshot(path=screenshot_dir / "jupyterlab-04-jitter-8-consumers.png")
 
     engine.reset()
@@ -668,6 +673,19 @@ def test_ordering_widget_in_jupyterlab(page, lab, screenshot_dir):
     button(widget, "Process all").click()
     expect_engine("after Process all")
 
+
+# Pairs of visible label texts in a figure whose boxes overlap (by more than a pixel each way).
+OVERLAPPING_LABELS = """fig => {
+    const boxes = [...fig.querySelectorAll('text.label')]
+        .filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0)
+        .map(t => [t.textContent, t.getBoundingClientRect()]);
+    const hits = [];
+    boxes.forEach(([a, r], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+        if (Math.min(r.right, q.right) - Math.max(r.left, q.left) > 1 &&
+            Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top) > 1) hits.push(`${a} / ${b}`);
+    }));
+    return hits;
+}"""
 
 # What the keyboard focus is on: a button's text, or a slider handle's accessible name.
 FOCUSED = """() => { const e = document.activeElement;

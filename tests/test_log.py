@@ -803,3 +803,43 @@ def test_scenario_consume_returns_plain_records_and_rebalances_on_kill():
     assert run.remove_member("g") == "g-3"
     run.remove_group("g")
     assert run.lag() == {}
+
+
+# -- issue 13: joining costs the same however many members there are --------------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    partitions=st.integers(min_value=1, max_value=6),
+    strategy=st.sampled_from(["range", "roundrobin"]),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 30)), min_size=1, max_size=40),
+)
+def test_incremental_rebalance_agrees_with_the_assignor_over_every_member(
+    partitions, strategy, steps
+):
+    sim = Simulation()
+    log = PartitionedLog(sim, "t", partitions=partitions)
+    group = log.add_group("g", strategy=strategy)
+    for join, pick in steps:
+        if join or not group.members:
+            group.join(f"m{pick:02d}" if f"m{pick:02d}" not in group.members else None)
+        else:
+            group.leave(group.members[pick % len(group.members)])
+        if group.members:
+            expected = assign(strategy, {m: ["t"] for m in group.members}, {"t": partitions})
+            assert group.assignment() == {m: [p for _, p in expected[m]] for m in group.members}
+        event = sim.trace.of_kind("rebalance")[-1].data
+        idle = sum(1 for ps in group.assignment().values() if not ps)
+        assert event.get("idle", 0) == idle
+        assert event["assignment"] == {m: ps for m, ps in group.assignment().items() if ps}
+
+
+def test_add_member_stays_cheap_with_many_members():
+    from mqlib.scenarios.kafka_log import KafkaLogRun
+
+    run = KafkaLogRun(4)
+    run.add_group("g", 0)
+    for _ in range(300):
+        run.add_member("g")
+    owned = run.assignments()["g"]
+    assert len(owned) == 300 and sorted(p for ps in owned.values() for p in ps) == [0, 1, 2, 3]
+    # the four owners are the first four ids in sorted order, as in Kafka's assignors
+    assert sorted(m for m, ps in owned.items() if ps) == sorted(owned)[:4]

@@ -95,6 +95,14 @@ def test_repartition_from_4_to_5_moves_every_lesson_key():
     assert doubled.moved == [42] and doubled.summary.endswith("1 of 2 orders change partition")
 
 
+def batch_events(orders, batches):
+    """``batches`` sends of every order's events, one after the other (as OrderingRun.send)."""
+    events = []
+    for _ in range(batches):
+        events += order_events(orders, first_seq=len(events) + 1)
+    return events
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     before=st.integers(1, MAX_PARTITIONS),
@@ -167,6 +175,14 @@ def test_equal_consumers_on_one_queue_still_break_order_with_jitter_seed_2():
     assert [(v["order"], v["event"], v["before"]) for v in run.violations()] == [
         (42, "paid", "created")
     ]
+
+
+def batch_events(orders, batches):
+    """``batches`` sends of every order's events, one after the other (as OrderingRun.send)."""
+    events = []
+    for _ in range(batches):
+        events += order_events(orders, first_seq=len(events) + 1)
+    return events
 
 
 @settings(max_examples=60, deadline=None)
@@ -556,3 +572,58 @@ def test_a_record_moved_to_a_retry_topic_is_overtaken_unless_its_key_is_parked()
     assert {p.event.order_id for p in parked if p.consumer == "main"} == {42, 43, 44}
     with pytest.raises(ValueError, match="failing must be one of"):
         retry_topic_processing(failing="42 refunded")
+
+
+# -- issue 13: a linear violation scan that agrees with the definition -------------------------------
+def brute_force_violations(processed, sent):
+    """The definition, read literally (quadratic): for each processed event, every earlier event
+    of its order that is not done yet."""
+    known = {p.event for p in processed} | set(sent or ())
+    done, found = set(), []
+    for p in processed:
+        for e in sorted(known, key=lambda e: e.seq):
+            if e.order_id == p.event.order_id and e.seq < p.event.seq and e not in done:
+                found.append(
+                    {"time": round(p.time, 9), "consumer": p.consumer, "order": e.order_id,
+                     "event": p.event.step, "before": e.step}
+                )
+        done.add(p.event)
+    return found
+
+
+def batch_events(orders, batches):
+    """``batches`` sends of every order's events, one after the other (as OrderingRun.send)."""
+    events = []
+    for _ in range(batches):
+        events += order_events(orders, first_seq=len(events) + 1)
+    return events
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    orders=st.lists(st.sampled_from([42, 43, 44]), min_size=1, max_size=3, unique=True),
+    batches=st.integers(min_value=1, max_value=4),
+    order=st.randoms(use_true_random=False),
+    drop=st.integers(min_value=0, max_value=5),
+)
+def test_the_linear_scan_agrees_with_the_definition(orders, batches, order, drop):
+    events = batch_events(orders, batches)
+    shuffled = list(events)
+    order.shuffle(shuffled)
+    processed = [Processed(i * 0.1, "A", e) for i, e in enumerate(shuffled[drop:])]
+    assert find_violations(processed, events) == brute_force_violations(processed, events)
+    assert find_violations(processed) == brute_force_violations(processed, None)
+
+
+def test_the_running_system_keeps_its_violations_up_to_date():
+    sim = Simulation(seed=3)
+    system = CompetingOrdering(sim, 4, jitter=0.3)
+    for event in batch_events([42, 43, 44], 20):
+        system.publish(event)
+        sim.advance(0.05)
+    sim.run(until=sim.now + 100)
+    assert system.processed_count == system.sent_count == 180
+    assert system.violations() == find_violations(list(system.processed), list(system.sent))
+    assert system.violation_count == len(system.violations()) > 0
+    flags = flag_violations(list(system.processed), list(system.sent))
+    assert [r["violation"] for r in system.processed_rows()] == flags

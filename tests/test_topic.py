@@ -397,3 +397,39 @@ def test_removing_a_member_from_an_empty_group_is_refused():
 
 
 # --- golden trace --------------------------------------------------------------------------------
+
+
+# -- issue 13: constant cost per publish, bounded memory ---------------------------------------------
+def test_publish_keeps_recent_messages_and_counts_all():
+    from mqlib.models.topic import RECENT_MESSAGES, Topic
+
+    sim = Simulation(trace_limit=None)
+    topic = Topic(sim)
+    group = topic.subscribe("g", members=2)
+    total = RECENT_MESSAGES + 500
+    for _ in range(total):
+        topic.publish()
+    assert topic.published_count == total and group.received == total
+    assert len(topic.messages) == RECENT_MESSAGES
+    assert topic.messages[-1].seq == total and topic.messages[0].seq == 501
+    with pytest.raises(ValueError, match="already published"):
+        topic.publish(message_id="msg3")  # long gone from the recent window, still unique
+    # who got each message, kept on the message, agrees with the trace
+    last = {e.data["message"]: e.data["member"] for e in sim.trace.of_kind("deliver")}
+    assert all(m.got["g"] == last[m.id] for m in topic.messages)
+
+
+def test_copies_agree_with_the_delivery_log():
+    from mqlib.scenarios.pubsub import PubSubRun
+
+    run = PubSubRun({"payment": 2, "email": 0})
+    run.publish(3)
+    run.add_member("email")
+    run.add_group("late", 1)
+    run.publish(2)
+    run.remove_group("late")
+    copies = run.copies()
+    got = {(m, g): member for m, g, member in run.delivery_log()}
+    for name, row in copies["groups"].items():
+        for seq, member in zip(copies["messages"], row["member"], strict=True):
+            assert member == got.get((f"msg{seq}", name))

@@ -30,7 +30,7 @@ def test_opens_on_the_populated_blocking_default_run():
         view.summary()
         == default_run().summary()
         == (
-            "t=30s [block]: producer 10/s BLOCKED, produced 80, consumed 59, depth 20, lag 21, "
+            "t=30s [block]: producer 10/s, produced 81, consumed 60, depth 20, lag 21, "
             "rejected 0, dropped 0 low / 0 high, held back 219; "
             "1 consumers (0 idle) on 1 partitions"
         )
@@ -43,7 +43,7 @@ def test_opens_on_the_populated_blocking_default_run():
         assert xs(view.marks[key]) == series["time"]
         assert ys(view.marks[key]) == series[key]
     assert max(ys(view.marks["depth"])) == 20  # the bound holds
-    assert ys(view.marks["producer_rate"])[-5:] == [2.0] * 5  # slowed to the consumer's rate
+    assert ys(view.marks["producer_rate"])[-5:-1] == [2.0] * 4  # slowed to the consumer's rate
     assert view.limit() == ("capacity", 20)
     assert ys(view.marks["limit"]) == [20.0, 20.0] and view.marks["limit"].visible
     assert view.mode_control.value == "block"
@@ -84,8 +84,8 @@ def test_reject_loses_and_block_does_not():
     rejecting.set_mode("reject")
     rejecting.advance(30)
     assert rejecting.summary() == (
-        "t=60s [reject]: producer 10/s, produced 140, consumed 119, depth 20, lag 21, "
-        "rejected 240, dropped 0 low / 0 high, held back 220; 1 consumers (0 idle) on 1 partitions"
+        "t=60s [reject]: producer 10/s, produced 141, consumed 120, depth 20, lag 21, "
+        "rejected 240, dropped 0 low / 0 high, held back 219; 1 consumers (0 idle) on 1 partitions"
     )
     blocking = Backpressure()
     blocking.advance(30)
@@ -185,11 +185,12 @@ def test_the_chapters_numbers():
         for mode, r in results.items()
     }
     assert table == {
-        "unbounded": (600, 600, 119, 480, 0, 0, 0),
-        "block": (141, 140, 119, 20, 0, 0, 0),
-        "reject": (600, 140, 119, 20, 460, 0, 0),
-        "rate_limit": (130, 130, 119, 10, 0, 0, 0),
-        "shed": (600, 306, 119, 186, 0, 294, 0),
+        # 60 s include the instant t=60 (the engine's rule): 601 sends at 10/s from t=0 on
+        "unbounded": (601, 601, 120, 480, 0, 0, 0),
+        "block": (141, 141, 120, 20, 0, 0, 0),
+        "reject": (601, 141, 120, 20, 460, 0, 0),
+        "rate_limit": (130, 130, 120, 10, 0, 0, 0),
+        "shed": (601, 306, 120, 186, 0, 295, 0),
     }
     hour = {}
     for mode in ("block", "reject", "shed"):
@@ -242,7 +243,68 @@ def test_quiz_answers_are_what_the_engine_computes():
     results = compare_modes(seconds=60, rate=10, consumer_rate=2, capacity=20)
     block, shed, reject = (results[m]["state"] for m in ("block", "shed", "reject"))
     assert block["max_depth"] <= 20 and block["rejected"] == 0 and block["dropped"]["low"] == 0
-    assert shed["dropped"] == {"high": 0, "low": 294} and shed["depth"] == 186
+    assert shed["dropped"] == {"high": 0, "low": 295} and shed["depth"] == 185
     assert reject["rejected"] == 460
-    assert {r["state"]["consumed"] for r in results.values()} == {119}
-    assert "186 waiting" in answer(4)
+    assert {r["state"]["consumed"] for r in results.values()} == {120}
+    assert "185 waiting" in answer(4)
+
+
+# -- what the learner sees (issue 14) -------------------------------------------------------------
+def _round(ticks) -> bool:
+    ticks = [int(t) for t in ticks]
+    steps = set(np.diff(ticks).tolist())
+    return (
+        ticks[0] == 0
+        and len(steps) == 1
+        and str(steps.pop()).rstrip("0") in ("1", "2", "5")
+        and len(ticks) <= 8
+    )
+
+
+@pytest.mark.parametrize("seconds", [0, 30, 77, 158, 600, 3600])
+def test_every_axis_has_round_ticks_from_zero(seconds):
+    view = Backpressure(BackpressureRun(mode="unbounded")) if seconds else Backpressure()
+    if seconds:
+        view.advance(seconds)
+    for axis in [*view.time_axes, *view.axes.values()]:
+        ticks = list(axis.tick_values)
+        assert _round(ticks), ticks
+        assert min(ticks) >= 0  # never a negative time or count
+    assert view.x_scale.min == 0 and view.x_scale.max == view.time_axes[0].tick_values[-1]
+    assert view.x_scale.max >= view.run.now
+
+
+def test_the_three_charts_sit_side_by_side_at_a_readable_height():
+    view = Backpressure()
+    row = view.view.children[0]
+    assert list(row.children) == [view.queue_figure, view.rate_figure, view.lost_figure]
+    for figure in row.children:
+        assert figure.layout.height == "250px"  # the lost chart too (was 190 px, 0-350 in ~90)
+    view.mode_control.value = "reject"
+    view.advance(60)
+    ticks = list(view.axes["lost"].tick_values)
+    assert 3 <= len(ticks) <= 7  # 250 px of figure: at least ~25 px between labels
+
+
+def test_the_less_used_settings_are_folded_away():
+    view = Backpressure()
+    assert view.settings.selected_index is None  # closed when it opens
+    inside = view.settings.children[0]
+    folded = {c for box in inside.children for c in box.children}
+    assert folded == {
+        view.partition_control,
+        view.capacity_control,
+        view.lag_control,
+        view.shed_control,
+    }
+    # what stays open: charts, legend, state line, buttons, modes, the two rate sliders
+    assert len(view.view.children) == 8  # (+ the hidden chart text)
+    assert view.rate_control in view.view.children[5].children
+
+
+def test_each_chart_has_a_sentence_for_screen_readers():
+    view = Backpressure()
+    queue, rates, lost = view.describe_charts()
+    assert "depth now 20" in queue and "capacity is 20" in queue
+    assert "msg/s" in rates and "0 rejected, 0 dropped" in lost
+    assert queue in view.chart_text.value.replace("&#x27;", "'")

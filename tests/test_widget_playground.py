@@ -251,3 +251,37 @@ def test_chapter_9_quiz_answers_are_what_the_engine_computes():
     assert [a["value"] for a in questions[2]["answers"] if a.get("correct")] == [copies] == [3]
     assert all(a.get("feedback") for q in questions for a in q["answers"])
     assert not any(q.get("precision") == 0 for q in questions)
+
+
+def test_the_layout_fits_a_1280_by_720_screen():
+    """Charts side by side at 215 px, one row of cards, the state line and three rows of
+    controls: about 430 px in JupyterLab at 1280x720 (test_jupyterlab_ch08 measures it)."""
+    view = MessageQueueSimulator()
+    charts, legend, cards, summary, *rows, chart_text = view.view.children
+    assert [f.layout.height for f in charts.children] == ["215px", "215px"]
+    assert [f.layout.width for f in charts.children] == ["50%", "50%"]
+    assert len(cards.children) == 4 and summary is view.summary_label
+    assert [r.children[0].value for r in rows] == [
+        "<b>Producer</b>",
+        "<b>Failures</b>",
+        "<b>Broker</b>",
+    ]
+    assert chart_text is view.chart_text
+    # every card fits the 848 px a JupyterLab output gets at 1280 px wide
+    widths = [int(c.layout.width.removesuffix("px")) + 6 for c in cards.children]
+    assert sum(widths) <= 848
+
+
+def test_a_long_run_draws_bounded_series_with_rates_over_their_spacing():
+    from mqlib.scenarios.playground import MAX_POINTS
+
+    run = Playground(rate=20.0, backpressure=True, capacity=100)
+    for _ in range(120):
+        run.advance(60)
+    view = MessageQueueSimulator(run)
+    assert len(view.depth_mark.x) == len(run.series["time"]) <= MAX_POINTS
+    assert run.resolution > 2  # merged: the rate lines average over the points' spacing
+    assert f"averaged over {run.resolution:g} s" in view.legend.value
+    # six msg/s of consumers, all of it used: the drawn throughput says so
+    assert list(view.throughput_mark.y)[-1] == pytest.approx(6.0, abs=0.5)
+    assert list(view.producer_mark.y)[-1] == pytest.approx(6.0, abs=0.5)

@@ -66,7 +66,12 @@ def test_controls_and_methods_stay_in_step():
 
 def test_point_to_point_opens_on_a_populated_default_run():
     view = PointToPoint()
-    assert len(view.depth_mark.x) > 50
+    # Only the samples where the line changes are sent; they draw the engine's every sample.
+    series = view.run.series
+    assert 5 < len(view.depth_mark.x) < len(series["time"])
+    assert (
+        step_value(view.depth_mark.x, view.depth_mark.y, series["time"]) == series["visible"]
+    ).all()
     visible, in_flight = list(view.depth_mark.y), list(view.in_flight_mark.y)
     assert max(visible) == 9  # 12 sent, 3 taken at once
     assert max(in_flight) == 3
@@ -89,10 +94,15 @@ def test_point_to_point_buttons_drive_the_engine():
     assert view.run.queue.in_flight_count == 3  # A's message is still in flight
     buttons["Advance 5 s"].click()
     assert view.run.now == 5
-    assert len(view.depth_mark.y) == len(view.in_flight_mark.y) == len(view.depth_mark.x) == 21
+    assert len(view.run.series["time"]) == 21  # a sample every 0.25 s; the marks keep changes
+    for mark, key in ((view.depth_mark, "visible"), (view.in_flight_mark, "in_flight")):
+        assert len(mark.x) == len(mark.y) and mark.x[-1] == 5
+        assert (step_value(mark.x, mark.y, view.run.series["time"]) == view.run.series[key]).all()
     assert view.x_scale.max > 5  # room to the right of the newest sample
     assert view.count_mark.colors[0] == "#767676"  # A is crashed: its bar is grey
-    assert view.run.queue.in_flight_count == 3  # B and C, plus A's message until its timeout
+    # A's message timed out at t=5 exactly (advance includes its end) and another consumer has it
+    assert view.run.queue.in_flight_count == 2
+    assert view.run.sim.trace.of_kind("visibility_timeout")[0].time == 5
     view.crash_buttons["A"].click()  # now labelled Restart A
     assert view.run.consumers["A"].alive
     view.speed_controls["C"].value = 0.5
@@ -178,3 +188,74 @@ def test_point_to_point_legend_explains_the_grey_bar_of_a_crashed_consumer():
     assert "#767676" in legend.value
     crashed = [not c.alive for c in view.run.consumers.values()]
     assert [c == "#767676" for c in view.count_mark.colors] == crashed
+
+
+def step_value(x, y, at):
+    """The value a step-after line through ``(x, y)`` draws at each time in ``at``."""
+    return np.asarray(y)[np.searchsorted(np.asarray(x), np.asarray(at), side="right") - 1]
+
+
+def test_step_points_drops_repeats_and_draws_the_same_step_line():
+    from mqlib.widgets._base import step_points
+
+    rng = np.random.default_rng(7)
+    times = np.arange(5000) * 0.25
+    values = np.repeat(rng.integers(0, 9, 50), 100)  # 50 runs of 100 equal samples
+    x, y = step_points(times, values)
+    assert len(x) <= 51 + 1 < len(times)
+    assert x[0] == times[0] and x[-1] == times[-1]
+    assert (step_value(x, y, times) == values).all()
+
+
+def test_step_points_bounds_a_busy_line_and_keeps_every_extreme():
+    from mqlib.widgets._base import step_points
+
+    rng = np.random.default_rng(3)
+    times = np.arange(100_000, dtype=float)
+    values = rng.integers(0, 1000, len(times))
+    values[61_234] = 5000  # a single-sample peak in the middle of a span
+    x, y = step_points(times, values, limit=300)
+    assert len(x) <= 300
+    assert list(x) == sorted(x) and x[0] == 0 and x[-1] == times[-1]
+    assert max(y) == 5000 and min(y) == values.min()
+
+
+@pytest.mark.parametrize(
+    ("times", "values", "limit", "error"),
+    [
+        ([0, 1], [0], 10, ValueError),
+        ([[0, 1]], [[0, 1]], 10, ValueError),
+        ([0, 1], [0, 1], 3, ValueError),
+        ([0, 1], [0, 1], 10.0, TypeError),
+        ([0, 1], [0, 1], True, TypeError),
+    ],
+)
+def test_step_points_refuses_bad_input(times, values, limit, error):
+    from mqlib.widgets._base import step_points
+
+    with pytest.raises(error, match="limit|times and values"):
+        step_points(times, values, limit)
+
+
+def test_point_to_point_after_an_hour_sends_a_bounded_chart_that_draws_the_engines_series():
+    from mqlib.widgets._base import MAX_CHART_POINTS
+
+    view = PointToPoint()
+    view.send(10)
+    view.advance(3600)
+    view.send(1)
+    series = view.run.series
+    assert len(series["time"]) > 10_000  # the engine's own samples, one every 0.25 s
+    for mark, key in ((view.depth_mark, "visible"), (view.in_flight_mark, "in_flight")):
+        assert len(mark.x) <= MAX_CHART_POINTS
+        assert (step_value(mark.x, mark.y, series["time"]) == np.asarray(series[key])).all()
+
+
+def test_sliders_send_their_value_on_release_not_while_drawn():
+    """A continuously updating float slider echoes a rounded value when drawn; during Run All
+    that echo can leave the page's model waiting forever (see ``SimulationView._slider``)."""
+    from mqlib.widgets import MessageOrdering, PubSub
+
+    for view in (PointToPoint(), SyncVsAsync(), MessageOrdering(), PubSub()):
+        sliders = [w for w in descendants(view.view) if type(w).__name__.startswith("Float")]
+        assert all(not s.continuous_update for s in sliders), type(view).__name__

@@ -280,3 +280,32 @@ def test_processing_times_must_be_a_mapping():
 def test_one_advance_is_at_most_a_day():
     with pytest.raises(ValueError, match="seconds must be <= 86400"):
         PointToPointRun().advance(1e9)
+
+
+# -- issue 13: memory follows live state -------------------------------------------------------------
+def test_acked_messages_are_forgotten_beyond_the_recent_history():
+    from mqlib.models.work_queue import RECENT_ACKED
+
+    sim = Simulation(record=False)
+    queue = WorkQueue(sim, visibility_timeout=60)
+    Consumer(sim, queue, "A", processing_time=0.01)
+    total = RECENT_ACKED * 3
+    for _ in range(total):
+        queue.send()
+    sim.run(until=total * 0.01 + 1)
+    assert queue.acked_count == queue.sent_count == total and queue.depth == 0
+    assert len(queue.messages) == RECENT_ACKED  # the newest acked ones, for inspection
+    assert f"m{total}" in queue.messages and "m1" not in queue.messages
+
+
+def test_redeliveries_are_counted():
+    sim = Simulation()
+    queue = WorkQueue(sim, visibility_timeout=1.0)
+    slow = Consumer(sim, queue, "A", processing_time=2.5)
+    queue.send()
+    sim.run(until=1.5)
+    slow.crash()
+    Consumer(sim, queue, "B", processing_time=0.5)
+    sim.run(until=5)
+    receives = sim.trace.of_kind("receive")
+    assert queue.redelivered_count == sum(1 for e in receives if e.data["receive_count"] > 1) >= 1

@@ -271,6 +271,7 @@ class BackpressureBroker:
     def rebalance(self, members: list[str]) -> dict[str, list[int]]:
         """Share the partitions among ``members`` with Kafka's range assignor; returns who owns
         what. Members beyond the partition count get nothing."""
+        members = check.names("members", members, allow_empty=True)
         if members:
             result = assign("range", {m: [TOPIC] for m in members}, {TOPIC: self.partition_count})
             self.assignment = {m: [p for _, p in tps] for m, tps in result.items()}
@@ -303,6 +304,15 @@ class BackpressureBroker:
 
     def commit(self, member: str, record: Record) -> None:
         """``member`` finished ``record``: its offset becomes the partition's consumed offset."""
+        check.text("member", member)
+        check.instance("record", record, Record)
+        if not 0 <= record.partition < len(self.end_offsets) or not (
+            1 <= record.offset <= self.end_offsets[record.partition]
+        ):
+            raise ValueError(
+                f"record {record.id!r} (partition {record.partition}, offset {record.offset}) was "
+                "never produced to this broker: commit only records that poll() returned"
+            )
         self._busy.discard(record.partition)
         self.consumed_offsets[record.partition] = record.offset
         self.consumed += 1
@@ -386,8 +396,10 @@ class RateProducer:
         lag_threshold: int = 10,
         throttled_rate: float = 1.0,
     ) -> None:
+        check.simulation("sim", sim)
         if not isinstance(broker, BackpressureBroker):
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
+        check.same_simulation("broker", broker, sim)
         self.sim = sim
         self.broker = broker
         self.rate = check.number("rate", rate, minimum=0, maximum=MAX_MESSAGE_RATE)
@@ -491,6 +503,7 @@ class PartitionConsumer:
     def __init__(
         self, sim: Simulation, broker: BackpressureBroker, name: str, *, rate: float = 2.0
     ) -> None:
+        check.simulation("sim", sim)
         if not isinstance(broker, BackpressureBroker):
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
         self.sim = sim
@@ -498,6 +511,7 @@ class PartitionConsumer:
         self.name = check.text("name", name)
         check.positive("rate", rate)
         self.rate = check.number("rate", rate, maximum=MAX_MESSAGE_RATE)
+        check.same_simulation("broker", broker, sim)
         self.consumed = 0
         self.busy_seconds = 0.0
         self.stopping = False

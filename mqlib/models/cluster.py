@@ -240,6 +240,7 @@ class ReplicaLog:
 
     def truncate(self, offset: int) -> list[Record]:
         """Drop every record at ``offset`` and above; return the dropped records."""
+        check.integer("offset", offset, minimum=0)
         dropped = self.records[offset:]
         del self.records[offset:]
         del self.appended_at[offset:]

@@ -170,6 +170,7 @@ class Consumer:
         and inherits :meth:`run`, crash handling included. It runs between two ``yield``
         statements of the loop, so a crash never lands in the middle of it.
         """
+        self.queue._check_delivery(delivery)
         self.processed += 1
         self.sim.record("processed", consumer=self.name, message=delivery.message.id)
         if self.queue.ack(delivery):

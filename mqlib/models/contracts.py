@@ -222,6 +222,8 @@ def compatibility(old: Schema, new: Schema) -> dict[str, Any]:
     >>> compatibility(v1, rename_field(v1, "total", "amount"))["why"]["forward"]
     ["'total' is required but not written"]
     """
+    check.instance("old", old, Schema)
+    check.instance("new", new, Schema)
     old, new = _schema(old), _schema(new)
     if old.type != new.type:
         raise ValueError(f"new must be a version of {old.type!r}, got {new.type!r}")
@@ -340,6 +342,11 @@ def example_payload(schema: Schema, values: Mapping[str, Any] | None = None) -> 
     """A payload conforming to ``schema``: every field, from ``values`` where given (an example
     value of its type otherwise)."""
     schema = _schema(schema)
+    if values is not None and not isinstance(values, Mapping):
+        raise TypeError(
+            f"values must be a mapping field name -> value or None, got {values!r} "
+            f"({type(values).__name__})"
+        )
     values = {} if values is None else dict(values)
     payload = {}
     for f in schema.fields:

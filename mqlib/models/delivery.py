@@ -168,11 +168,17 @@ class BalanceStore:
 Handler = Callable[[ChargeMessage, BalanceStore], Any]
 
 
+def _check_charge(message: Any, balance_store: Any) -> None:
+    check.instance("message", message, ChargeMessage)
+    check.instance("balance_store", balance_store, BalanceStore)
+
+
 def charge(message: ChargeMessage, balance_store: BalanceStore) -> None:
     """The naive handler, ``UPDATE account SET balance = balance - 10``: NOT idempotent.
 
     Run it twice for the same message and the customer pays twice.
     """
+    _check_charge(message, balance_store)
     balance_store.balance -= message.amount
 
 
@@ -182,6 +188,7 @@ def charge_once(message: ChargeMessage, balance_store: BalanceStore) -> None:
     The check, the charge and the recording of the id happen together (in a real database: in one
     transaction), so no crash can fall between the charge and the record of it.
     """
+    _check_charge(message, balance_store)
     if message.id in balance_store.processed_ids:
         return  # already charged for this transaction: a duplicate, do nothing
     balance_store.balance -= message.amount
@@ -349,6 +356,11 @@ class Broker:
         self, message: ChargeMessage, producer_id: int | None = None, sequence: int | None = None
     ) -> Record:
         """Store a message (or recognise a resend) and return its record."""
+        check.instance("message", message, ChargeMessage)
+        if producer_id is not None:
+            check.integer("producer_id", producer_id, minimum=0)
+        if sequence is not None:
+            check.integer("sequence", sequence, minimum=0)
         if self.idempotence and producer_id is not None and sequence is not None:
             last = self._last_sequence.get(producer_id, -1)
             if sequence <= last:

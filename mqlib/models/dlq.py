@@ -490,6 +490,7 @@ class HandlerConsumer(Consumer):
         consumer; on failure report it to the queue (writing the error if ``write_error``) and do
         not ack, so the message comes back after the visibility timeout (or goes to the DLQ at
         its next receive once it has used up its receives)."""
+        self.queue._check_delivery(delivery)
         error = self.handler(delivery.message)
         if error is None:
             super().finish(delivery)

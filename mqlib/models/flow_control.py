@@ -323,9 +323,24 @@ def lag_timeline(
     return out
 
 
+def _check_timeline(timeline: Any) -> None:
+    if not isinstance(timeline, Mapping) or "time" not in timeline or "lag" not in timeline:
+        raise TypeError(
+            f"timeline must be a mapping with 'time' and 'lag' lists (as lag_timeline returns), "
+            f"got {check._show(timeline)} ({type(timeline).__name__})"
+        )
+    for key in ("time", "lag"):
+        check.collection(f"timeline[{key!r}]", timeline[key])
+        for value in timeline[key]:
+            check.number(f"timeline[{key!r}]", value)
+    if len(timeline["time"]) != len(timeline["lag"]):
+        raise ValueError("timeline must have as many 'time' values as 'lag' values")
+
+
 def first_fixed_alert(timeline: Mapping[str, Sequence[float]], threshold: float) -> float | None:
     """The first sample time at which the lag (messages) exceeds ``threshold``, or ``None``."""
     check.non_negative("threshold", threshold)
+    _check_timeline(timeline)
     for t, lag in zip(timeline["time"], timeline["lag"], strict=True):
         if lag > threshold:
             return t
@@ -336,6 +351,7 @@ def first_trend_alert(timeline: Mapping[str, Sequence[float]], samples: int = 10
     """The first sample time at which the lag has grown at every one of the last ``samples``
     samples (a lag that only ever goes up, not a burst that is already draining), or ``None``."""
     check.integer("samples", samples, minimum=1)
+    _check_timeline(timeline)
     lags = list(timeline["lag"])
     rising = 0
     for i in range(1, len(lags)):

@@ -26,6 +26,7 @@ not been processed yet: :func:`find_violations` lists them.
 from __future__ import annotations
 
 import string
+from collections import deque
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,11 @@ DEFAULT_PROCESSING_TIMES = (0.5, 0.05, 0.2, 0.1, 0.3, 0.15, 0.4, 0.25)
 consumer (500 ms), B its fast one (50 ms)."""
 
 MAX_CONSUMERS = len(string.ascii_uppercase)
+
+RECENT = 5_000
+"""How many of the latest sent events, processed events and violations a running system keeps
+(:attr:`_OrderingSystem.sent`, ``processed``, :meth:`~_OrderingSystem.violations`): its memory
+follows the recent history, however long it runs. The totals are counters."""
 MAX_PARTITIONS = 64
 
 
@@ -183,6 +189,7 @@ def partition_mapping(
 
 def processing_sequences(processed: Iterable[Processed]) -> dict[int, list[str]]:
     """Each order's steps in the order they were processed (orders sorted by id)."""
+    _check_processed(processed)
     sequences: dict[int, list[str]] = {}
     for p in processed:
         sequences.setdefault(p.event.order_id, []).append(p.event.step)
@@ -202,6 +209,7 @@ def find_violations(
     ``consumer`` finished ``event`` of ``order`` although ``before`` (sent earlier) was not done.
     One processed event may give several violations (one per earlier event not done yet).
     """
+    _check_processed(processed, sent)
     return [v for _, v in _violations(processed, sent)]
 
 
@@ -215,10 +223,20 @@ def flag_violations(
     >>> flag_violations([Processed(0.1, "B", b), Processed(0.5, "A", a)])
     [True, False]
     """
+    _check_processed(processed, sent)
     flags = [False] * len(processed)
     for index, _ in _violations(processed, sent):
         flags[index] = True
     return flags
+
+
+def _check_processed(processed: Any, sent: Any = None) -> None:
+    check.collection("processed", processed)
+    for p in processed:
+        check.instance("processed", p, Processed, "list of Processed entries")
+    check.collection("sent", sent, allow_none=True)
+    for e in sent or ():
+        check.instance("sent", e, OrderEvent, "list of OrderEvents")
 
 
 def _violations(
@@ -268,6 +286,11 @@ class _Tracker:
         i = self._head.get(order, 0)
         while i < len(events) and events[i] in done:
             i += 1
+        if i > 64:  # forget the done prefix: memory for the undone window, not the history
+            for e in events[:i]:
+                done.discard(e)
+            del events[:i]
+            i = 0
         self._head[order] = i
         found = []
         for j in range(i, len(events)):
@@ -290,7 +313,7 @@ class _Tracker:
 
 def consumer_names(count: int) -> list[str]:
     """``["A", "B", ...]``: ``count`` consumer names."""
-    check.integer("consumers", count, minimum=1, maximum=MAX_CONSUMERS)
+    check.integer("count", count, minimum=1, maximum=MAX_CONSUMERS)
     return list(string.ascii_uppercase[:count])
 
 
@@ -332,13 +355,17 @@ class _OrderingSystem:
         self.sim = sim
         self.processing_times = _processing_times(consumers, processing_times)
         self.jitter = check.non_negative("jitter", jitter)
-        self.sent: list[OrderEvent] = []
-        self.processed: list[Processed] = []
+        #: The latest :data:`RECENT` events sent and processed, oldest first.
+        self.sent: deque[OrderEvent] = deque(maxlen=RECENT)
+        self.processed: deque[Processed] = deque(maxlen=RECENT)
+        self.sent_count = 0
+        self.processed_count = 0
+        self.violation_count = 0
         # Kept up to date as events are sent and processed, so that reading the violations does
-        # not rescan the history: the violations so far, and each processed row with its flag.
+        # not rescan the history: the latest violations, and each processed row with its flag.
         self._tracker = _Tracker()
-        self._found: list[dict[str, Any]] = []
-        self._rows: list[dict[str, Any]] = []
+        self._found: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self._rows: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     def _work_time(self, consumer: str) -> float:
         # A consumer's base time plus up to `jitter` seconds more, drawn from the seeded rng:
@@ -348,13 +375,16 @@ class _OrderingSystem:
 
     def _sent(self, event: OrderEvent) -> None:
         self.sent.append(event)
+        self.sent_count += 1
         self._tracker.sent(event)
 
     def _done(self, consumer: str, event: OrderEvent, partition: int | None) -> None:
         processed = Processed(self.sim.now, consumer, event, partition)
         self.processed.append(processed)
+        self.processed_count += 1
         found = self._tracker.done(processed)
         self._found.extend(found)
+        self.violation_count += len(found)
         self._rows.append({**processed.as_dict(), "violation": bool(found)})
         self.sim.record(
             "processed",
@@ -368,19 +398,21 @@ class _OrderingSystem:
     @property
     def pending(self) -> int:
         """Events sent but not processed yet."""
-        return len(self.sent) - len(self.processed)
+        return self.sent_count - self.processed_count
 
     def sequences(self) -> dict[int, list[str]]:
         """Each order's steps in processing order."""
         return processing_sequences(self.processed)
 
     def violations(self) -> list[dict[str, Any]]:
-        """See :func:`find_violations`."""
+        """See :func:`find_violations` (the latest :data:`RECENT`; the total is
+        :attr:`violation_count`)."""
         return [dict(v) for v in self._found]
 
     def processed_rows(self) -> list[dict[str, Any]]:
         """Every finished processing as plain data (:meth:`Processed.as_dict`) plus
-        ``violation``: ``True`` where the event was processed out of order."""
+        ``violation``: ``True`` where the event was processed out of order (the latest
+        :data:`RECENT`; the total is :attr:`processed_count`)."""
         return [dict(r) for r in self._rows]
 
 
@@ -641,7 +673,10 @@ def producer_retry_log(
     >>> [e.label for e in producer_retry_log(order_events((42,)), idempotent=False)]
     ['42 created', '42 shipped', '42 paid']
     """
+    check.collection("events", events, allow_none=True)
     events = order_events((DEFAULT_ORDERS[0],)) if events is None else list(events)
+    if not events:
+        raise ValueError("events must hold at least one OrderEvent, got none")
     for event in events:
         if not isinstance(event, OrderEvent):
             raise TypeError(f"events must be OrderEvents, got {event!r}")
@@ -670,7 +705,10 @@ def retry_topic_processing(
     it, in order, so the key's order holds while other keys keep flowing. Returns what was
     processed, in processing order (consumer ``"main"`` or ``"retry"``).
     """
+    check.collection("events", events, allow_none=True)
     events = order_events() if events is None else list(events)
+    for event in events:
+        check.instance("events", event, OrderEvent, "list of OrderEvents")
     check.text("failing", failing)
     labels = [e.label for e in events]
     check.choice("failing", failing, labels)

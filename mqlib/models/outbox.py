@@ -390,6 +390,9 @@ def run_orders(
     check.integer("orders", orders, minimum=0, maximum=10_000)
     check.boolean("inbox", inbox)
     check.integer("qty", qty, minimum=1)
+    check.collection("crashes", crashes)
+    for crash in crashes:
+        check.instance("crashes", crash, Crash, "list of Crash entries")
     schedule = _Crashes(crashes)
     trace: list[dict[str, Any]] = []
     broker = QueueBroker()

@@ -94,6 +94,11 @@ class _Member:
     history: list[str] = field(default_factory=list)
 
 
+#: The longest single :meth:`RebalancingGroup.advance`, in simulated seconds (it steps one
+#: processing time at a time, so this keeps one call near a second of computing).
+MAX_ADVANCE = 900.0
+
+
 class RebalancingGroup:
     """A consumer group reading ``partitions`` partitions of one topic, rebalancing as members
     come and go.
@@ -186,7 +191,8 @@ class RebalancingGroup:
     # -- actions -------------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass (a whole number of processing steps)."""
-        ticks = self._ticks("seconds", check.positive("seconds", seconds))
+        check.positive("seconds", seconds)
+        ticks = self._ticks("seconds", check.number("seconds", seconds, maximum=MAX_ADVANCE))
         for _ in range(ticks):
             # One step at a time: the clock's next timeout is at exactly now + processing_time,
             # the same float as this target, so no step is lost to rounding over a long run.

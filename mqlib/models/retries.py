@@ -100,6 +100,7 @@ class Backoff:
 
     def delay(self, retry: int, rng: random.Random) -> float:
         """The actual wait before the ``retry``-th retry."""
+        check.instance("rng", rng, random.Random, "random.Random (e.g. sim.rng)")
         ceiling = self.ceiling(retry)
         return ceiling if self.jitter == "none" else rng.uniform(0.0, ceiling)
 
@@ -128,6 +129,7 @@ class RetryPolicy:
         """After attempt number ``attempt`` failed with an ``error`` of kind ``"transient"`` or
         ``"permanent"``: retry (and after how long) or dead-letter."""
         check.choice("error", error, ("transient", "permanent"))
+        check.instance("rng", rng, random.Random, "random.Random (e.g. sim.rng)")
         check.integer("attempt", attempt, minimum=1)
         if error == "permanent":
             return Decision(
@@ -167,6 +169,7 @@ class Dependency:
     def window_of(self, time: float) -> int:
         """The index of the window ``time`` falls in (rounded first, so that a sum of float delays
         that lands on a boundary counts in the window it names)."""
+        check.number("time", time, minimum=0)
         return math.floor(round(time / self.window, 9))
 
     def call(self, caller: str) -> bool:
@@ -200,10 +203,12 @@ class RetryingConsumer:
         start: float = 0.0,
         permanent: bool = False,
     ) -> None:
+        check.simulation("sim", sim)
         if not isinstance(dependency, Dependency):
             raise TypeError(f"dependency must be a Dependency, got {type(dependency).__name__}")
         if not isinstance(policy, RetryPolicy):
             raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
+        check.same_simulation("dependency", dependency, sim)
         self.sim = sim
         self.name = check.text("name", name)
         self.dependency = dependency
@@ -269,12 +274,14 @@ class RetryTopicConsumer:
         retry_delay: float = 5.0,
         processing_time: float = 1.0,
     ) -> None:
+        check.simulation("sim", sim)
         if not isinstance(records, list) or not all(
             isinstance(r, tuple) and len(r) == 2 for r in records
         ):
             raise TypeError("records must be a list of (key, value) pairs")
         self.sim = sim
         self.records = records
+        check.collection("fails_once", fails_once)
         for offset in fails_once:
             check.integer("fails_once", offset, minimum=0, maximum=len(records) - 1)
         self.fails_once = set(fails_once)

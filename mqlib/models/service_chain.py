@@ -171,6 +171,11 @@ class OrderFlow:
             self.set_latency(name, value)
         if isinstance(down, str):
             raise TypeError(f"down must be a collection of service names, got the string {down!r}")
+        if not isinstance(down, list | tuple | set | frozenset):
+            raise TypeError(
+                f"down must be a list, tuple or set of service names (() for none), got {down!r} "
+                f"({type(down).__name__})"
+            )
         self.down: set[str] = set()
         for name in down:
             self.set_down(name, True)
@@ -184,6 +189,11 @@ class OrderFlow:
             self._check_service(name)
             self.recovers_at_ms[name] = check.non_negative(f"recovers_at_ms[{name!r}]", value)
         self.horizon_ms = None if horizon_ms is None else check.positive("horizon_ms", horizon_ms)
+        if self.horizon_ms is not None and self.horizon_ms < self.order_ms + self.publish_ms:
+            raise ValueError(
+                f"horizon_ms must be >= order_ms + publish_ms ({self.order_ms + self.publish_ms:g} "
+                f"ms), got {horizon_ms!r}: the run must last until the order is confirmed"
+            )
 
     # -- settings ------------------------------------------------------------------------------
     def _check_service(self, name: str) -> str:

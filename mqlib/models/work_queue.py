@@ -206,7 +206,12 @@ class WorkQueue:
             self._visible[:] = [entry for entry in self._visible if entry[1] != message.id]
             heapq.heapify(self._visible)
         self.acked_count += 1
-        self._forget_old(message)
+        recent = self._recent_acked  # _forget_old(message), inlined: this is the hot path
+        recent.append(message)
+        if len(recent) > RECENT_ACKED:
+            old = recent.popleft()
+            if self.messages.get(old.id) is old:
+                del self.messages[old.id]
         if late:
             self.late_ack_count += 1
             self.sim.record(
@@ -314,7 +319,8 @@ class WorkQueue:
         if not self._before_visible(message):
             return
         heapq.heappush(self._visible, (message.seq, message.id))
-        self._dispatch()
+        if self._waiting:
+            self._dispatch()
 
     def _has_room_in_flight(self) -> bool:
         return self.max_in_flight is None or len(self._in_flight) < self.max_in_flight

@@ -85,6 +85,7 @@ def without_mathjax(script: str) -> str:
     jupyterquiz throws on ``MathJax.version`` or fetches MathJax from a public CDN, which breaks the
     quiz for a learner without network. Every ``typeof MathJax`` test becomes ``false``.
     """
+    check.instance("script", script, str, "string (jupyterquiz's JavaScript)")
     switched = re.sub(r"typeof MathJax\s*!==?\s*['\"]undefined['\"]", "false", script)
     if "typeof MathJax" in switched:
         raise RuntimeError("jupyterquiz's MathJax check changed; update mqlib.quiz.without_mathjax")

@@ -198,6 +198,7 @@ def check_loopback_url(url: str, *, name: str = "url") -> str:
     Labs accept a server URL so that several labs can share one server; this check keeps every
     connection on this machine (127.0.0.1, ::1 or ``localhost``).
     """
+    _validate.text("name", name)
     _validate.text(name, url)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "nats":

@@ -14,6 +14,7 @@ from typing import Any
 from .. import _validate as check
 from ..core import Simulation
 from ..models.backpressure import (
+    MAX_COUNT,
     MAX_MESSAGE_RATE,
     MODES,
     Backlog,
@@ -176,7 +177,9 @@ class BackpressureRun(SampledRun):
 
     def set_lag_threshold(self, threshold: int) -> None:
         """Lag above which a ``"rate_limit"`` producer slows down."""
-        self.producer.lag_threshold = check.integer("lag_threshold", threshold, minimum=0)
+        self.producer.lag_threshold = check.integer(
+            "lag_threshold", threshold, minimum=0, maximum=MAX_COUNT
+        )
 
     def add_consumer(self) -> str:
         """A new member joins the group; the partitions are reassigned. Returns its name."""

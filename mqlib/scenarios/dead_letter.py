@@ -23,6 +23,8 @@ from ._sampled import SampledRun
 __all__ = ["DeadLetterRun", "PoisonPillRun", "SteadyProducer", "default_run"]
 
 CONSUMER_NAMES = "ABCDEFGHIJ"
+#: The fastest producer, in messages per simulated second.
+MAX_RATE = 100.0
 
 
 class SteadyProducer:
@@ -47,11 +49,13 @@ class SteadyProducer:
         capacity: int | None = None,
         groups: int = 1,
     ) -> None:
+        check.simulation("sim", sim)
         if not isinstance(queue, RedriveQueue):
             raise TypeError(f"queue must be a RedriveQueue, got {type(queue).__name__}")
         self.sim = sim
+        check.same_simulation("queue", queue, sim)
         self.queue = queue
-        self.rate = check.non_negative("rate", rate)
+        self.rate = check.number("rate", rate, minimum=0, maximum=MAX_RATE)
         self.groups = check.integer("groups", groups, minimum=1, maximum=100)
         self.capacity: int | None = None
         self.set_capacity(capacity)
@@ -66,8 +70,8 @@ class SteadyProducer:
         self._process = sim.process(self.run())
 
     def set_rate(self, rate: float) -> None:
-        """Messages per second, taking effect at once (0 pauses)."""
-        self.rate = check.non_negative("rate", rate)
+        """Messages per second, taking effect at once (0 pauses; at most :data:`MAX_RATE`)."""
+        self.rate = check.number("rate", rate, minimum=0, maximum=MAX_RATE)
         self._process.interrupt("settings changed")
 
     def set_capacity(self, capacity: int | None) -> None:
@@ -294,7 +298,7 @@ class DeadLetterRun(PoisonPillRun):
     ) -> None:
         check.integer("consumers", consumers, minimum=1, maximum=len(CONSUMER_NAMES))
         check.boolean("dlq", dlq)
-        self.sample_every = check.positive("sample_every", sample_every)
+        self.sample_every = check.number("sample_every", sample_every, minimum=0.05, maximum=60.0)
         self._build(
             seed=seed,
             name="orders",

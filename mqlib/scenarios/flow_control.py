@@ -37,6 +37,9 @@ def compare_prefetch(prefetches: Iterable[int] = PREFETCHES, messages: int = 300
     """One row per prefetch window: ``prefetch``, messages processed by ``A``, ``B``, ``C``,
     ``slow_share`` (C's fraction), ``finished_at`` (seconds until the queue is done) and
     ``fast_busy`` (the fraction of that time A was busy)."""
+    check.collection("prefetches", prefetches)
+    if not prefetches:
+        raise ValueError("prefetches must name at least one prefetch window, got none")
     rows = []
     for prefetch in prefetches:
         r = run_prefetch(CONSUMERS, messages, prefetch=prefetch)
@@ -60,6 +63,7 @@ def crash_requeue(
     ``requeued``: messages in its window that went back to the queue; ``processed_twice``:
     messages it had processed whose ack had not arrived, so they were processed again."""
     check.positive("at", at)
+    check.collection("prefetches", prefetches)
     rows = []
     for prefetch in prefetches:
         r = run_prefetch(CONSUMERS, messages, prefetch=prefetch, crash=("C", at))

@@ -75,7 +75,7 @@ def compare_results(
     messages: int = 10, faults: Iterable[Fault] = DEFAULT_FAULTS, *, seed: int = 0, **settings: Any
 ) -> dict[str, DeliveryResult]:
     """Like :func:`compare_guarantees`, with the full :class:`DeliveryResult` per guarantee."""
-    faults = list(faults)
+    faults = list(check.collection("faults", faults))
     return {
         g: simulate_pipeline(g, messages, faults, seed=seed, **settings).result()
         for g in GUARANTEES
@@ -86,7 +86,7 @@ def compare_traces(
     messages: int = 10, faults: Iterable[Fault] = DEFAULT_FAULTS, *, seed: int = 0
 ) -> dict[str, list[dict[str, Any]]]:
     """The event trace of each guarantee's run (for golden files and step-by-step replays)."""
-    faults = list(faults)
+    faults = list(check.collection("faults", faults))
     return {
         g: simulate_pipeline(g, messages, faults, seed=seed).sim.trace.as_dicts()
         for g in GUARANTEES

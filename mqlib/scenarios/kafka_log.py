@@ -55,6 +55,7 @@ class KafkaLogRun:
         seed: int = 0,
     ) -> None:
         check.integer("partitions", partitions, minimum=1, maximum=64)
+        check.text("topic", topic)
         self.sim = Simulation(seed=seed)
         self.log = PartitionedLog(
             self.sim,
@@ -168,8 +169,10 @@ class KafkaLogRun:
         self._sample()
 
     def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass (retention checks and session timeouts run)."""
+        """Let ``seconds`` of simulated time pass (retention checks and session timeouts run);
+        at most a day per call."""
         check.positive("seconds", seconds)
+        check.number("seconds", seconds, maximum=86_400.0)
         self.sim.advance(seconds)
         self.sim.settle()  # events due exactly now (a retention check) happen before we look
         self._sample()

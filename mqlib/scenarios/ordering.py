@@ -173,7 +173,7 @@ class OrderingRun:
         if not self._scheduled:
             self.send()
         deadline = self.now + limit
-        while self.system.pending or len(self.system.sent) < self._scheduled:
+        while self.system.pending or self.system.sent_count < self._scheduled:
             if self.now >= deadline:
                 raise RuntimeError(
                     f"{self.system.pending} events still unprocessed after {limit:g} s"
@@ -254,11 +254,11 @@ class OrderingRun:
                 f"{self.partitions} partitions, {'keyed' if self.keyed else 'unkeyed'}, "
                 f"{self.consumers} consumers"
             )
-        done = len(self.system.processed)
+        done = self.system.processed_count
         sequences = "; ".join(
             f"{order}: {' > '.join(steps)}" for order, steps in self.sequences().items()
         )
-        violations = len(self.violations())
+        violations = self.system.violation_count
         return (
             f"t={self.now:.2f} s, {setup}: processed {done} of {self._scheduled}"
             + (f" ({sequences})" if sequences else "")

@@ -45,7 +45,7 @@ def compare_results(
     orders: int = 10, crashes: Iterable[Crash] = DEFAULT_CRASHES
 ) -> dict[str, OutboxResult]:
     """Each setup of :data:`SETUPS` over the same ``crashes``, keyed by its label."""
-    crashes = list(crashes)
+    crashes = list(check.collection("crashes", crashes))
     return {
         _label(strategy, inbox): run_orders(strategy, orders, crashes, inbox=inbox)
         for strategy, inbox in SETUPS

@@ -154,6 +154,10 @@ class Playground(PoisonPillRun):
     and ``processed``, and per second since the previous sample, ``throughput`` (processed) and
     ``producer_rate`` (sent by the producer). At most :data:`MAX_POINTS` points are kept.
 
+    Every setting must lie in its range in :data:`LIMITS` (rate 0-50 msg/s, processing time
+    0.01-60 s, visibility timeout 0.1-3,600 s, max receives 1-100, capacity 1-10,000, sample
+    interval 0.1-60 s); anything else is a ``ValueError`` or ``TypeError`` naming the parameter.
+
     Parameters
     ----------
     rate:
@@ -319,8 +323,8 @@ class Playground(PoisonPillRun):
             if self.now - start >= limit:
                 raise RuntimeError(
                     f"queue still holds {self.queue.depth} messages after "
-                    f"{limit:g} s; are all consumers dead, or a poison pill stuck "
-                    "with no DLQ?"
+                    f"{limit:g} s: the live consumers are too slow for it, or a poison "
+                    "pill is stuck with no DLQ"
                 )
             self.advance(self.sample_every)
         return self.now - start

@@ -51,7 +51,7 @@ def compare_join(join_at: float = 11.0, until: float = 30.0, seed: int = 0) -> l
     at risk.
     """
     check.positive("join_at", join_at)
-    check.number("until", until, minimum=join_at, allow_min=False)
+    check.number("until", until, minimum=join_at, allow_min=False, maximum=120.0)
     rows = []
     for protocol in ("eager", "cooperative"):
         for commit_on_revoke in (False, True):
@@ -67,6 +67,7 @@ def slow_member_run(stall: float = 400.0, protocol: str = "eager", seed: int = 0
     """Member ``c2`` gets stuck on one record for ``stall`` seconds at t=11 s (300 s is Kafka's
     ``max.poll.interval.ms``); the run lasts until 30 s after the record finishes."""
     check.positive("stall", stall)
+    check.number("stall", stall, maximum=600.0)
     group = _group(seed, protocol=protocol)
     group.advance(11.0)
     group.stall("c2", stall)
@@ -85,6 +86,7 @@ def restart_run(static_membership: bool, downtime: float = 30.0, seed: int = 0) 
     Members commit on shutdown (``commit_on_revoke``), as a clean ``close()`` does."""
     check.boolean("static_membership", static_membership)
     check.positive("downtime", downtime)
+    check.number("downtime", downtime, maximum=600.0)
     group = _group(seed, static_membership=static_membership, commit_on_revoke=True)
     group.advance(11.0)
     group.restart("c2", downtime)

@@ -26,7 +26,9 @@ PALETTE = {
 #: the static book alike, because ipywidgets offers no way to set ARIA attributes from Python:
 #: the state line's element becomes a polite live region, each chart (``.bqplot``) becomes an
 #: image whose accessible name is its sentence from the hidden ``.mq-chart-text``, sliders get
-#: their description as a name, and focused controls get a visible ring.
+#: their description as a name, focused controls get a visible ring, and jupyterquiz's numeric
+#: answer boxes get their label's text as a name (in the book ``book/_static/accessibility.js``
+#: does that; JupyterLab loads no such file).
 A11Y_SCRIPT = """(function () {
   if (window.mqA11y) { window.mqA11y(); return; }
   var css = document.createElement('style');
@@ -37,6 +39,10 @@ A11Y_SCRIPT = """(function () {
     '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
   document.head.appendChild(css);
   function apply() {
+    document.querySelectorAll('.Quiz input.Input-text:not([aria-label])').forEach(function (el) {
+      var label = el.parentNode && el.parentNode.querySelector('.InpLabel');
+      el.setAttribute('aria-label', label ? label.textContent.trim() : 'Your answer');
+    });
     document.querySelectorAll('.mq-state:not([aria-live])').forEach(function (el) {
       el.setAttribute('role', 'status');
       el.setAttribute('aria-live', 'polite');
@@ -89,6 +95,55 @@ _A11Y_LOADER = (
     ' src="data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBRAA7"'
     f' onload="{html.escape(A11Y_SCRIPT, quote=True)}">'
 )
+
+
+#: The most points a view sends for one line: a chart 600 px wide shows no more.
+MAX_CHART_POINTS = 1200
+
+
+def step_points(
+    times: Any, values: Any, limit: int = MAX_CHART_POINTS
+) -> tuple[list[float], list[float]]:
+    """The points of a step-after line (``times`` ascending, one ``values`` entry each) that draw
+    the same picture with at most ``limit`` points, so that a click after hours of simulated
+    history sends a bounded chart.
+
+    Samples that repeat the previous value add nothing to a step line and are dropped (the
+    first and the last sample stay); the drawing is then exact. If more than ``limit`` changes
+    remain, the time axis is cut into ``limit // 2`` equal spans and each span keeps its lowest
+    and highest sample, in time order: every peak and trough is still drawn."""
+    import numpy as np
+
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+    if limit < 4:
+        raise ValueError(f"limit must be >= 4, got {limit}")
+    x = np.asarray(times, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(
+            f"times and values must be flat and of one length, got {x.shape} and {y.shape}"
+        )
+    if len(x) <= 2:
+        return x.tolist(), y.tolist()
+    keep = np.empty(len(y), dtype=bool)
+    keep[0] = keep[-1] = True
+    keep[1:-1] = y[1:-1] != y[:-2]
+    x, y = x[keep], y[keep]
+    if len(x) <= limit:
+        return x.tolist(), y.tolist()
+    spans = (limit - 2) // 2  # two per span, plus the first and last sample
+    edges = np.linspace(x[0], x[-1], spans + 1)
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, spans - 1)
+    starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
+    chosen = set()
+    for start, end in zip(starts, [*starts[1:], len(x)], strict=True):
+        segment = y[start:end]
+        chosen.add(start + int(segment.argmin()))
+        chosen.add(start + int(segment.argmax()))
+    chosen.update((0, len(x) - 1))
+    index = np.array(sorted(chosen))
+    return x[index].tolist(), y[index].tolist()
 
 
 class SimulationView:

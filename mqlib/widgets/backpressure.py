@@ -63,13 +63,15 @@ class Backpressure(SimulationView):
         limit = self.run.limit()
         if mode in ("block", "reject") and self.run.broker.depth > self.run.broker.capacity:
             self._tell(
-                f"The queue already holds more than its capacity of {limit[1]}: it only drains "
-                "until it is back under it."
+                f"(The queue already holds more than its capacity of {limit[1]}: it only drains "
+                "until it is back under it.)"
             )
         elif limit is not None:
-            self._tell(f"{MODE_LABELS[mode]}: the grey dashed line is its {limit[0]}, {limit[1]}.")
+            self._tell(
+                f"({MODE_LABELS[mode]}: the grey dashed line is its {limit[0]}, {limit[1]}.)"
+            )
         else:
-            self._tell("Unbounded: nothing limits the queue.")
+            self._tell("(Unbounded: nothing limits the queue.)")
         self.refresh()
 
     def set_rate(self, rate: float) -> None:
@@ -82,23 +84,23 @@ class Backpressure(SimulationView):
         """Messages per second each consumer processes."""
         self.run.set_consumer_rate(rate)
         self._sync(self.consumer_rate_control, rate)
-        self._tell(f"Each consumer now finishes {rate:g} msg/s, from its next message on.")
+        self._tell(f"(Each consumer now finishes {rate:g} msg/s, from its next message on.)")
         self.refresh()
 
     def add_consumer(self) -> str:
         """A consumer joins the group (idle if there is no partition left for it)."""
         name = self.run.add_consumer()
         if self.run.broker.assignment.get(name):
-            self._tell(f"{name} joined and owns partition(s) {self.run.broker.assignment[name]}.")
+            self._tell(f"({name} joined and owns partition(s) {self.run.broker.assignment[name]}.)")
         else:
-            self._tell(f"{name} joined but sits idle: every partition already has an owner.")
+            self._tell(f"({name} joined but sits idle: every partition already has an owner.)")
         self.refresh()
         return name
 
     def remove_consumer(self) -> str:
         """The newest consumer leaves the group."""
         name = self.run.remove_consumer()
-        self._tell(f"{name} left the group (after the message in hand); partitions reassigned.")
+        self._tell(f"({name} left the group after the message in hand; partitions reassigned.)")
         self.refresh()
         return name
 
@@ -106,21 +108,21 @@ class Backpressure(SimulationView):
         """The bound of the queue in the two bounded modes."""
         self.run.set_capacity(capacity)
         self._sync(self.capacity_control, capacity)
-        self._tell(f"Capacity now {capacity}, from the next publish on.")
+        self._tell(f"(Capacity now {capacity}, from the next publish on.)")
         self.refresh()
 
     def set_shed_threshold(self, threshold: int) -> None:
         """Depth from which load shedding drops low-priority messages."""
         self.run.set_shed_threshold(threshold)
         self._sync(self.shed_control, threshold)
-        self._tell(f"Shedding now starts at {threshold} waiting, from the next publish on.")
+        self._tell(f"(Shedding now starts at {threshold} waiting, from the next publish on.)")
         self.refresh()
 
     def set_lag_threshold(self, threshold: int) -> None:
         """Lag above which the rate-limited producer slows down."""
         self.run.set_lag_threshold(threshold)
         self._sync(self.lag_control, threshold)
-        self._tell(f"The producer now slows down above a lag of {threshold}, from its next send.")
+        self._tell(f"(The producer now slows down above a lag of {threshold}, from its next send.)")
         self.refresh()
 
     def set_partitions(self, partitions: int) -> None:
@@ -128,13 +130,13 @@ class Backpressure(SimulationView):
         setting (a topic's partition count is chosen when it is created)."""
         self._restart(partitions)
         self._sync(self.partition_control, partitions)
-        self._tell(f"Started over at t=0 on {partitions} partition(s), other settings kept.")
+        self._tell(f"(Started over at t=0 on {partitions} partition(s), other settings kept.)")
         self.refresh()
 
     def start_over(self) -> None:
         """Start over at t=0 with the current settings."""
         self._restart(self.run.broker.partition_count)
-        self._tell("Started over at t=0 with the current settings.")
+        self._tell("(Started over at t=0 with the current settings.)")
         self.refresh()
 
     def advance(self, seconds: float = 1.0) -> None:
@@ -225,7 +227,9 @@ class Backpressure(SimulationView):
         self.lost_figure = self._figure(
             "Lost: running totals", [m["rejected"], m["dropped"]], x, ly, "messages"
         )
-        self.time_axes = [f.axes[0] for f in (self.queue_figure, self.rate_figure, self.lost_figure)]
+        self.time_axes = [
+            f.axes[0] for f in (self.queue_figure, self.rate_figure, self.lost_figure)
+        ]
         self.axes = {
             "queue": self.queue_figure.axes[1],
             "rate": self.rate_figure.axes[1],

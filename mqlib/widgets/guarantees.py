@@ -24,12 +24,13 @@ MAX_LABELS = 10
 
 def _message_labels(ids: list[str], most: int = MAX_LABELS) -> dict[str, str]:
     """The ``tick_labels`` that thin the message axis to at most ``most`` labels: every
-    ``step``-th id (``m1``, ``m1+step``, ...) keeps its label, the others get an empty one. (An
-    ordinal axis ignores string ``tick_values``, so the labels are blanked instead.)"""
+    ``step``-th id keeps its label, starting half a step in (so that no label sits on the y axis
+    or runs off the right edge), and the others get an empty one. (An ordinal axis ignores string
+    ``tick_values``, so the labels are blanked instead.)"""
     if len(ids) <= most:
         return {}
     step = math.ceil(len(ids) / most)
-    return {m: "" for i, m in enumerate(ids) if i % step}
+    return {m: "" for i, m in enumerate(ids) if i % step != step // 2}
 
 
 def _time_ticks(end: float) -> list[float]:

@@ -36,8 +36,9 @@ class KafkaLog(SimulationView):
 
     The buttons call the same methods a cell can: :meth:`produce`, :meth:`consume`, :meth:`seek`,
     :meth:`seek_to_beginning`, :meth:`add_group`, :meth:`add_member`, :meth:`remove_member`,
-    :meth:`advance` and, for the slider beside the chart, :meth:`set_retention`. Pass ``run`` to view a run you scripted; the default is
-    :func:`~mqlib.scenarios.kafka_log.default_run` (3 partitions, 30 s retention, groups billing
+    :meth:`advance` and, for the slider beside the chart, :meth:`set_retention`. Pass ``run`` to
+    view a run you scripted; the default is :func:`~mqlib.scenarios.kafka_log.default_run` (3
+    partitions, 30 s retention, groups billing
     and analytics, nine order events, 34 s later). A seek to an offset that retention deleted is
     accepted, as in Kafka; the next poll resets it by the group's ``auto.offset.reset``.
     """

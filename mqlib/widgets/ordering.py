@@ -143,9 +143,9 @@ class MessageOrdering(SimulationView):
 
     def advance(self, seconds: float = 0.1) -> None:
         """Let ``seconds`` of simulated time pass."""
-        before = len(self.run.processed())
+        before = self.run.system.processed_count
         self.run.advance(seconds)
-        done = len(self.run.processed()) - before
+        done = self.run.system.processed_count - before
         if not self.run.scheduled:
             self._tell("(Nothing has been sent: press Send a batch first.)")
         else:
@@ -371,7 +371,7 @@ class MessageOrdering(SimulationView):
             f"order {o}: {' > '.join(steps) or 'nothing yet'}"
             for o, steps in run.sequences().items()
         )
-        bad = len(run.violations())
+        bad = run.system.violation_count
         return [
             f"Timeline of when each order's events were processed, up to {run.now:.2f} s: "
             f"{sequences}; {bad} event{'' if bad == 1 else 's'} out of order."

@@ -1,0 +1,293 @@
+"""Click latency in JupyterLab: from a click on a simulation's main button to the page's update.
+
+A plain script (it asserts nothing; timings depend on the machine and its load). It starts a
+JupyterLab on 127.0.0.1 over a temporary directory, exactly as ``tests/test_jupyterlab.py`` does,
+writes a notebook there that shows every chapter simulation once plus a *baseline* (a bare
+``ipywidgets.Button`` whose click assigns a new ``y`` to one ``bqplot.Lines``), runs it in Chromium
+and clicks each view's main button ``--clicks`` times:
+
+- fresh, as the view opens, and
+- after one simulated hour (``view.advance(3600)`` in a cell; a view without ``advance`` or one
+  that refuses an hour is reported as such).
+
+Each click is timed inside the page: ``performance.now()`` just before ``button.click()``, and a
+``MutationObserver`` on the view records the time of every DOM change outside the button itself.
+Two figures per click: *first* (the first change the learner can see: the state line or a chart)
+and *settled* (the last change before the view has been quiet for ``QUIET_MS``). The figures are
+the median and the worst over the clicks, with the load average before and after the run.
+
+    .venv/bin/python benchmarks/bench_click_latency.py [--clicks 15] [--only PointToPoint,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from test_jupyterlab import (  # noqa: E402 - after the path set-up
+    KERNEL_IDLE_TIMEOUT,
+    jupyter_lab,
+)
+
+QUIET_MS = 400  # a view with no DOM change for this long has finished its update
+CLICK_GIVE_UP_MS = 5000
+
+# (view class, constructor arguments as code, the main control: a button label, or
+# "key:<slider description>" for a view that has no button, pressing ArrowRight on that slider).
+# ToggleButtons alternate between two labels (separated by "|").
+VIEWS = [
+    ("SyncVsAsync", "", "Asynchronous|Synchronous"),
+    ("PointToPoint", "", "Send 1"),
+    ("PubSub", "", "Publish 1"),
+    ("DeliveryGuarantees", "", "Send 1"),
+    ("MessageOrdering", "", "Send a batch"),
+    ("Backpressure", "", "Advance 1 s"),
+    ("DeadLetters", "", "Advance 1 s"),
+    ("RetryStorm", "", "key:max attempts"),
+    ("KafkaLog", "", "Produce"),
+    ("Rebalancing", "", "+ member"),
+    ("KafkaCluster", "", "Produce"),
+    ("MessageQueueSimulator", "", "Advance 1 s"),
+]
+
+BASELINE = """import bqplot as bq, ipywidgets as w
+_bx, _by = bq.LinearScale(), bq.LinearScale()
+_line = bq.Lines(x=list(range(50)), y=[0] * 50, scales={"x": _bx, "y": _by})
+_axes = [bq.Axis(scale=_bx), bq.Axis(scale=_by, orientation="vertical")]
+_fig = bq.Figure(marks=[_line], axes=_axes, layout=w.Layout(width="600px", height="270px"))
+_bump = w.Button(description="Bump")
+_count = [0]
+def _on_bump(_b):
+    _count[0] += 1
+    _line.y = [(i * _count[0]) % 17 for i in range(50)]
+_bump.on_click(_on_bump)
+baseline = w.VBox([_fig, _bump])
+baseline.add_class("mq-bench-baseline")
+baseline"""
+
+# Click the control of the view in output ``index`` and resolve with [first, settled] in ms.
+CLICK = """async ([index, label, quietMs, giveUpMs]) => {
+    const outputs = [...document.querySelectorAll('.mq-bench')];
+    const root = outputs[index];
+    let control = null;
+    if (label.startsWith('key:')) {
+        const box = [...root.querySelectorAll('.widget-slider')]
+            .find(b => b.textContent.includes(label.slice(4)));
+        control = box && box.querySelector('.noUi-handle');
+    } else {
+        const labels = label.split('|');
+        const buttons = [...root.querySelectorAll('button')];
+        // A toggle: press the option that is not pressed now.
+        control = labels.map(l => buttons.find(b => b.textContent.trim() === l &&
+                                               !b.classList.contains('mod-active')))
+                        .find(b => b);
+    }
+    if (!control) return {error: `no control '${label}'`};
+    control.scrollIntoView({block: 'center'});
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    return await new Promise(resolve => {
+        let first = null, last = null, timer = null;
+        const done = () => { observer.disconnect(); resolve({first, settled: last}); };
+        const observer = new MutationObserver(records => {
+            const now = performance.now();
+            if (records.every(r => control.contains(r.target)))
+                return;
+            // 'first': the state line or a chart shows the click (not a toggle's own styling).
+            const seen = records.some(r => {
+                const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+                return el && el.closest && el.closest('.mq-state, .bqplot');
+            });
+            if (first === null && seen) first = now - t0;
+            last = now - t0;
+            clearTimeout(timer);
+            timer = setTimeout(done, quietMs);
+        });
+        observer.observe(root, {subtree: true, childList: true, attributes: true,
+                                characterData: true});
+        setTimeout(() => { if (last === null) done(); }, giveUpMs);
+        const t0 = performance.now();
+        if (label.startsWith('key:')) {
+            control.focus();
+            control.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight',
+                                                               bubbles: true}));
+        } else {
+            control.click();
+        }
+    });
+}"""
+
+KERNEL = """async code => { const k = window.jupyterapp.shell.currentWidget.sessionContext
+    .session.kernel;
+  let out = ''; const f = k.requestExecute({code});
+  f.onIOPub = m => { if (m.header.msg_type === 'stream') out += m.content.text;
+                     if (m.header.msg_type === 'error') out += m.content.ename + ': ' +
+                                                               m.content.evalue; };
+  await f.done; return out; }"""
+
+
+# With --unbounded: the views send every sample of their series, as before ``step_points``.
+UNBOUNDED = """import importlib
+def _every_sample(times, values, limit=0):
+    return [float(t) for t in times], [float(v) for v in values]
+for _name in ("point_to_point", "pubsub", "order_flow", "ordering"):
+    _module = importlib.import_module(f"mqlib.widgets.{_name}")
+    if hasattr(_module, "step_points"):
+        _module.step_points = _every_sample"""
+
+
+def notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict:
+    cells = [BASELINE] + ([UNBOUNDED] if unbounded else [])
+    for i, (cls, args, _control) in enumerate(views):
+        cells.append(
+            f"from IPython.display import display\nfrom mqlib.widgets import {cls}\n"
+            f"try:\n    v{i} = {cls}({args})\n    v{i}.view.add_class('mq-bench')\n"
+            f"    display(v{i})\nexcept Exception as error:  # reported, not measured\n"
+            f"    v{i} = error"
+        )
+
+    def code(source: str) -> dict:
+        return {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+
+    return {
+        "cells": [code(c) for c in cells],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def figures(times: list[float]) -> str:
+    if not times:
+        return "   n/a          "
+    return f"{statistics.median(times):6.1f} /{max(times):6.1f}"
+
+
+def measure(page, index: int, label: str, clicks: int) -> tuple[list[float], list[float], str]:
+    first, settled, note = [], [], ""
+    for _ in range(clicks):
+        result = page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS])
+        if "error" in result:
+            return first, settled, result["error"]
+        if result["settled"] is None:
+            note = "a click changed nothing within 5 s"
+            continue
+        if result["first"] is not None:
+            first.append(result["first"])
+        settled.append(result["settled"])
+    return first, settled, note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clicks", type=int, default=15)
+    parser.add_argument("--only", default="", help="comma-separated view classes")
+    parser.add_argument(
+        "--unbounded",
+        action="store_true",
+        help="views send every sample of their series (the figures before step_points)",
+    )
+    args = parser.parse_args()
+    views = [v for v in VIEWS if not args.only or v[0] in args.only.split(",")]
+
+    from playwright.sync_api import expect, sync_playwright
+
+    print(f"load average before: {os.getloadavg()}")
+    started = time.perf_counter()
+    base = Path(tempfile.mkdtemp(prefix="bench-click-"))
+    rows: list[tuple[str, str, str, str, str]] = []
+    with jupyter_lab(base, "00-the-problem.ipynb") as (url, token), sync_playwright() as p:
+        (base / "notebooks" / "bench.ipynb").write_text(json.dumps(notebook(views, args.unbounded)))
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/lab/tree/bench.ipynb?token={token}", wait_until="domcontentloaded")
+        status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
+        expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+            ".every(p => /\\[\\d+\\]/.test(p.textContent))",
+            timeout=180_000,
+        )
+        expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=120_000)
+        failed = {
+            i: page.evaluate(
+                KERNEL, f"if isinstance(v{i}, Exception): print(type(v{i}).__name__, v{i})"
+            ).strip()
+            for i in range(len(views))
+        }
+        built = sum(not text for text in failed.values())
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.mq-bench').length === {built} &&"
+            " document.querySelector('.mq-bench-baseline .bqplot')",
+            timeout=60_000,
+        )
+        page.evaluate(
+            "() => document.querySelector('.mq-bench-baseline').classList.add('mq-bench')"
+        )
+        order = page.evaluate(
+            "() => [...document.querySelectorAll('.mq-bench')]"
+            ".map(e => e.classList.contains('mq-bench-baseline'))"
+        )
+        base_index = order.index(True)
+        shown = iter(i for i, is_base in enumerate(order) if not is_base)
+        index_of = [None if failed[i] else next(shown) for i in range(len(views))]
+
+        f, s, note = measure(page, base_index, "Bump", args.clicks)
+        rows.append(("baseline Button → bqplot Lines", "Bump", figures(f), figures(s), note))
+        for i, (cls, _a, label) in enumerate(views):
+            if failed[i]:
+                rows.append((cls, label, figures([]), figures([]), failed[i][:70]))
+                continue
+            f, s, note = measure(page, index_of[i], label, args.clicks)
+            rows.append((cls, label, figures(f), figures(s), note))
+        for i, (cls, _a, label) in enumerate(views):
+            if failed[i]:
+                continue
+            out = page.evaluate(
+                KERNEL,
+                f"try:\n    v{i}.advance(3600)\nexcept Exception as e:\n"
+                f"    print(type(e).__name__, e)",
+            )
+            if out.strip():
+                rows.append((f"{cls} after 1 h", label, figures([]), figures([]), out.strip()[:70]))
+                continue
+            time.sleep(0.5)  # let the page draw the hour before clicking
+            f, s, note = measure(page, index_of[i], label, args.clicks)
+            rows.append((f"{cls} after 1 h", label, figures(f), figures(s), note))
+        f, s, note = measure(page, base_index, "Bump", args.clicks)
+        rows.append(("baseline again (end of run)", "Bump", figures(f), figures(s), note))
+        browser.close()
+
+    mode = "every sample sent (--unbounded)" if args.unbounded else "bounded series"
+    print(f"\n{args.clicks} clicks each, {mode}; ms, median / worst")
+    print(f"{'view':36} {'control':22} {'first change':>16} {'settled':>16}  note")
+    for row in rows:
+        print(f"{row[0]:36} {row[1]:22} {row[2]:>16} {row[3]:>16}  {row[4]}")
+    print(f"\nload average after: {os.getloadavg()}; took {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
