@@ -39,6 +39,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_SECONDS = 10.0
@@ -205,7 +206,11 @@ def main(argv: list[str]) -> int:
     )
     results = {}
     for path in paths:
-        runs = [run_notebook(path.resolve(), args.cwd) for _ in range(args.repeat)]
+        try:
+            runs = [run_notebook(path.resolve(), args.cwd) for _ in range(args.repeat)]
+        except CellExecutionError as error:  # a broken cell: say which, and go on with the next
+            print(f"\n== {path.name}: FAILED, not timed: {str(error).strip().splitlines()[-1]}")
+            continue
         results[path.name] = runs
         report(path, runs, args.top)
     print("\nSummary (median of runs, s):")

@@ -48,7 +48,7 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-# -- part 1: one scenario per entry -----------------------------------------------------------------
+# -- part 1: one scenario per entry ----------------------------------------------------------------
 # Each entry: (what "maximum settings" means, make() -> (run, drive)), where drive(run, seconds)
 # lets `seconds` of simulated time pass the way the widget's buttons would at their limits.
 
@@ -252,7 +252,10 @@ def part1(names: list[str], timeout: float) -> None:
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
         except subprocess.TimeoutExpired:
-            print(f"   {name:<15} {'>' + format(timeout, 'g'):>8} s (stopped)       FAIL      {settings}")
+            print(
+                f"   {name:<15} {'>' + format(timeout, 'g'):>8} s (stopped)"
+                f"                 FAIL      {settings}"
+            )
             continue
         ok = r["hour_s"] < 3 and r["grow_mib"] <= 20
         print(
@@ -265,7 +268,7 @@ def part1(names: list[str], timeout: float) -> None:
     print()
 
 
-# -- part 2: growth curves ---------------------------------------------------------------------------
+# -- part 2: growth curves -------------------------------------------------------------------------
 def curve(label: str, sizes: tuple[int, ...], fn: Callable[[int], float], unit: str = "s") -> None:
     values = [fn(n) for n in sizes]
     shown = "  ".join(f"{n:>6,}: {v:8.3f} {unit}" for n, v in zip(sizes, values, strict=True))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
-
 
 LARGEST = sys.float_info.max
 
@@ -152,8 +151,7 @@ def names(
     letters); ``unique`` refuses duplicates, ``maximum`` caps the count."""
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
         raise TypeError(
-            f"{name} must be a list of names (strings), got {_show(value)} "
-            f"({type(value).__name__})"
+            f"{name} must be a list of names (strings), got {_show(value)} ({type(value).__name__})"
         )
     items = list(value)
     for item in items:
@@ -182,13 +180,12 @@ def later_time(name: str, now: float, seconds: float) -> float:
 
 
 def collection(name: str, value: Any, *, allow_none: bool = False) -> Any:
-    """A list, tuple, set or range (``None`` too if ``allow_none``); a string, a mapping or a
-    single object is refused rather than iterated letter by letter or failing later."""
+    """A list, tuple, set, deque, range or other sized collection (``None`` too if
+    ``allow_none``); a string, a mapping or a single object is refused rather than iterated
+    letter by letter or failing later."""
     if value is None and allow_none:
         return value
-    if isinstance(value, str | bytes) or not isinstance(
-        value, list | tuple | set | frozenset | range
-    ):
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Collection):
         raise TypeError(
             f"{name} must be a list or tuple, got {_show(value)} ({type(value).__name__})"
         )

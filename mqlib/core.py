@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from heapq import heappush
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -127,7 +127,7 @@ class Simulation:
         check.integer("seed", seed)
         check.boolean("record", record)
         if trace_limit is not None:
-            check.integer("trace_limit", trace_limit, minimum=1)
+            check.integer("trace_limit", trace_limit, minimum=1, maximum=10_000_000)
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = random.Random(seed)

@@ -68,7 +68,7 @@ def test_cannot_run_backwards():
         sim.run(until=1)
 
 
-# -- issue 13: bounded trace, the instant rule ------------------------------------------------------
+# -- issue 13: bounded trace, the instant rule -----------------------------------------------------
 def test_the_trace_keeps_the_newest_events_up_to_its_limit():
     sim = Simulation(trace_limit=10)
     for i in range(25):

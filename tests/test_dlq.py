@@ -90,7 +90,7 @@ def test_the_lesson_lifecycle_three_failures_then_the_dlq():
     trace = [
         (e.time, e.kind, e.data.get("receive_count"))
         for e in run.sim.trace
-        if e.data.get("message") == "m8"  # m7 is sent at t=3 just before the pill (the instant rule)
+        if e.data.get("message") == "m8"  # m7 is sent at t=3 just before the pill (instant rule)
         and e.kind in ("receive", "processing_failed", "dead_letter")
     ]
     assert trace[:7] == [

@@ -805,7 +805,7 @@ def test_scenario_consume_returns_plain_records_and_rebalances_on_kill():
     assert run.lag() == {}
 
 
-# -- issue 13: joining costs the same however many members there are --------------------------------
+# -- issue 13: joining costs the same however many members there are -------------------------------
 @settings(max_examples=40, deadline=None)
 @given(
     partitions=st.integers(min_value=1, max_value=6),

@@ -95,14 +95,6 @@ def test_repartition_from_4_to_5_moves_every_lesson_key():
     assert doubled.moved == [42] and doubled.summary.endswith("1 of 2 orders change partition")
 
 
-def batch_events(orders, batches):
-    """``batches`` sends of every order's events, one after the other (as OrderingRun.send)."""
-    events = []
-    for _ in range(batches):
-        events += order_events(orders, first_seq=len(events) + 1)
-    return events
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     before=st.integers(1, MAX_PARTITIONS),
@@ -175,14 +167,6 @@ def test_equal_consumers_on_one_queue_still_break_order_with_jitter_seed_2():
     assert [(v["order"], v["event"], v["before"]) for v in run.violations()] == [
         (42, "paid", "created")
     ]
-
-
-def batch_events(orders, batches):
-    """``batches`` sends of every order's events, one after the other (as OrderingRun.send)."""
-    events = []
-    for _ in range(batches):
-        events += order_events(orders, first_seq=len(events) + 1)
-    return events
 
 
 @settings(max_examples=60, deadline=None)
@@ -574,7 +558,7 @@ def test_a_record_moved_to_a_retry_topic_is_overtaken_unless_its_key_is_parked()
         retry_topic_processing(failing="42 refunded")
 
 
-# -- issue 13: a linear violation scan that agrees with the definition -------------------------------
+# -- issue 13: a linear violation scan that agrees with the definition -----------------------------
 def brute_force_violations(processed, sent):
     """The definition, read literally (quadratic): for each processed event, every earlier event
     of its order that is not done yet."""
@@ -584,8 +568,13 @@ def brute_force_violations(processed, sent):
         for e in sorted(known, key=lambda e: e.seq):
             if e.order_id == p.event.order_id and e.seq < p.event.seq and e not in done:
                 found.append(
-                    {"time": round(p.time, 9), "consumer": p.consumer, "order": e.order_id,
-                     "event": p.event.step, "before": e.step}
+                    {
+                        "time": round(p.time, 9),
+                        "consumer": p.consumer,
+                        "order": e.order_id,
+                        "event": p.event.step,
+                        "before": e.step,
+                    }
                 )
         done.add(p.event)
     return found
@@ -623,7 +612,7 @@ def test_the_running_system_keeps_its_violations_up_to_date():
         sim.advance(0.05)
     sim.run(until=sim.now + 100)
     assert system.processed_count == system.sent_count == 180
-    assert system.violations() == find_violations(list(system.processed), list(system.sent))
+    assert system.violations() == find_violations(system.processed, system.sent)
     assert system.violation_count == len(system.violations()) > 0
-    flags = flag_violations(list(system.processed), list(system.sent))
+    flags = flag_violations(system.processed, system.sent)
     assert [r["violation"] for r in system.processed_rows()] == flags

@@ -19,6 +19,7 @@ from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from mqlib.real import run
 from mqlib.real.nats_cluster import NatsCluster, start_cluster
+from mqlib.real.server import NatsServerError
 from mqlib.scenarios.cluster import ClusterRun
 
 DEADLINE = 30.0  # seconds; a JetStream election takes a few seconds (Raft election timeout)
@@ -206,6 +207,22 @@ def test_a_cluster_started_without_waiting_forms_while_the_caller_goes_on():
                 await nc.close()
 
         assert run(create_r3()) == 1
+        c.kill("n3")
+        c.restart("n3", wait=False)  # launched; not waited for
+        assert c.is_running("n3")
+        with pytest.raises(NatsServerError, match="still running"):
+            c.restart("n3")
+
+        async def write_until_accepted():
+            nc, js = await connect(c)
+            try:
+                return await publish_until_accepted(js, "lazy", DEADLINE)
+            finally:
+                await nc.close()
+
+        assert run(write_until_accepted()) < DEADLINE
+        with pytest.raises(TypeError, match="wait"):
+            c.restart("n3", wait="no")
     finally:
         c.stop()
     assert not any(pid_alive(pid) for pid in pids)

@@ -55,9 +55,16 @@ def simulations(run):
 
 
 def test_the_discovery_finds_the_widget_scenarios():
-    assert {"point_to_point.PointToPointRun", "pubsub.PubSubRun", "kafka_log.KafkaLogRun",
-            "cluster.ClusterRun", "ordering.OrderingRun", "dead_letter.DeadLetterRun",
-            "playground.Playground", "backpressure.BackpressureRun"} <= set(SCENARIO_CLASSES)
+    assert {
+        "point_to_point.PointToPointRun",
+        "pubsub.PubSubRun",
+        "kafka_log.KafkaLogRun",
+        "cluster.ClusterRun",
+        "ordering.OrderingRun",
+        "dead_letter.DeadLetterRun",
+        "playground.Playground",
+        "backpressure.BackpressureRun",
+    } <= set(SCENARIO_CLASSES)
 
 
 def test_an_ack_due_at_the_end_of_advance_has_happened():

@@ -399,7 +399,7 @@ def test_removing_a_member_from_an_empty_group_is_refused():
 # --- golden trace --------------------------------------------------------------------------------
 
 
-# -- issue 13: constant cost per publish, bounded memory ---------------------------------------------
+# -- issue 13: constant cost per publish, bounded memory -------------------------------------------
 def test_publish_keeps_recent_messages_and_counts_all():
     from mqlib.models.topic import RECENT_MESSAGES, Topic
 

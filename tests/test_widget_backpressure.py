@@ -288,9 +288,9 @@ def test_the_three_charts_sit_side_by_side_at_a_readable_height():
 
 def test_the_less_used_settings_are_folded_away():
     view = Backpressure()
-    assert view.settings.selected_index is None  # closed when it opens
-    inside = view.settings.children[0]
-    folded = {c for box in inside.children for c in box.children}
+    assert view.settings_toggle.value is False  # closed when it opens
+    assert view.settings_box.layout.display == "none"
+    folded = {c for box in view.settings_box.children for c in box.children}
     assert folded == {
         view.partition_control,
         view.capacity_control,
@@ -300,6 +300,10 @@ def test_the_less_used_settings_are_folded_away():
     # what stays open: charts, legend, state line, buttons, modes, the two rate sliders
     assert len(view.view.children) == 8  # (+ the hidden chart text)
     assert view.rate_control in view.view.children[5].children
+    view.settings_toggle.value = True  # a click (or Enter/Space: it is a button)
+    assert view.settings_box.layout.display == "" and view.settings_toggle.icon == "chevron-down"
+    view.settings_toggle.value = False
+    assert view.settings_box.layout.display == "none"
 
 
 def test_each_chart_has_a_sentence_for_screen_readers():

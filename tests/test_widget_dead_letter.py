@@ -26,7 +26,7 @@ def test_opens_on_the_populated_default_run():
     view = DeadLetters()
     assert view.summary() == default_run().summary()
     assert view.summary() == (
-        "t=20s: sent 42, processed 40, failed attempts 3, waiting 1; "
+        "t=20s: sent 43, processed 41, failed attempts 3, waiting 1; "
         "DLQ 0 (max receives 3); alerts 1; bug fixed"
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
@@ -34,10 +34,11 @@ def test_opens_on_the_populated_default_run():
     assert len(view.waiting_mark.x) == len(series["time"]) > 30
     assert np.asarray(view.dlq_mark.y).tolist() == series["dlq_depth"]
     assert max(view.dlq_mark.y) == 1
-    assert np.asarray(view.processed_mark.y).tolist()[-1] == 40
-    # the poison pill m7: three failed attempts, then processed after the fix and the replay
+    assert np.asarray(view.processed_mark.y).tolist()[-1] == 41
+    # the poison pill m8 (m7 is sent at t=3 just before it, the instant rule): three failed
+    # attempts, then processed after the fix and the replay
     ids = list(view.attempts_mark.x)
-    assert ids[0] == "m7" and len(ids) == 24
+    assert ids[0] == "m8" and len(ids) == 24
     failed, succeeded = (np.asarray(s).tolist() for s in view.attempts_mark.y)
     assert (failed[0], succeeded[0]) == (3, 1)
     assert sum(failed) == 3
@@ -176,9 +177,10 @@ def test_the_head_of_line_experiment():
         return (at_10 / 10, (run.processed - at_20) / 20, run.queue.depth, run.attempts()[pill])
 
     assert experiment(True, False) == (2.0, 0.0, 61, 15)  # stalled: throughput zero
-    assert experiment(True, True) == (2.0, 2.25, 0, 3)
-    assert experiment(False, False) == (2.0, 2.0, 1, 15)
-    assert experiment(False, True) == (2.0, 2.0, 0, 3)
+    # caught up: only the order sent at t=40 itself is still waiting (advance includes its end)
+    assert experiment(True, True) == (2.0, 2.2, 1, 3)
+    assert experiment(False, False) == (2.0, 2.0, 2, 15)  # the pill and the order sent at t=40
+    assert experiment(False, True) == (2.0, 2.0, 1, 3)
 
 
 def test_the_operations_example():

@@ -282,7 +282,7 @@ def test_one_advance_is_at_most_a_day():
         PointToPointRun().advance(1e9)
 
 
-# -- issue 13: memory follows live state -------------------------------------------------------------
+# -- issue 13: memory follows live state -----------------------------------------------------------
 def test_acked_messages_are_forgotten_beyond_the_recent_history():
     from mqlib.models.work_queue import RECENT_ACKED
 

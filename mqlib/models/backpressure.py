@@ -37,7 +37,8 @@ Two models with the same vocabulary:
 - :class:`BackpressureBroker`, :class:`RateProducer` and :class:`PartitionConsumer` follow every
   message through SimPy processes, for the small, visual runs;
 - :class:`Backlog` works in *counts* per time step, exactly (whole messages, no sampling), so the
-  lesson's 10,000 msg/s for an hour is a few thousand integer additions, not 36 million events.
+  lesson's 10,000 msg/s for an hour, or a year, is a handful of exact closed-form steps, not
+  36 million (or 315 billion) events.
 
 Lag is measured the way Kafka measures it: for each partition, the last produced offset minus the
 last consumed offset, summed over partitions (:func:`consumer_lag`).
@@ -87,6 +88,8 @@ MAX_MESSAGE_RATE = 1_000.0
 """Per-message model: the most messages per second a producer or a consumer may be set to."""
 MAX_COUNT = 10**12
 """Largest capacity, threshold or lag threshold (either model)."""
+MAX_OFFSET = 2**63 - 1
+"""Largest offset :func:`consumer_lag` takes (Kafka's offsets are signed 64-bit integers)."""
 MAX_PARTITIONS = 1_000
 """Per-message model: most partitions of a topic."""
 MAX_FLOW_RATE = 10**7
@@ -109,8 +112,8 @@ def consumer_lag(last_produced_offset: int, last_consumed_offset: int) -> int:
     >>> consumer_lag(500_000, 450_000)
     50000
     """
-    check.integer("last_produced_offset", last_produced_offset, minimum=0)
-    check.integer("last_consumed_offset", last_consumed_offset, minimum=0)
+    check.integer("last_produced_offset", last_produced_offset, minimum=0, maximum=MAX_OFFSET)
+    check.integer("last_consumed_offset", last_consumed_offset, minimum=0, maximum=MAX_OFFSET)
     if last_consumed_offset > last_produced_offset:
         raise ValueError(
             f"last_consumed_offset must be <= last_produced_offset ({last_produced_offset}), "
@@ -287,6 +290,7 @@ class BackpressureBroker:
     def poll(self, member: str) -> Record | None:
         """The next record for ``member`` from one of its partitions (oldest head first), or
         ``None`` if none of them has a record waiting."""
+        check.text("member", member)
         best: Record | None = None
         for p in self.assignment.get(member, ()):
             if p in self._busy or not self.waiting[p]:
@@ -399,7 +403,6 @@ class RateProducer:
         check.simulation("sim", sim)
         if not isinstance(broker, BackpressureBroker):
             raise TypeError(f"broker must be a BackpressureBroker, got {type(broker).__name__}")
-        check.same_simulation("broker", broker, sim)
         self.sim = sim
         self.broker = broker
         self.rate = check.number("rate", rate, minimum=0, maximum=MAX_MESSAGE_RATE)
@@ -413,6 +416,7 @@ class RateProducer:
         self.throttled_rate = check.number(
             "throttled_rate", throttled_rate, maximum=MAX_MESSAGE_RATE
         )
+        check.same_simulation("broker", broker, sim)
         self.attempted = 0
         self.attempted_by_priority = {p: 0 for p in PRIORITIES}
         self._wanted = 0.0  # sends wanted at the full rate up to _wanted_since

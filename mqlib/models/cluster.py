@@ -250,6 +250,8 @@ class ReplicaLog:
         """How many records (from the start) the operating system has written to disk by ``now``:
         those appended at least ``writeback_delay`` seconds ago. Appends are in time order, so
         the written records are a prefix of the log."""
+        check.number("now", now)
+        check.non_negative("writeback_delay", writeback_delay)
         written = 0
         while written < len(self.records) and now - self.appended_at[written] >= writeback_delay:
             written += 1

@@ -181,7 +181,7 @@ class CompactedPartition:
 
     def read(self, offset: int = 0) -> list[LogEntry]:
         """The records at ``offset`` or later (compaction's gaps are simply skipped)."""
-        check.integer("offset", offset, minimum=0)
+        check.integer("offset", offset, minimum=0, maximum=2**63 - 1)
         return [r for r in self.records if r.offset >= offset]
 
     def rebuild(self, offset: int = 0) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from .. import _validate as check
 from ..core import Simulation
 from .work_queue import Delivery, WorkQueue
 
-
 #: Bounds on a consumer's processing time and heartbeat period, in simulated seconds: at least a
 #: millisecond (so a run cannot fill a second of computing with events of one instant), at most
 #: a day.
@@ -57,7 +56,6 @@ class Consumer:
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         if not isinstance(queue, WorkQueue):
             raise TypeError(f"queue must be a WorkQueue, got {type(queue).__name__}")
-        check.same_simulation("queue", queue, sim)
         self.sim = sim
         self.queue = queue
         self.name = check.text("name", name)
@@ -69,11 +67,14 @@ class Consumer:
             None
             if heartbeat is None
             else check.number(
-                "heartbeat", check.positive("heartbeat", heartbeat), minimum=MIN_SECONDS,
+                "heartbeat",
+                check.positive("heartbeat", heartbeat),
+                minimum=MIN_SECONDS,
                 maximum=MAX_SECONDS,
             )
         )
         check.boolean("start", start)
+        check.same_simulation("queue", queue, sim)
         self.processed = 0
         self.acked = 0
         self.crashes = 0

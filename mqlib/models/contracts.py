@@ -222,8 +222,9 @@ def compatibility(old: Schema, new: Schema) -> dict[str, Any]:
     >>> compatibility(v1, rename_field(v1, "total", "amount"))["why"]["forward"]
     ["'total' is required but not written"]
     """
-    check.instance("old", old, Schema)
-    check.instance("new", new, Schema)
+    for label, value in (("old", old), ("new", new)):
+        if not isinstance(value, Schema):
+            raise TypeError(f"{label}: schema must be a Schema, got {type(value).__name__}")
     old, new = _schema(old), _schema(new)
     if old.type != new.type:
         raise ValueError(f"new must be a version of {old.type!r}, got {new.type!r}")

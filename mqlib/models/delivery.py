@@ -127,6 +127,10 @@ CONSUMER_FAULTS = ("lose_commit", "crash_before_effect", "crash_after_effect")
 # -- messages, the balance and the handlers ---------------------------------------------------
 
 
+#: The largest balance or charge, in whole currency units (a bound, so no sum overflows a float).
+MAX_MONEY = 10**12
+
+
 @dataclass(frozen=True)
 class ChargeMessage:
     """A "charge ``amount`` dollars" message; ``id`` is its transaction id (``"m1"``, ...).
@@ -140,7 +144,7 @@ class ChargeMessage:
 
     def __post_init__(self) -> None:
         check.text("id", self.id)
-        check.integer("amount", self.amount, minimum=1)
+        check.integer("amount", self.amount, minimum=1, maximum=MAX_MONEY)
         check.integer("number", self.number, minimum=0)
 
 
@@ -716,8 +720,10 @@ class DeliveryPipeline:
         self.faults = FaultSchedule(faults)
         if handler is None:
             handler = charge_once if guarantee == "exactly-once" else charge
-        self.start_balance = check.integer("start_balance", start_balance)
-        self.amount = check.integer("amount", amount, minimum=1)
+        self.start_balance = check.integer(
+            "start_balance", start_balance, minimum=-MAX_MONEY, maximum=MAX_MONEY
+        )
+        self.amount = check.integer("amount", amount, minimum=1, maximum=MAX_MONEY)
         self.store = BalanceStore(start_balance)
         self.broker = Broker(sim, idempotence=guarantee == "exactly-once")
         self.producer = Producer(
@@ -855,7 +861,7 @@ def replay(
 ) -> BalanceStore:
     """Call ``handler`` on each delivery in turn, on a fresh store; return the store."""
     _check_handler(handler)
-    check.integer("start_balance", start_balance)
+    check.integer("start_balance", start_balance, minimum=-MAX_MONEY, maximum=MAX_MONEY)
     store = BalanceStore(start_balance)
     for message in deliveries:
         if not isinstance(message, ChargeMessage):
@@ -887,7 +893,7 @@ def check_idempotent(
     (False, True)
     """
     _check_handler(handler)
-    check.integer("start_balance", start_balance)
+    check.integer("start_balance", start_balance, minimum=-MAX_MONEY, maximum=MAX_MONEY)
     if isinstance(messages, int) and not isinstance(messages, bool):
         check.integer("messages", messages, minimum=1, maximum=10_000)
         batch = [ChargeMessage(f"m{i}", 10, i) for i in range(1, messages + 1)]

@@ -147,7 +147,7 @@ class DeadLetterQueue:
     def set_alert_threshold(self, threshold: int | None) -> None:
         """Alert when the depth passes ``threshold`` messages (``None``: never)."""
         if threshold is not None:
-            check.integer("alert_threshold", threshold, minimum=0)
+            check.integer("alert_threshold", threshold, minimum=0, maximum=1_000_000)
         self.alert_threshold = threshold
         self._check_alert()
 

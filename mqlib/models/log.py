@@ -201,7 +201,7 @@ class Partition:
         retention_bytes: int | None = None,
     ) -> None:
         self.topic = check.text("topic", topic)
-        self.index = check.integer("index", index, minimum=0)
+        self.index = check.integer("index", index, minimum=0, maximum=100_000)
         self.retention_seconds = _optional("seconds", "retention_seconds", retention_seconds)
         self.retention_records = _optional("count", "retention_records", retention_records)
         self.retention_bytes = _optional("count", "retention_bytes", retention_bytes)
@@ -262,7 +262,7 @@ class Partition:
         if size_bytes is None:
             size_bytes = _size_of(key) + _size_of(value)
         else:
-            check.integer("size_bytes", size_bytes, minimum=0)
+            check.integer("size_bytes", size_bytes, minimum=0, maximum=2**40)
         record = Record(
             self.topic, self.index, self.log_end_offset, key, value, timestamp, size_bytes
         )
@@ -294,7 +294,7 @@ class Partition:
         """
         self._check_offset("offset", offset)
         if max_records is not None:
-            check.integer("max_records", max_records, minimum=1)
+            check.integer("max_records", max_records, minimum=1, maximum=10**9)
         begin = offset - self._start
         end = len(self._records) if max_records is None else begin + max_records
         return self._records[begin:end]
@@ -553,7 +553,7 @@ class LogConsumerGroup:
         if not state.alive:
             raise ValueError(f"member {member!r} of group {self.name!r} is dead and cannot poll")
         if max_records is not None:
-            check.integer("max_records", max_records, minimum=1)
+            check.integer("max_records", max_records, minimum=1, maximum=10**9)
         out: list[Record] = []
         for index in self._assignment.get(member, []):
             partition = self.log.partitions[index]
@@ -603,7 +603,7 @@ class LogConsumerGroup:
         ``auto_offset_reset`` (or raises :class:`OffsetOutOfRangeError` with ``"none"``).
         """
         p = self.log._partition(partition)
-        check.integer("offset", offset, minimum=0)
+        check.integer("offset", offset, minimum=0, maximum=2**63 - 1)
         self._committed[p.index] = offset
         self.log.sim.record("seek", group=self.name, partition=p.index, offset=offset)
 

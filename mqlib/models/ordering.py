@@ -313,7 +313,7 @@ class _Tracker:
 
 def consumer_names(count: int) -> list[str]:
     """``["A", "B", ...]``: ``count`` consumer names."""
-    check.integer("count", count, minimum=1, maximum=MAX_CONSUMERS)
+    check.integer("consumers", count, minimum=1, maximum=MAX_CONSUMERS)
     return list(string.ascii_uppercase[:count])
 
 
@@ -355,9 +355,10 @@ class _OrderingSystem:
         self.sim = sim
         self.processing_times = _processing_times(consumers, processing_times)
         self.jitter = check.non_negative("jitter", jitter)
-        #: The latest :data:`RECENT` events sent and processed, oldest first.
-        self.sent: deque[OrderEvent] = deque(maxlen=RECENT)
-        self.processed: deque[Processed] = deque(maxlen=RECENT)
+        #: The latest events sent and processed, oldest first: at least :data:`RECENT` of
+        #: each (all of them until then), at most twice as many.
+        self.sent: list[OrderEvent] = []
+        self.processed: list[Processed] = []
         self.sent_count = 0
         self.processed_count = 0
         self.violation_count = 0
@@ -376,12 +377,16 @@ class _OrderingSystem:
     def _sent(self, event: OrderEvent) -> None:
         self.sent.append(event)
         self.sent_count += 1
+        if len(self.sent) > 2 * RECENT:
+            del self.sent[:-RECENT]
         self._tracker.sent(event)
 
     def _done(self, consumer: str, event: OrderEvent, partition: int | None) -> None:
         processed = Processed(self.sim.now, consumer, event, partition)
         self.processed.append(processed)
         self.processed_count += 1
+        if len(self.processed) > 2 * RECENT:
+            del self.processed[:-RECENT]
         found = self._tracker.done(processed)
         self._found.extend(found)
         self.violation_count += len(found)

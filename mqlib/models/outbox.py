@@ -391,8 +391,6 @@ def run_orders(
     check.boolean("inbox", inbox)
     check.integer("qty", qty, minimum=1)
     check.collection("crashes", crashes)
-    for crash in crashes:
-        check.instance("crashes", crash, Crash, "list of Crash entries")
     schedule = _Crashes(crashes)
     trace: list[dict[str, Any]] = []
     broker = QueueBroker()

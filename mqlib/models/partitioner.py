@@ -115,6 +115,10 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+#: The most partitions a topic may have here (Kafka sets no hard limit; this keeps calls fast).
+MAX_PARTITIONS = 100_000
+
+
 def to_positive(number: int) -> int:
     """Kafka's ``Utils.toPositive``: clear the sign bit, ``number & 0x7fffffff``.
 
@@ -123,7 +127,7 @@ def to_positive(number: int) -> int:
     has no such corner case. Note that the result is *not* ``abs(number)``:
     ``to_positive(-1) == 2147483647``.
     """
-    check.integer("number", number)
+    check.integer("number", number, minimum=-(2**31), maximum=2**31 - 1)  # a Java int
     return number & 0x7FFFFFFF
 
 
@@ -159,7 +163,7 @@ def kafka_partition(key: bytes | str, num_partitions: int) -> int:
     16
     """
     data = _key_bytes(key)
-    check.integer("num_partitions", num_partitions, minimum=1)
+    check.integer("num_partitions", num_partitions, minimum=1, maximum=MAX_PARTITIONS)
     return to_positive(murmur2(data)) % num_partitions
 
 
@@ -185,7 +189,7 @@ def librdkafka_partition(
     3
     """
     data = _key_bytes(key)
-    check.integer("num_partitions", num_partitions, minimum=1)
+    check.integer("num_partitions", num_partitions, minimum=1, maximum=MAX_PARTITIONS)
     check.choice("partitioner", partitioner, LIBRDKAFKA_PARTITIONERS)
     if partitioner.startswith("murmur2"):
         return kafka_partition(data, num_partitions)
@@ -237,9 +241,13 @@ class Partitioner:
         batch_records: int = 16,
         start: int = 0,
     ) -> None:
-        self.num_partitions = check.integer("num_partitions", num_partitions, minimum=1)
+        self.num_partitions = check.integer(
+            "num_partitions", num_partitions, minimum=1, maximum=MAX_PARTITIONS
+        )
         self.keyless = check.choice("keyless", keyless, KEYLESS_STRATEGIES)
-        self.batch_records = check.integer("batch_records", batch_records, minimum=1)
+        self.batch_records = check.integer(
+            "batch_records", batch_records, minimum=1, maximum=1_000_000
+        )
         self.start = check.integer("start", start, minimum=0, maximum=num_partitions - 1)
         self._current = start  # the partition keyless records go to now
         self._sent_to_current = 0  # keyless records already sent to it

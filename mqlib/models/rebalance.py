@@ -288,7 +288,7 @@ class RebalancingGroup:
         a rebalance or a restart moves the partition before that next commit.
         """
         m = self._live(member)
-        m.lost_commits += check.integer("count", count, minimum=1)
+        m.lost_commits += check.integer("count", count, minimum=1, maximum=1_000_000)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -303,6 +303,7 @@ class RebalancingGroup:
 
     def owned(self, member: str) -> list[int]:
         """The partitions ``member`` owns now."""
+        check.text("member", member)
         return [p for p, owner in self.owner.items() if owner == member]
 
     def assignment(self) -> dict[str, list[int]]:

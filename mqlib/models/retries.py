@@ -65,6 +65,10 @@ __all__ = [
 JITTER_MODES = ("none", "full")
 
 
+#: The most attempts (and so retries) a policy counts.
+MAX_ATTEMPTS = 10_000
+
+
 class Backoff:
     """Exponential backoff with an optional full jitter.
 
@@ -91,7 +95,7 @@ class Backoff:
 
     def ceiling(self, retry: int) -> float:
         """The exponential wait before the ``retry``-th retry, capped."""
-        check.integer("retry", retry, minimum=1)
+        check.integer("retry", retry, minimum=1, maximum=MAX_ATTEMPTS)
         if self.multiplier == 1:
             return self.base
         # the exponent is capped too, so a huge retry number cannot overflow a float
@@ -130,7 +134,7 @@ class RetryPolicy:
         ``"permanent"``: retry (and after how long) or dead-letter."""
         check.choice("error", error, ("transient", "permanent"))
         check.instance("rng", rng, random.Random, "random.Random (e.g. sim.rng)")
-        check.integer("attempt", attempt, minimum=1)
+        check.integer("attempt", attempt, minimum=1, maximum=MAX_ATTEMPTS)
         if error == "permanent":
             return Decision(
                 "dead_letter", reason="permanent error: a retry would fail the same way"
@@ -161,7 +165,7 @@ class Dependency:
             raise TypeError(f"sim must be an mqlib Simulation, got {type(sim).__name__}")
         self.sim = sim
         self.recovers_at = check.non_negative("recovers_at", recovers_at)
-        self.capacity = check.integer("capacity", capacity, minimum=1)
+        self.capacity = check.integer("capacity", capacity, minimum=1, maximum=1_000_000)
         self.window = check.positive("window", window)
         self.calls: dict[int, int] = {}
         self.served: dict[int, int] = {}
@@ -174,6 +178,7 @@ class Dependency:
 
     def call(self, caller: str) -> bool:
         """One call now: ``True`` if served, ``False`` if refused."""
+        check.text("caller", caller)
         index = self.window_of(self.sim.now)
         self.calls[index] = self.calls.get(index, 0) + 1
         served = self.sim.now >= self.recovers_at and self.served.get(index, 0) < self.capacity
@@ -208,13 +213,13 @@ class RetryingConsumer:
             raise TypeError(f"dependency must be a Dependency, got {type(dependency).__name__}")
         if not isinstance(policy, RetryPolicy):
             raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
-        check.same_simulation("dependency", dependency, sim)
         self.sim = sim
         self.name = check.text("name", name)
         self.dependency = dependency
         self.policy = policy
         self.start = check.non_negative("start", start)
         self.permanent = check.boolean("permanent", permanent)
+        check.same_simulation("dependency", dependency, sim)
         self.attempts = 0
         self.outcome: str | None = None
         self.finished_at: float | None = None

@@ -125,7 +125,7 @@ class WorkQueue:
         self.max_in_flight = (
             None
             if max_in_flight is None
-            else check.integer("max_in_flight", max_in_flight, minimum=1)
+            else check.integer("max_in_flight", max_in_flight, minimum=1, maximum=100_000)
         )
 
     # -- producer side -------------------------------------------------------------------------
@@ -346,12 +346,20 @@ class WorkQueue:
             message.receipt = receipt
             delivery = _new(Delivery)  # Delivery(...) minus the frozen dataclass's setattr calls
             delivery.__dict__.update(
-                message=message, consumer=consumer, receipt=receipt, received_at=now,
-                receive_count=count, queue=self,
+                message=message,
+                consumer=consumer,
+                receipt=receipt,
+                received_at=now,
+                receive_count=count,
+                queue=self,
             )
             in_flight[message_id] = delivery
             sim.record(
-                "receive", queue=self.name, message=message_id, consumer=consumer, receive_count=count
+                "receive",
+                queue=self.name,
+                message=message_id,
+                consumer=consumer,
+                receive_count=count,
             )
             deadlines[message_id] = now + timeout
             self._start_timer(delivery, timeout)

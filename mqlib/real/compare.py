@@ -264,7 +264,7 @@ def start_brokers(brokers: Iterable[str] | None = None) -> dict[str, Any]:
     ``compare_brokers`` reports it in its column. Stop them with ``server.stop()``; they also stop
     when the process exits.
     """
-    names = list(BROKERS) if brokers is None else list(brokers)
+    names = list(BROKERS) if brokers is None else list(_validate.collection("brokers", brokers))
     for name in names:
         _validate.choice("brokers", name, BROKERS)
     started: dict[str, Any] = {}
@@ -309,7 +309,7 @@ def compare_brokers(
     that the module is not there; any other failure is raised, since the table must not hide a
     broken experiment.
     """
-    names = list(BROKERS) if brokers is None else list(brokers)
+    names = list(BROKERS) if brokers is None else list(_validate.collection("brokers", brokers))
     if not names:
         raise ValueError("brokers must name at least one broker, got an empty list")
     for name in names:

@@ -585,7 +585,7 @@ class GuaranteeOutcome:
 def _check_run(guarantee: str, messages: int, faults: Any) -> list[Fault]:
     _validate.choice("guarantee", guarantee, GUARANTEES)
     _validate.integer("messages", messages, minimum=1, maximum=100)
-    faults = list(faults)
+    faults = list(_validate.collection("faults", faults))
     FaultSchedule(faults)  # validates
     return faults
 

@@ -317,14 +317,19 @@ class NatsCluster:
         node.proc.kill()
         node.proc.wait(timeout=5)
 
-    def restart(self, name: str) -> None:
-        """Start a killed node again on its old store and wait until it is healthy."""
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        """Start a killed node again on its old store and wait until it is healthy and the meta
+        leader sees it current. ``wait=False`` returns once the process is launched: a client
+        that retries (as every client must while a node recovers) then finds out by itself when
+        the node's streams answer again, which is often well before the meta leader's view is."""
+        _validate.boolean("wait", wait)
         node = self._node(name)
         if node.proc is not None and node.proc.poll() is None:
             raise NatsServerError(f"node {name} is still running; kill() it first")
         self._launch(node)
-        self._wait_healthy(node)
-        self._wait_for_meta_leader([node])
+        if wait:
+            self._wait_healthy(node)
+            self._wait_for_meta_leader([node])
 
     def stop(self) -> None:
         """Stop every node and delete all stores. Safe to call more than once."""

@@ -358,7 +358,9 @@ def compare_modes(
     "summary": ...}``, all plain data; with the same seed every mode sees the same messages.
     """
     check.positive("seconds", seconds)
-    if isinstance(modes, str) or not modes:
+    if not isinstance(modes, list | tuple):
+        raise TypeError(f"modes must be a list or tuple of modes, got {type(modes).__name__}")
+    if not modes:
         raise ValueError(f"modes must be a non-empty list of modes, got {modes!r}")
     if "mode" in settings:
         raise ValueError("mode must not be given to compare_modes; list the modes in modes")

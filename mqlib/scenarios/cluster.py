@@ -137,8 +137,8 @@ class ClusterRun:
         if seconds > limit:
             raise ValueError(
                 f"seconds must be <= {limit:g} for this cluster ({cluster.num_brokers} brokers, "
-                f"{cluster.num_partitions} partitions, a fetch every {cluster.fetch_interval:g} s), "
-                f"got {seconds!r}: advance in several steps"
+                f"{cluster.num_partitions} partitions, a fetch every "
+                f"{cluster.fetch_interval:g} s), got {seconds!r}: advance in several steps"
             )
         self.sim.advance(seconds)
         self.sim.settle()

@@ -53,12 +53,12 @@ class SteadyProducer:
         if not isinstance(queue, RedriveQueue):
             raise TypeError(f"queue must be a RedriveQueue, got {type(queue).__name__}")
         self.sim = sim
-        check.same_simulation("queue", queue, sim)
         self.queue = queue
         self.rate = check.number("rate", rate, minimum=0, maximum=MAX_RATE)
         self.groups = check.integer("groups", groups, minimum=1, maximum=100)
         self.capacity: int | None = None
         self.set_capacity(capacity)
+        check.same_simulation("queue", queue, sim)
         self.sent = 0
         self.blocked = False
         self._skipped = 0  # sends a late (unblocked) producer never made up
@@ -77,7 +77,7 @@ class SteadyProducer:
     def set_capacity(self, capacity: int | None) -> None:
         """Bound the queue's depth at ``capacity`` (the producer blocks), or ``None``: unbounded."""
         if capacity is not None:
-            check.integer("capacity", capacity, minimum=1)
+            check.integer("capacity", capacity, minimum=1, maximum=1_000_000)
         self.capacity = capacity
         if hasattr(self, "_process"):
             self._process.interrupt("settings changed")
@@ -98,6 +98,7 @@ class SteadyProducer:
 
     def group_of(self, n: int) -> str | None:
         """The message group of the ``n``-th message (``None``: one group, the queue's default)."""
+        check.integer("n", n, minimum=1)
         return None if self.groups == 1 else f"g{(n - 1) % self.groups + 1}"
 
     def run(self) -> Generator[simpy.Event, Any, None]:

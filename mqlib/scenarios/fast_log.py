@@ -35,6 +35,11 @@ MB = 1024 * 1024
 
 
 def _temp_dir(directory: str | os.PathLike[str] | None) -> tempfile.TemporaryDirectory[str]:
+    if directory is not None and not isinstance(directory, str | os.PathLike):
+        raise TypeError(
+            f"directory must be a folder path (str or Path) or None, got {directory!r} "
+            f"({type(directory).__name__})"
+        )
     if directory is not None and not Path(directory).is_dir():
         raise ValueError(f"directory must be an existing folder, got {directory!r}")
     return tempfile.TemporaryDirectory(prefix="mq-fastlog-", dir=directory)

@@ -20,6 +20,7 @@ from .. import _validate as check
 from ..core import Simulation
 from ..models.delivery import (
     GUARANTEES,
+    MAX_MONEY,
     DeliveryPipeline,
     DeliveryResult,
     Fault,
@@ -124,8 +125,10 @@ class GuaranteesRun:
         seed: int = 0,
     ) -> None:
         check.choice("guarantee", guarantee, GUARANTEES)
-        self.start_balance = check.integer("start_balance", start_balance)
-        self.amount = check.integer("amount", amount, minimum=1)
+        self.start_balance = check.integer(
+            "start_balance", start_balance, minimum=-MAX_MONEY, maximum=MAX_MONEY
+        )
+        self.amount = check.integer("amount", amount, minimum=1, maximum=MAX_MONEY)
         self.seed = check.integer("seed", seed)
         self.guarantee = guarantee
         self.reset()

@@ -55,7 +55,7 @@ class KafkaLogRun:
         seed: int = 0,
     ) -> None:
         check.integer("partitions", partitions, minimum=1, maximum=64)
-        check.text("topic", topic)
+        check.text("topic (the topic's name)", topic)
         self.sim = Simulation(seed=seed)
         self.log = PartitionedLog(
             self.sim,

@@ -44,7 +44,7 @@ class PubSubRun:
                 f"groups must be a dict of group name -> member count, "
                 f"got {groups!r} ({type(groups).__name__})"
             )
-        check.text("topic", topic)
+        check.text("topic (the topic's name)", topic)
         self.sim = Simulation(seed=seed)
         self.topic = Topic(self.sim, topic)
         for name, members in groups.items():

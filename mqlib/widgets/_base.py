@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import bqplot as bq
@@ -144,6 +145,25 @@ def step_points(
     chosen.update((0, len(x) - 1))
     index = np.array(sorted(chosen))
     return x[index].tolist(), y[index].tolist()
+
+
+@contextlib.contextmanager
+def held(figure: bq.Figure) -> Iterator[None]:
+    """Hold the changes to ``figure``, its marks, axes and scales until the block ends: each of
+    them then sends its changed traits in one message (unchanged traits are not sent at all),
+    so the page redraws a mark once per click instead of once per trait (``x``, then ``y``...).
+    """
+    if not isinstance(figure, bq.Figure):
+        raise TypeError(f"figure must be a bqplot Figure, got {type(figure).__name__}")
+    widgets: list[w.Widget] = [figure, *figure.marks, *figure.axes]
+    for mark in figure.marks:
+        widgets.extend(mark.scales.values())
+    widgets.extend(axis.scale for axis in figure.axes if axis.scale is not None)
+    unique = list({id(widget): widget for widget in widgets}.values())
+    with contextlib.ExitStack() as stack:
+        for widget in unique:
+            stack.enter_context(widget.hold_sync())
+        yield
 
 
 class SimulationView:

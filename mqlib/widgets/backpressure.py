@@ -183,7 +183,7 @@ class Backpressure(SimulationView):
             ],
             fig_margin={"top": 36, "bottom": 46, "left": 62, "right": 12},
             title_style={"font-size": "14px"},
-            layout=w.Layout(flex="1 1 300px", min_width="280px", height=CHART_HEIGHT),
+            layout=w.Layout(flex="1 1 300px", min_width="240px", height=CHART_HEIGHT),
         )
 
     def _line(self, key: str, x: Any, y: Any, dashed: bool = False, width: float = 2.5):
@@ -261,7 +261,7 @@ class Backpressure(SimulationView):
         self.mode_control = w.ToggleButtons(
             options=[(label, mode) for mode, label in MODE_LABELS.items()],
             value=self.run.broker.mode,
-            style={"button_width": "128px"},
+            style={"button_width": "142px"},
             tooltips=[
                 "no limit: the queue grows as long as the producer is faster",
                 "a full queue makes the producer wait: nothing is lost, but the sends it "
@@ -281,9 +281,9 @@ class Backpressure(SimulationView):
             30.0,
             step=0.5,
             description="producer (msg/s)",
-            style={"description_width": "150px"},
+            style={"description_width": "165px"},
             readout_format=".1f",
-            layout=w.Layout(width="360px"),
+            layout=w.Layout(width="410px"),
         )
         self.rate_control.observe(self._on_control(self.set_rate), "value")
         self.consumer_rate_control = self._slider(
@@ -293,9 +293,9 @@ class Backpressure(SimulationView):
             10.0,
             step=0.5,
             description="each consumer (msg/s)",
-            style={"description_width": "150px"},
+            style={"description_width": "165px"},
             readout_format=".1f",
-            layout=w.Layout(width="360px"),
+            layout=w.Layout(width="410px"),
         )
         self.consumer_rate_control.observe(self._on_control(self.set_consumer_rate), "value")
         self.consumer_label = w.HTML(layout=w.Layout(width="auto", margin="0 8px 0 12px"))
@@ -356,25 +356,35 @@ class Backpressure(SimulationView):
             ),
         }
         # The less-used settings fold away, so that charts and main controls fit a 720 px
-        # screen together (at most 560 px tall with the section closed).
-        self.settings = w.Accordion(
-            children=[
-                w.VBox(
-                    [
-                        w.HBox([self.partition_control, self.capacity_control]),
-                        w.HBox([self.lag_control, self.shed_control]),
-                    ]
-                )
+        # screen together (at most 560 px tall with the section closed). A toggle button, not an
+        # Accordion: an Accordion's header cannot be reached with the Tab key.
+        self.settings_box = w.VBox(
+            [
+                w.HBox([self.partition_control, self.capacity_control]),
+                w.HBox([self.lag_control, self.shed_control]),
             ],
-            selected_index=None,
+            layout=w.Layout(display="none"),
+        )
+        self.settings_toggle = w.ToggleButton(
+            value=False,
+            description="More settings: partitions, capacity, thresholds",
+            tooltip="show or hide the partitions, capacity and threshold sliders",
+            icon="chevron-right",
             layout=w.Layout(width="auto"),
         )
-        self.settings.set_title(0, "More settings: partitions, capacity, thresholds")
+
+        def fold(change: dict[str, Any]) -> None:
+            self.settings_box.layout.display = "" if change["new"] else "none"
+            self.settings_toggle.icon = "chevron-down" if change["new"] else "chevron-right"
+
+        self.settings_toggle.observe(fold, "value")
+        self.settings = w.VBox([self.settings_toggle, self.settings_box])
         self.view = w.VBox(
             [
+                # (not scrollable: a scrolling region would need to take the keyboard focus)
                 w.HBox(
                     [self.queue_figure, self.rate_figure, self.lost_figure],
-                    layout=w.Layout(width="100%"),
+                    layout=w.Layout(width="100%", overflow="hidden"),
                 ),
                 self.legend,
                 self.summary_label,

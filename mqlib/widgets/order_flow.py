@@ -7,7 +7,7 @@ import ipywidgets as w
 
 from .. import _validate as check
 from ..models.service_chain import DEFAULT_LATENCIES_MS, MODES, FlowResult, OrderFlow
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, held
 
 STATUS_COLOURS = {
     "ok": PALETTE["blue"],
@@ -305,7 +305,7 @@ class SyncVsAsync(SimulationView):
                 wait_x.append([r.user_wait_ms, end])
                 wait_y.append([row, row])
         self.x_scale.max = float(end) * 1.05
-        with self.figure.hold_sync():
+        with held(self.figure):
             self.work_mark.x, self.work_mark.y, self.work_mark.colors = work_x, work_y, colours
             self.waiting_mark.x = wait_x or [[0.0, 0.0]]
             self.waiting_mark.y = wait_y or [[-5, -5]]  # off-chart when nothing waits

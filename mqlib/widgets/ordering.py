@@ -18,7 +18,7 @@ import ipywidgets as w
 
 from ..models.ordering import DEFAULT_ORDERS
 from ..scenarios.ordering import OrderingRun, default_run, repartition
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, held
 
 STEP_COLOURS = {
     "created": PALETTE["blue"],
@@ -348,7 +348,7 @@ class MessageOrdering(SimulationView):
         rows = [row[p["order"]] for p in processed]
         colours = [VIOLATION if b else PALETTE["black"] for b in bad]
         above = _label_sides(times, rows, span=end * 1.08)
-        with self.figure.hold_sync():
+        with held(self.figure):
             self.x_scale.max = end * 1.08
             self.track_mark.x = [[0.0, end * 1.08] for _ in run.orders]
             self.track_mark.y = [[i, i] for i in range(len(run.orders))]
@@ -565,7 +565,7 @@ class Repartitioning(SimulationView):
         rows = range(len(self.orders))
         width = max(self.before, self.after, MAX_SLIDER_PARTITIONS)
         moved = [(i, *mapping[o]) for i, o in enumerate(self.orders) if o in self.change.moved]
-        with self.figure.hold_sync():
+        with held(self.figure):
             self.x_scale.max = width - 0.5
             self.x_axis.tick_values = list(range(width))
             self.track_mark.x = [[-0.5, max(self.before, self.after) - 0.5] for _ in rows]

@@ -6,7 +6,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.point_to_point import PointToPointRun, default_run
-from ._base import PALETTE, SimulationView, step_points
+from ._base import PALETTE, SimulationView, held, step_points
 
 CONSUMER_COLOURS = [
     PALETTE["blue"],
@@ -233,22 +233,18 @@ class PointToPoint(SimulationView):
 
     def _draw(self) -> None:
         series = self.run.series
-        with self.depth_figure.hold_sync():
+        with held(self.depth_figure):
             # Room to the right of the newest sample and above the highest value, so the latest
             # change is never drawn on the frame.
             self.x_scale.max = float(self.run.now + max(1.0, 0.05 * self.run.now))
             self.y_scale.max = float(max(series["visible"] + series["in_flight"] + [1]) * 1.15 + 1)
             # Only the samples that change the picture (bounded after hours of history).
-            with self.depth_mark.hold_sync():
-                self.depth_mark.x, self.depth_mark.y = step_points(
-                    series["time"], series["visible"]
-                )
-            with self.in_flight_mark.hold_sync():
-                self.in_flight_mark.x, self.in_flight_mark.y = step_points(
-                    series["time"], series["in_flight"]
-                )
+            self.depth_mark.x, self.depth_mark.y = step_points(series["time"], series["visible"])
+            self.in_flight_mark.x, self.in_flight_mark.y = step_points(
+                series["time"], series["in_flight"]
+            )
         counts = list(self.run.processed_by().values())
-        with self.count_figure.hold_sync():
+        with held(self.count_figure):
             self.count_mark.y = counts
             self.count_scale.max = float(max(counts + [1]) * 1.15 + 1)
             # A crashed consumer's bar turns grey.

@@ -9,7 +9,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.pubsub import PubSubRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, held
 
 #: Colours given to groups in the order they first subscribe (payment, email, analytics, ...).
 GROUP_COLOURS = [
@@ -285,7 +285,7 @@ class PubSub(SimulationView):
                         text.append(member[len(prefix) :] if member.startswith(prefix) else member)
                         text_colours.append(_TEXT_ON[self._colour(name)])
                     level += 1
-        with self.copies_figure.hold_sync():
+        with held(self.copies_figure):
             self.copies_mark.x = data["messages"]
             self.copies_mark.y = heights if heights else []
             self.copies_mark.colors = colours or [PALETTE["grey"]]
@@ -306,7 +306,7 @@ class PubSub(SimulationView):
                 names.append(f"{member} (left)" if left else member)
                 counts.append(count)
                 bar_colours.append(PALETTE["grey"] if left else self._colour(group))
-        with self.member_figure.hold_sync():
+        with held(self.member_figure):
             self.member_mark.x = names
             self.member_mark.y = counts
             self.member_mark.colors = bar_colours or [PALETTE["grey"]]
