@@ -12,6 +12,10 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 LARGEST = sys.float_info.max
+#: The largest magnitude :func:`integer` accepts when a check names no tighter bound: a signed
+#: 64-bit integer, what real brokers store offsets, sequence numbers and counts in. A larger int
+#: (``10**400``) is never a meaningful count, offset or id, and would overflow any float arithmetic.
+MAX_INTEGER = 2**63 - 1
 
 
 def _is_number(value: Any) -> bool:
@@ -73,9 +77,17 @@ def positive(name: str, value: Any) -> float:
 def integer(
     name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
 ) -> int:
-    """An ``int`` (not a bool, not a float) within ``[minimum, maximum]``."""
+    """An ``int`` (not a bool, not a float) within ``[minimum, maximum]``.
+
+    Without an explicit bound the range is ``[-MAX_INTEGER, MAX_INTEGER]`` (a signed 64-bit
+    integer), so that a huge int is refused here rather than overflowing later.
+    """
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, got {_show(value)} ({type(value).__name__})")
+    if maximum is None:
+        maximum = MAX_INTEGER
+    if minimum is None:
+        minimum = -MAX_INTEGER
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {_show(value)}")
     if maximum is not None and value > maximum:

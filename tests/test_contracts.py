@@ -217,7 +217,7 @@ def test_same_settings_same_trace():
         (lambda: registry_accepts(V1, V1, "backward"), "mode must be one of"),
         (lambda: Reader(V1, []), "needs must name at least one field"),
         (lambda: Reader(V1, "total"), "needs must be a list of field names"),
-        (lambda: Reader(V1, ["coupon"]), "name must be a field of"),
+        (lambda: Reader(V1, ["coupon"]), "needs must name a field of"),
         (lambda: Reader(V1, ["total"]).read({"total": 1}), "event must be an Envelope"),
         (lambda: Envelope("", "T", 1, 0.0, "c"), "id must be a non-empty string"),
         (lambda: Envelope("e", "T", 1, -1.0, "c"), "time must be >= 0"),

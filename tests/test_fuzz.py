@@ -223,6 +223,16 @@ def _accepts_anything(param: inspect.Parameter, func: Callable[..., Any]) -> boo
     )
 
 
+def _refusals(value: Any, param: inspect.Parameter, func: Callable[..., Any]) -> tuple[type, ...]:
+    """The exceptions that count as a clear refusal of ``value`` for ``param``: ``ValueError`` and
+    ``TypeError``; for a path parameter (annotated ``PathLike``) given a string, also
+    ``FileNotFoundError`` (a path that does not exist is missing, not malformed). A wrong *type*
+    for a path must still be a ``TypeError``."""
+    if "PathLike" in _annotation(param, func) and isinstance(value, str):
+        return (ValueError, TypeError, FileNotFoundError)
+    return (ValueError, TypeError)
+
+
 def _must_reject(value: Any, param: inspect.Parameter, func: Callable[..., Any]) -> bool:
     if isinstance(value, Foreign):
         return True
@@ -368,6 +378,9 @@ _BY_NAME: dict[str, Any] = {
     "caller": "c1",
     "script": "<script></script>",
     "questions": None,
+    "url": "nats://127.0.0.1:4222",
+    "value": "v",  # payloads: any object
+    "body": "v",
 }
 
 #: Names whose valid values live in the receiver (a consumer's name, a group, a member).
@@ -393,7 +406,8 @@ def _strings_in(obj: Any, depth: int = 0) -> list[str]:
         return found
     for attr, value in attrs.items():
         if isinstance(value, dict):
-            found += [k for k in value if isinstance(k, str)]
+            # (keys with a leading underscore are attribute names, e.g. a widget's traits)
+            found += [k for k in value if isinstance(k, str) and not k.startswith("_")]
         elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
             found += list(value)
         elif hasattr(value, "__dict__") and not callable(value) and not attr.startswith("__"):
@@ -414,6 +428,10 @@ def _sample(
             break
     if param.name == "sim":
         yield sim
+    if param.name == "row" and func.__module__ == "mqlib.scenarios.durability":
+        from mqlib.scenarios.durability import durability_run, outcome
+
+        yield outcome(durability_run(2, 1, 1, False))
     if param.name in _NAMED_IN_RECEIVER and receiver is not None:
         seen: set[str] = set()
         for candidate in _strings_in(receiver):
@@ -450,6 +468,12 @@ def _sample(
             yield value
     if "Mapping[str,float]" in plain or "dict[str,float]" in plain:
         yield {"A": 1.0}
+    if "Mapping[str,int]" in plain or "dict[str,int]" in plain:
+        yield {"t": 3}
+    if "Mapping[str,Collection[str]]" in plain:
+        yield {"c": ["t"]}
+    if "dict[str,list[float]]" in plain:
+        yield {"a": [1.0, 2.0, 3.0]}
     if "Sequence" in plain or "Iterable" in plain or plain.startswith(("list", "tuple")):
         yield []
 
@@ -639,7 +663,9 @@ class Probe:
             value = self._foreign(call, param)
             if value is None:
                 return None
-        names = [p for p in sig.parameters] + ["no_such_setting"]
+        # when the baseline itself is refused, the message may name any parameter, by any of
+        # its aliases (a wrong sample ``name`` is reported as the ``consumer`` it names)
+        names = [a for p in sig.parameters for a in _aliases(p, self.target)] + ["no_such_setting"]
         before = _fingerprint(call.receiver)
         started = time.perf_counter()
         try:
@@ -651,7 +677,7 @@ class Probe:
             if _must_reject(value, spec, self.target.func):
                 return "accepted (would start a server)"
             return None
-        except (ValueError, TypeError) as exc:
+        except _refusals(value, spec, self.target.func) as exc:
             message = str(exc)
             wanted = (
                 ["no_such_setting"]
@@ -733,12 +759,6 @@ def _quiet() -> Iterator[None]:
 # -- the tests --------------------------------------------------------------------------------
 
 TARGETS = [t for t in discover() if _excluded(t) is None]
-CASES = [
-    (t, name)
-    for t in TARGETS
-    for name, p in t.signature.parameters.items()
-    if p.kind is not p.VAR_POSITIONAL
-]
 _PROBES: dict[str, Probe] = {}
 
 
@@ -746,6 +766,54 @@ def _probe(target: Target) -> Probe:
     if target.qualname not in _PROBES:
         _PROBES[target.qualname] = Probe.make(target)
     return _PROBES[target.qualname]
+
+
+#: The targets the fuzz cannot start a valid call for, reviewed: a pattern (``re.fullmatch`` on
+#: the qualname) and the reason. Every unprobed target must match one, and every pattern must
+#: still match an unprobed target (so the list shrinks as samples are added, never hides work).
+UNPROBED: dict[str, str] = {
+    r"mqlib\.exercises\.ch0[137]:.*": "exercise classes are built by the checker from its private "
+    "world/delivery objects and handed to the learner's code (the entry points are fuzzed)",
+    r"mqlib\.real\.scripts\..*": "experiments that take a running broker (server, client)",
+    r"mqlib\.real\.[a-z_]+:[A-Za-z]+\.(wait_until_ready|connect|client|version)": "need the server "
+    "started (start() is stubbed out here)",
+    r"mqlib\.real\.server:run": "runs a coroutine on an event loop (arguments come from mqlib)",
+    r"mqlib\.real\.(compare|differential):(side_by_side|Comparison\.column|QueueScript\.body_of"
+    r"|AckResult\.__init__|Delivered\.__init__|DeadLetterRow\.__init__|LogDelivery\.__init__"
+    r"|Publication\.__init__)": "take results of a real-broker run (rows, columns, messages)",
+    r"mqlib\.scenarios\.dead_letter:PoisonPillRun\..*": "a base class with no constructor of its "
+    "own: its methods are fuzzed on its subclasses (DeadLetterRun, the playground's runs)",
+    r"mqlib\.scenarios\.playground:DrainingProducer\.adopt": "takes a class to convert from",
+    r"mqlib\.core:(Simulation\.process|Trace\.append)": "take a SimPy generator / a trace event "
+    "made by the engine",
+    r"mqlib\.models\.(cluster:(LostRecord\.as_dict|ProduceFuture\..*|ReplicaLog\.append)"
+    r"|contracts:(Reader\.read|Schema\.conforms|Schema\.field)"
+    r"|delivery:(ChargeConsumer\.__init__|check_idempotent|replay)"
+    r"|dlq:(DeadLetterQueue\.add|RedriveQueue\.cancel_receive|is_poison)"
+    r"|flow_control:PrefetchConsumer\..*|ordering:ordering_result"
+    r"|outbox:(InventoryService|OrderService|Relay)\..*|outbox:QueueBroker\.(ack|publish)"
+    r"|work_queue:WorkQueue\.cancel_receive)": "take an engine object no sample factory builds "
+    "(a handler, a delivered message, a pending request, another model's broker or service, a "
+    "cluster's record) or a receiver the samples cannot make valid (a schema with fields)",
+    r"mqlib\.scenarios\.durability:outcome": "takes a ClusterRun that has run the failure script",
+    r"mqlib\.scenarios\.flow_control:compare_alerts": "its default call runs longer than the "
+    "per-call budget (several full backlog runs)",
+}
+#: At most this share of the targets may be unprobed.
+MAX_UNPROBED_SHARE = 0.15
+
+
+def _unprobed_reason(qualname: str) -> str | None:
+    return next((r for pat, r in UNPROBED.items() if re.fullmatch(pat, qualname)), None)
+
+
+PROBED = [t for t in TARGETS if _probe(t).reason is None]
+CASES = [
+    (t, name)
+    for t in PROBED
+    for name, p in t.signature.parameters.items()
+    if p.kind is not p.VAR_POSITIONAL
+]
 
 
 def test_discovery_finds_the_public_api():
@@ -763,11 +831,18 @@ def test_discovery_finds_the_public_api():
     assert len(CASES) > 800
 
 
-def test_most_targets_get_a_valid_baseline():
-    """A target without a valid call is fuzzed only loosely: keep those few."""
-    probes = [_probe(t) for t in TARGETS]
-    unprobed = [p for p in probes if p.reason is not None]
-    assert len(unprobed) <= len(probes) // 4, [(p.target.qualname, p.reason) for p in unprobed]
+def test_unprobed_targets_are_the_reviewed_few():
+    """Targets without a valid starting call get no fuzz cases (rather than skipped ones): each
+    must be in the reviewed :data:`UNPROBED` list, they stay a small share, and no entry of the
+    list is stale."""
+    unprobed = [t for t in TARGETS if _probe(t).reason is not None]
+    unexplained = [
+        (t.qualname, _probe(t).reason) for t in unprobed if _unprobed_reason(t.qualname) is None
+    ]
+    assert not unexplained, unexplained
+    assert len(unprobed) <= MAX_UNPROBED_SHARE * len(TARGETS), len(unprobed)
+    stale = [p for p in UNPROBED if not any(re.fullmatch(p, t.qualname) for t in unprobed)]
+    assert not stale, stale
 
 
 _SETTINGS = settings(
@@ -792,8 +867,7 @@ def _with_fixed_examples(values: list[Any]) -> Callable[..., Any]:
 @pytest.mark.parametrize(("target", "param"), CASES, ids=[f"{t.qualname}({n})" for t, n in CASES])
 def test_wrong_argument_is_refused_clearly_and_fast(target: Target, param: str) -> None:
     probe = _probe(target)
-    if probe.reason is not None:
-        pytest.skip(f"no valid call to start from: {probe.reason}")
+    assert probe.reason is None  # only probed targets get cases
 
     @_SETTINGS
     @_with_fixed_examples(fixed_values(target))

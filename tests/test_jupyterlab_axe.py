@@ -52,22 +52,9 @@ NOTEBOOK_AREA = (
 )
 
 
-# Chapter 9 shows quizzes but no simulation, so the page script that names jupyterquiz's numeric
-# answer boxes (``mqlib.widgets._base.A11Y_SCRIPT``, loaded by every state line) never runs
-# there: axe reports them ("label", critical), and the broker comparison table's output is a
-# scrollable region that cannot take the focus ("scrollable-region-focusable", serious). The fix
-# belongs to the quiz display (``mqlib.quiz.show``: display ``_base._A11Y_LOADER`` too) and to
-# chapter 9's table; strict, so this turns into a failure once they are fixed.
-KNOWN = {
-    "09-connections.ipynb": pytest.mark.xfail(
-        strict=True, reason="ch09: unnamed quiz inputs, unfocusable scrollable table output"
-    )
-}
-
-
 @pytest.mark.parametrize(
     "lab",
-    [pytest.param(p.name, marks=KNOWN.get(p.name, ())) for p in sorted(CHAPTERS.glob("*.ipynb"))],
+    [p.name for p in sorted(CHAPTERS.glob("*.ipynb"))],
     indirect=True,
 )
 def test_axe_finds_nothing_serious_in_jupyterlab(request, page, lab):  # noqa: F811 - fixtures

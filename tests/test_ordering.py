@@ -29,7 +29,13 @@ from mqlib.models.ordering import (
     partition_mapping,
     simulate_ordering,
 )
-from mqlib.scenarios.ordering import OrderingRun, competing_run, default_run, repartition
+from mqlib.scenarios.ordering import (
+    MAX_JITTER,
+    OrderingRun,
+    competing_run,
+    default_run,
+    repartition,
+)
 
 # -- keys and partitions -----------------------------------------------------------------------
 
@@ -461,7 +467,7 @@ _SETTINGS = {
     ),
     "jitter": (
         lambda v: _set(OrderingRun(), "set_jitter", v),
-        lambda v: _real(v) and v >= 0 and v < float("inf"),
+        lambda v: _real(v) and 0 <= v <= MAX_JITTER,
         lambda r: r.jitter,
     ),
     "seconds": (

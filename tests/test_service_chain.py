@@ -82,7 +82,7 @@ def test_compare_modes_defaults_to_the_lesson_example():
         ({"mode": "batch"}, "mode must be one of 'sync', 'async'"),
         ({"latencies_ms": {"email": -5}}, "latency of 'email' \\(ms\\) must be >= 0"),
         ({"latencies_ms": {"sms": 5}}, "service must be one of 'payment'"),
-        ({"down": ["billing"]}, "service must be one of"),
+        ({"down": ["billing"]}, "down must be one of"),
         ({"down": "warehouse"}, "down must be a collection of service names"),
         ({"timeout_ms": 0}, "timeout_ms must be > 0"),
         ({"failure": "crash"}, "failure must be one of 'hang', 'refuse'"),

@@ -45,7 +45,7 @@ error instead, so a typo in a scenario shows up at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from .. import _validate as check
 
@@ -271,6 +271,32 @@ def _sticky(
     return result, transferring
 
 
+def _owners(name: str, assignment: Any) -> dict[tuple[str, int], str]:
+    """``tp -> member`` of an assignment (member -> its ``(topic, partition)`` pairs)."""
+    if not isinstance(assignment, Mapping):
+        raise TypeError(
+            f"{name} must be an assignment (a dict of member -> (topic, partition) pairs), "
+            f"got {check._show(assignment)} ({type(assignment).__name__})"
+        )
+    owners: dict[tuple[str, int], str] = {}
+    for member, tps in assignment.items():
+        check.text(f"{name} member", member)
+        check.collection(f"{name}[{member!r}]", tps)
+        for tp in tps:
+            if (
+                not isinstance(tp, tuple)
+                or len(tp) != 2
+                or not isinstance(tp[0], str)
+                or not isinstance(tp[1], int)
+                or isinstance(tp[1], bool)
+            ):
+                raise TypeError(
+                    f"{name}[{member!r}] must hold (topic, partition) pairs, got {check._show(tp)}"
+                )
+            owners[tp] = member
+    return owners
+
+
 def moved_partitions(
     before: Mapping[str, Collection[tuple[str, int]]],
     after: Mapping[str, Collection[tuple[str, int]]],
@@ -282,8 +308,8 @@ def moved_partitions(
     >>> moved_partitions({"a": [("t", 0), ("t", 1)]}, {"a": [("t", 0)], "b": [("t", 1)]})
     {('t', 1): ('a', 'b')}
     """
-    old = {tp: m for m, tps in before.items() for tp in tps}
-    new = {tp: m for m, tps in after.items() for tp in tps}
+    old = _owners("before", before)
+    new = _owners("after", after)
     return {
         tp: (old.get(tp), new.get(tp))
         for tp in sorted(set(old) | set(new))

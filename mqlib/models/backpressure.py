@@ -606,7 +606,20 @@ def thin_series(
     any other key (a level or a running total) takes the later value.
     """
     check.integer("limit", limit, minimum=3)
+    if not isinstance(series, dict) or not isinstance(series.get("time"), list):
+        raise TypeError(
+            'series must be a dict with a "time" list and one list of values per key, got '
+            f"{check._show(series)}"
+        )
     time = series["time"]
+    for key, values in series.items():
+        if not isinstance(values, list) or len(values) != len(time):
+            raise ValueError(
+                f"series[{key!r}] must be a list with one value per time ({len(time)}), "
+                f"got {check._show(values)}"
+            )
+    check.collection("peaks", peaks)
+    check.collection("rates", rates)
     while len(time) > limit:
         old = {key: list(values) for key, values in series.items()}
         t = old["time"]

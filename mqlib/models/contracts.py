@@ -310,6 +310,12 @@ class Reader:
         if not self.needs:
             raise ValueError("needs must name at least one field")
         for name in self.needs:
+            if not isinstance(name, str) or self.schema.field(name) is None:
+                known = [f.name for f in self.schema.fields]
+                raise ValueError(
+                    f"needs must name a field of {self.schema.type} v{self.schema.version}: "
+                    f"one of {known}, got {check._show(name)}"
+                )
             _existing(self.schema, name)
         self.tolerant = check.boolean("tolerant", tolerant)
 

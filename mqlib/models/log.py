@@ -586,6 +586,8 @@ class LogConsumerGroup:
 
     def poll_all(self, max_records: int | None = None) -> dict[str, list[Record]]:
         """Every live member polls once, in join order; member -> its records."""
+        if max_records is not None:
+            check.integer("max_records", max_records, minimum=1, maximum=10**9)
         return {m: self.poll(m, max_records) for m, s in list(self._members.items()) if s.alive}
 
     # -- offsets -------------------------------------------------------------------------------
@@ -644,11 +646,13 @@ class LogConsumerGroup:
     def _partitions(self, partitions: Iterable[int] | None) -> list[Partition]:
         if partitions is None:
             return list(self.log.partitions)
-        if isinstance(partitions, int) or not isinstance(partitions, Iterable):
-            raise TypeError(
-                f"partitions must be a list of partition numbers or None, "
-                f"got {partitions!r} ({type(partitions).__name__})"
-            )
+        check.collection("partitions", partitions)
+        for p in partitions:
+            if not isinstance(p, int) or isinstance(p, bool):
+                raise TypeError(
+                    f"partitions must be a list of partition numbers or None, "
+                    f"got {check._show(p)} ({type(p).__name__}) in it"
+                )
         return [self.log._partition(p) for p in partitions]
 
     def _reset_offset(self, partition: Partition) -> int | None:

@@ -715,6 +715,8 @@ def retry_topic_processing(
     for event in events:
         check.instance("events", event, OrderEvent, "list of OrderEvents")
     check.text("failing", failing)
+    if not events:
+        raise ValueError("events must hold at least one OrderEvent, got an empty list")
     labels = [e.label for e in events]
     check.choice("failing", failing, labels)
     check.boolean("park_key", park_key)

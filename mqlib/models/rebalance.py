@@ -341,8 +341,8 @@ class RebalancingGroup:
         ticks = round(seconds / self.processing_time)
         if ticks < 1 or abs(ticks * self.processing_time - seconds) > 1e-9 * max(1.0, seconds):
             raise ValueError(
-                f"{name} must be a whole number of processing steps of {self.processing_time:g} s, "
-                f"got {seconds!r}"
+                f"{name} must be a whole number of processing steps "
+                f"(processing_time={self.processing_time:g} s), got {seconds!r}"
             )
         return ticks
 

@@ -178,6 +178,7 @@ class OrderFlow:
             )
         self.down: set[str] = set()
         for name in down:
+            check.choice("down", name, self.services)
             self.set_down(name, True)
         self.failure = check.choice("failure", failure, FAILURES)
         self.refuse_ms = check.non_negative("refuse_ms", refuse_ms)

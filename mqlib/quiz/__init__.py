@@ -40,11 +40,12 @@ def load(bank: str) -> list[dict[str, Any]]:
 
 def validate(questions: Any, bank: str = "bank") -> None:
     """Raise ``ValueError`` unless every question has a type, a right answer and feedback on
-    every option."""
+    every option. ``bank`` is the bank's name, used in the messages."""
+    check.text("bank", bank)
     if not isinstance(questions, list) or not questions:
-        raise ValueError(f"{bank}: a bank must be a non-empty list of questions")
+        raise ValueError(f"{bank}: questions must be a non-empty list of questions")
     for i, q in enumerate(questions):
-        where = f"{bank} question {i + 1}"
+        where = f"{bank} questions[{i}] (question {i + 1})"
         if not isinstance(q, dict) or not q.get("question"):
             raise ValueError(f"{where}: needs a 'question' text")
         check.choice(f"{where} type", q.get("type"), TYPES)
@@ -69,12 +70,14 @@ def show(bank: str, *, shuffle_answers: bool = True) -> None:
     from jupyterquiz.dynamic.loader import load_questions_script
     from jupyterquiz.dynamic.renderer import build_script, build_styles, render_div
 
+    from ..widgets._base import A11Y_LOADER  # names the answer boxes for screen readers
+
     questions = load(bank)
     check.boolean("shuffle_answers", shuffle_answers)
     div_id = "mqQuiz" + re.sub(r"\W", "_", bank)  # also a JS identifier: jupyterquiz needs that
     prefix, static, url = load_questions_script(questions, div_id)
     container = render_div(div_id, False, shuffle_answers, False, 1_000_000, 700, 10, "left")
-    display(HTML(container + build_styles(div_id, COLOURS)))
+    display(HTML(container + build_styles(div_id, COLOURS) + A11Y_LOADER))
     display(Javascript(without_mathjax(build_script(prefix, static, url, div_id, True))))
 
 

@@ -575,6 +575,7 @@ class LocalServer:
         does nothing.
         """
         _validate.boolean("wait", wait)
+        _validate.boolean("_retry", _retry)
         if self._procs and self._exit_code() is None:
             return self
         if self._procs:  # it died on its own; clean up before starting afresh

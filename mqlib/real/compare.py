@@ -96,6 +96,8 @@ class Column:
     run_seconds: float | None = None
 
     def text(self, row: str) -> str:
+        """The cell text of ``row`` (a name from :data:`ROWS`), or the column's note."""
+        _validate.text("row", row)
         if self.note is not None:
             return self.note
         cell = self.cells.get(row)
@@ -315,6 +317,11 @@ def compare_brokers(
     for name in names:
         _validate.choice("brokers", name, BROKERS)
     _validate.boolean("simulator", simulator)
+    if servers is not None and not isinstance(servers, Mapping):
+        raise TypeError(
+            "servers must be a mapping of broker names to running servers, or None, got "
+            f"{_validate._show(servers)} ({type(servers).__name__})"
+        )
     given = dict(servers or {})
     for name in given:
         _validate.choice("servers", name, names)

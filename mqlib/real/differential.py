@@ -226,7 +226,7 @@ class QueueScript:
     name: str = "script"
 
     def __post_init__(self) -> None:
-        steps = tuple(self.steps)
+        steps = tuple(_validate.collection("steps", self.steps))
         for step in steps:
             if not isinstance(step, _STEP_TYPES):
                 raise TypeError(

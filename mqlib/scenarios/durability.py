@@ -167,8 +167,39 @@ def outcome(run: ClusterRun) -> dict[str, Any]:
     }
 
 
+#: The keys of an :func:`outcome` row that :func:`format_table` and :func:`summary` print.
+ROW_KEYS = (
+    "replication_factor",
+    "min_insync_replicas",
+    "unclean_leader_election",
+    "acks",
+    "writes",
+    "acknowledged",
+    "acknowledged_lost",
+    "refused",
+    "errors",
+    "leaderless_seconds",
+)
+
+
+def _row(name: str, row: Any, keys: tuple[str, ...] = ROW_KEYS) -> dict[str, Any]:
+    """``row`` is an :func:`outcome` row (a dict with ``keys``, by default :data:`ROW_KEYS`)."""
+    if not isinstance(row, dict):
+        raise TypeError(
+            f"{name} must be a row from outcome() (a dict), got {check._show(row)} "
+            f"({type(row).__name__})"
+        )
+    missing = [k for k in keys if k not in row]
+    if missing:
+        raise ValueError(f"{name} must be a row from outcome(); it lacks {missing}")
+    if "errors" in keys and not isinstance(row["errors"], dict):
+        raise TypeError(f"{name}['errors'] must be a dict, got {check._show(row['errors'])}")
+    return row
+
+
 def is_kafka_default(row: dict[str, Any]) -> bool:
     """True when the row uses all three of Kafka's defaults (min ISR 1, clean only, acks=all)."""
+    _row("row", row, tuple(KAFKA_DEFAULTS))
     return all(row[name] == value for name, value in KAFKA_DEFAULTS.items())
 
 
@@ -192,6 +223,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "  RF  min.insync  acks  unclean | acked  acked+lost  refused  no leader (s)",
         "  --  ----------  ----  ------- | -----  ----------  -------  -------------",
     )
+    check.collection("rows", rows)
+    for i, r in enumerate(rows):
+        _row(f"rows[{i}]", r)
     lines = list(header)
     for r in rows:
         lines.append(
@@ -206,6 +240,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def summary(row: dict[str, Any]) -> str:
     """One sentence for one row (what the widget prints after running the script)."""
+    _row("row", row)
     settings = (
         f"RF {row['replication_factor']}, min.insync.replicas={row['min_insync_replicas']}, "
         f"acks={row['acks']}, unclean election {'on' if row['unclean_leader_election'] else 'off'}"

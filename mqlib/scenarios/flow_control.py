@@ -37,7 +37,7 @@ def compare_prefetch(prefetches: Iterable[int] = PREFETCHES, messages: int = 300
     """One row per prefetch window: ``prefetch``, messages processed by ``A``, ``B``, ``C``,
     ``slow_share`` (C's fraction), ``finished_at`` (seconds until the queue is done) and
     ``fast_busy`` (the fraction of that time A was busy)."""
-    check.collection("prefetches", prefetches)
+    _check_prefetches(prefetches)
     if not prefetches:
         raise ValueError("prefetches must name at least one prefetch window, got none")
     rows = []
@@ -55,6 +55,17 @@ def compare_prefetch(prefetches: Iterable[int] = PREFETCHES, messages: int = 300
     return rows
 
 
+#: The largest prefetch window a row may use (the limit of ``PrefetchConsumer``).
+MAX_PREFETCH = 1_000_000
+
+
+def _check_prefetches(prefetches: Any) -> None:
+    """A list of prefetch windows, each an int in ``[0, MAX_PREFETCH]``."""
+    check.collection("prefetches", prefetches)
+    for prefetch in prefetches:
+        check.integer("prefetches", prefetch, minimum=0, maximum=MAX_PREFETCH)
+
+
 def crash_requeue(
     prefetches: Iterable[int] = PREFETCHES, *, at: float = 5.0, messages: int = 300
 ) -> list[dict[str, Any]]:
@@ -63,7 +74,7 @@ def crash_requeue(
     ``requeued``: messages in its window that went back to the queue; ``processed_twice``:
     messages it had processed whose ack had not arrived, so they were processed again."""
     check.positive("at", at)
-    check.collection("prefetches", prefetches)
+    _check_prefetches(prefetches)
     rows = []
     for prefetch in prefetches:
         r = run_prefetch(CONSUMERS, messages, prefetch=prefetch, crash=("C", at))

@@ -37,6 +37,13 @@ from ..models.ordering import (
     partition_mapping,
 )
 
+#: The largest ``jitter`` (seconds of extra processing per event): with it and
+#: :data:`MAX_PROCESSING_TIME` a batch of the lesson's orders is processed well within
+#: :meth:`OrderingRun.run`'s default limit of an hour.
+MAX_JITTER = 60.0
+#: The longest processing time per event a consumer may be given (``set_processing_time``).
+MAX_PROCESSING_TIME = 60.0
+
 
 class OrderingRun:
     """A live ordering run that advances in simulated seconds.
@@ -55,7 +62,8 @@ class OrderingRun:
         and two (the lesson's slow A and fast B) in queue mode. Consumer A needs 500 ms per event,
         B 50 ms, C 200 ms, D 100 ms, ... (:data:`~mqlib.models.ordering.DEFAULT_PROCESSING_TIMES`).
     jitter:
-        Up to this many extra seconds per event, drawn from the seed.
+        Up to this many extra seconds per event, drawn from the seed (at most
+        :data:`MAX_JITTER`).
     orders:
         The order ids whose events each :meth:`send` publishes.
     send_interval:
@@ -82,7 +90,7 @@ class OrderingRun:
         if consumers is not None:
             check.integer("consumers", consumers, minimum=1, maximum=MAX_CONSUMERS)
         self._consumers = consumers
-        self.jitter = check.non_negative("jitter", jitter)
+        self.jitter = check.number("jitter", jitter, minimum=0, maximum=MAX_JITTER)
         self.orders = _check_orders(orders)
         self.send_interval = check.non_negative("send_interval", send_interval)
         self.seed = check.integer("seed", seed)
@@ -113,14 +121,17 @@ class OrderingRun:
         self.reset()
 
     def set_jitter(self, seconds: float) -> None:
-        """Up to this many extra seconds of processing per event."""
-        self.jitter = check.non_negative("jitter", seconds)
+        """Up to this many extra seconds of processing per event (0 to :data:`MAX_JITTER`)."""
+        self.jitter = check.number("jitter", seconds, minimum=0, maximum=MAX_JITTER)
         self.reset()
 
     def set_processing_time(self, consumer: str, seconds: float) -> None:
-        """Seconds consumer ``consumer`` (``"A"``, ``"B"``, ...) needs per event."""
+        """Seconds consumer ``consumer`` (``"A"``, ``"B"``, ...) needs per event (> 0, at most
+        :data:`MAX_PROCESSING_TIME`)."""
         check.choice("consumer", consumer, consumer_names(MAX_CONSUMERS))
-        self._processing_overrides[consumer] = check.positive("seconds", seconds)
+        self._processing_overrides[consumer] = check.number(
+            "seconds", seconds, minimum=0, allow_min=False, maximum=MAX_PROCESSING_TIME
+        )
         self.reset()
 
     def reset(self) -> None:

@@ -42,6 +42,10 @@ def _row(group: RebalancingGroup, **labels: Any) -> dict[str, Any]:
     }
 
 
+#: The longest run :func:`compare_join` simulates, in seconds (``join_at`` < ``until`` <= this).
+MAX_UNTIL = 120.0
+
+
 def compare_join(join_at: float = 11.0, until: float = 30.0, seed: int = 0) -> list[dict[str, Any]]:
     """A fourth member joins at ``join_at`` seconds; the run ends at ``until``.
 
@@ -50,8 +54,10 @@ def compare_join(join_at: float = 11.0, until: float = 30.0, seed: int = 0) -> l
     up). The last commit before t=11 s was at t=10 s, so one second of work per partition is
     at risk.
     """
-    check.positive("join_at", join_at)
-    check.number("until", until, minimum=join_at, allow_min=False, maximum=120.0)
+    check.number("join_at", join_at, minimum=0, allow_min=False, maximum=MAX_UNTIL)
+    check.number("until", until, minimum=0, allow_min=False, maximum=MAX_UNTIL)
+    if until <= join_at:
+        raise ValueError(f"until must be later than join_at={join_at!r}, got until={until!r}")
     rows = []
     for protocol in ("eager", "cooperative"):
         for commit_on_revoke in (False, True):

@@ -23,13 +23,14 @@ PALETTE = {
     "black": "#000000",
 }
 
-#: Installed once per page by every state line (see :data:`_A11Y_LOADER`), in JupyterLab and in
+#: Installed once per page by every state line (see :data:`A11Y_LOADER`), in JupyterLab and in
 #: the static book alike, because ipywidgets offers no way to set ARIA attributes from Python:
 #: the state line's element becomes a polite live region, each chart (``.bqplot``) becomes an
 #: image whose accessible name is its sentence from the hidden ``.mq-chart-text``, sliders get
 #: their description as a name, focused controls get a visible ring, and jupyterquiz's numeric
 #: answer boxes get their label's text as a name (in the book ``book/_static/accessibility.js``
-#: does that; JupyterLab loads no such file).
+#: does that; JupyterLab loads no such file), and a rendered cell or output that scrolls (a wide
+#: table) can take the keyboard focus, so that it can be scrolled without a mouse.
 A11Y_SCRIPT = """(function () {
   if (window.mqA11y) { window.mqA11y(); return; }
   var css = document.createElement('style');
@@ -40,6 +41,15 @@ A11Y_SCRIPT = """(function () {
     '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
   document.head.appendChild(css);
   function apply() {
+    // A rendered cell or output too wide for the page scrolls: keyboard users must be able to
+    // focus it to scroll it (axe's scrollable-region-focusable), e.g. a wide table in JupyterLab.
+    document.querySelectorAll('.jp-RenderedHTMLCommon:not([tabindex])').forEach(function (el) {
+      var s = getComputedStyle(el);
+      if (/auto|scroll/.test(s.overflowX + ' ' + s.overflowY) &&
+          (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)) {
+        el.setAttribute('tabindex', '0');
+      }
+    });
     document.querySelectorAll('.Quiz input.Input-text:not([aria-label])').forEach(function (el) {
       var label = el.parentNode && el.parentNode.querySelector('.InpLabel');
       el.setAttribute('aria-label', label ? label.textContent.trim() : 'Your answer');
@@ -91,7 +101,7 @@ A11Y_SCRIPT = """(function () {
 
 #: An invisible 1×1 GIF whose ``onload`` runs :data:`A11Y_SCRIPT`: an HTML widget's value is set
 #: with ``innerHTML``, where a ``<script>`` would not run but an event handler does.
-_A11Y_LOADER = (
+A11Y_LOADER = (
     '<img alt="" hidden'
     ' src="data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBRAA7"'
     f' onload="{html.escape(A11Y_SCRIPT, quote=True)}">'
@@ -218,7 +228,7 @@ class SimulationView:
         # (ipywidgets' 28 px line height would make a two-line summary take four lines' room.)
         self.summary_label.value = (
             f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}'
-            f"</div>{_A11Y_LOADER}"
+            f"</div>{A11Y_LOADER}"
         )
         self._attach_chart_text()
         self.chart_text.value = "".join(

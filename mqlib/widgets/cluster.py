@@ -15,6 +15,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as w
 
+from ..models.cluster import _acks
 from ..scenarios.cluster import ClusterRun, default_run
 from ..scenarios.durability import durability_run, outcome, summary
 from ._base import PALETTE, SimulationView
@@ -121,7 +122,7 @@ class KafkaCluster(SimulationView):
         replication factor and ``min.insync.replicas`` and the ``acks`` and unclean-election
         controls (or the values given, which move the controls). Returns the outcome row."""
         cluster = self.run.cluster
-        acks = self.acks_control.value if acks is None else acks
+        acks = self.acks_control.value if acks is None else _acks(acks)  # -1 means "all"
         if unclean_leader_election is None:
             unclean_leader_election = self.unclean_control.value
         run = durability_run(

@@ -55,6 +55,7 @@ class SyncVsAsync(SimulationView):
 
     def set_latency(self, service: str, ms: float) -> FlowResult:
         """Latency of ``service`` in milliseconds."""
+        check.choice("service", service, self.flow.services)  # before a lookup: may be a list
         before = self.flow.latencies_ms.get(service)
         self.flow.set_latency(service, ms)
         self._sync(self.latency_controls[service], ms)
@@ -93,7 +94,7 @@ class SyncVsAsync(SimulationView):
 
     def set_recovery(self, ms: float) -> FlowResult:
         """Async mode: when the services that are down come back."""
-        before, self.recovers_at_ms = self.recovers_at_ms, check.non_negative("recovers_at_ms", ms)
+        before, self.recovers_at_ms = self.recovers_at_ms, check.non_negative("ms", ms)
         self._sync(self.recovery_control, ms)
         if before == ms:
             pass  # a slider echoing its own value: nothing to say

@@ -59,7 +59,8 @@ class PointToPoint(SimulationView):
 
     def set_processing_time(self, name: str, seconds: float) -> None:
         """Seconds consumer ``name`` needs per message."""
-        before = self.run.consumers[name].processing_time if name in self.run.consumers else None
+        known = isinstance(name, str) and name in self.run.consumers  # a list is not hashable
+        before = self.run.consumers[name].processing_time if known else None
         self.run.set_processing_time(name, seconds)
         self._sync(self.speed_controls[name], seconds)
         # (A slider in the page may send back its value rounded to its step: no news.)

@@ -93,8 +93,8 @@ class PubSub(SimulationView):
 
     def add_member(self, group: str) -> str:
         """Start one more instance in ``group``; returns its id."""
-        backlog = self.run.pending().get(group, 0)
-        member = self.run.add_member(group)  # raises for an unknown group
+        backlog = self.run.pending().get(group, 0) if isinstance(group, str) else 0
+        member = self.run.add_member(group)  # raises for an unknown group (or a non-string)
         got = f" and received the {backlog} waiting" if backlog else ""
         self._tell(f"({member} joined {group}{got}.)")
         self.refresh()
