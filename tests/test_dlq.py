@@ -407,7 +407,7 @@ def test_bad_arguments_raise_errors_that_name_the_parameter(name, value):
             lambda r: SteadyProducer(Simulation(), WorkQueue(Simulation())),
             "queue must be a RedriveQueue",
         ),
-        (lambda r: r.dlq.replay([7]), "message_id must be a string"),
+        (lambda r: r.dlq.replay([7]), "message_id in message_ids must be a string"),
     ],
 )
 def test_bad_method_arguments_raise_clear_errors(call, message):

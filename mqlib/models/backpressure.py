@@ -799,6 +799,9 @@ class Backlog:
             raise ValueError(
                 f"seconds must be a whole number of steps of {self.step:g} s, got {seconds!r}"
             )
+        if steps <= MAX_WORK:  # at most one single step per step: it cannot run out of work
+            self._run(steps)
+            return
         saved = copy.deepcopy(self.__dict__)
         try:
             self._run(steps)

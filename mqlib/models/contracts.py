@@ -124,6 +124,11 @@ class Schema:
 
     def field(self, name: str) -> Field | None:
         """The field called ``name``, or ``None``."""
+        if not isinstance(name, str):
+            raise TypeError(
+                f"name must be a field name (a string), got {check._show(name)} "
+                f"({type(name).__name__})"
+            )
         return next((f for f in self.fields if f.name == name), None)
 
     def conforms(self, payload: Mapping[str, Any]) -> bool:
@@ -325,7 +330,7 @@ class Reader:
             raise TypeError(f"event must be an Envelope, got {type(event).__name__}")
         payload = event.payload
         if not self.tolerant:
-            unknown = [k for k in payload if self.schema.field(k) is None]
+            unknown = [k for k in payload if not isinstance(k, str) or self.schema.field(k) is None]
             if unknown:
                 return f"UnrecognizedPropertyException: unknown field {unknown[0]!r}"
         for name in self.needs:

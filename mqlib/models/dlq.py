@@ -173,17 +173,17 @@ class DeadLetterQueue:
             if len(set(map(repr, ids))) != len(ids):
                 raise ValueError(f"message_ids must not repeat an id, got {ids!r}")
         for message_id in ids:
-            check.text("message_id", message_id)
+            check.text("message_id in message_ids", message_id)
             if message_id not in self._entries:
                 raise ValueError(
-                    f"message_id {message_id!r} is not in DLQ {self.name!r}; it "
+                    f"message_ids: message_id {message_id!r} is not in DLQ {self.name!r}; it "
                     f"holds {list(self._entries)!r}"
                 )
             source = self._sources[message_id]
             if message_id in source.messages:
                 raise ValueError(
-                    f"message_id {message_id!r} cannot be replayed: queue {source.name!r} "
-                    "already holds a message with that id"
+                    f"message_ids: message_id {message_id!r} cannot be replayed: queue "
+                    f"{source.name!r} already holds a message with that id"
                 )
         for message_id in ids:
             entry = self._entries.pop(message_id)

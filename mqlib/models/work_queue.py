@@ -170,6 +170,7 @@ class WorkQueue:
 
     def cancel_receive(self, request: simpy.Event) -> None:
         """Withdraw a pending :meth:`receive` (a consumer that stops while long-polling)."""
+        check.instance("request", request, simpy.Event, "pending receive() request")
         self._waiting = deque((c, r) for c, r in self._waiting if r is not request)
 
     def ack(self, delivery: Delivery) -> bool:
