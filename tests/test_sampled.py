@@ -75,6 +75,13 @@ def test_an_ack_due_at_the_end_of_advance_has_happened():
     assert run.series["in_flight"][-1] == 0  # the chart's last sample shows it too
 
 
+#: Scenario classes with no event queue: each step is computed at once, so nothing can be left due.
+WITHOUT_EVENT_QUEUE = {
+    "backpressure.LargeScaleRun",  # whole-message counts per step, in closed form
+    "dead_letter.PoisonPillRun",  # a base: its subclasses build the simulation
+}
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIO_CLASSES))
 def test_advance_processes_everything_due_at_its_end_time(name):
     cls = SCENARIO_CLASSES[name]
@@ -83,8 +90,9 @@ def test_advance_processes_everything_due_at_its_end_time(name):
     except TypeError:
         pytest.fail(f"{name}() needs arguments; give it defaults or extend this test")
     sims = simulations(run)
-    if not sims:
-        pytest.skip(f"{name} has no event queue to look into (closed-form counts, or a base)")
+    if not sims:  # nothing is ever due later: the rule holds trivially, but only for these
+        assert name in WITHOUT_EVENT_QUEUE, f"{name} holds no Simulation to look into"
+        return
     for action in ("send", "publish", "produce"):
         if callable(getattr(run, action, None)):
             try:
