@@ -380,7 +380,6 @@ class DeadLetterRun(PoisonPillRun):
                 message = event.data["message"]
                 order.setdefault(message, len(order))
                 counts[message] = counts.get(message, 0) + 1
-        order = dict(sorted(order.items(), key=lambda item: item[1]))
         return [
             {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
             for m in order
