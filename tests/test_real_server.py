@@ -278,9 +278,13 @@ def test_servers_die_with_a_sigkilled_parent(tmp_path):
     script.write_text(
         textwrap.dedent(
             f"""
-            import time
+            import threading, time
             from mqlib.real import start_cluster, start_kafka, start_server
             servers = [start_server(), start_kafka()]
+            # one started from a worker thread, so forked by the spawner thread
+            worker = threading.Thread(target=lambda: servers.append(start_server()))
+            worker.start()
+            worker.join()
             cluster = start_cluster(1)
             pids = [s.pid for s in servers] + [cluster.pid("n1")]
             open({str(pids)!r}, "w").write(" ".join(map(str, pids)))
@@ -295,7 +299,7 @@ def test_servers_die_with_a_sigkilled_parent(tmp_path):
             assert parent.poll() is None, "the parent script failed"
             time.sleep(0.05)
         children = [int(p) for p in pids.read_text().split()]
-        assert len(children) == 3
+        assert len(children) == 4
         for pid in children:
             os.kill(pid, 0)  # all running
     finally:
@@ -349,3 +353,27 @@ def test_record_startup_checks_its_arguments():
         record_startup("", 1.0)
     with pytest.raises(TypeError, match="upper_bound"):
         record_startup("x", 1.0, upper_bound="yes")
+
+
+def test_a_child_started_from_a_short_lived_thread_outlives_that_thread(tmp_path):
+    """Linux sends the parent-death signal when the *thread* that forked a child ends. A server
+    started (or a cluster node restarted) inside ``mqlib.real.run``'s worker thread must still be
+    running after that thread is gone; CI once lost a restarted cluster node this way."""
+    import threading
+
+    from mqlib.real._process import spawn
+
+    started: list[subprocess.Popen[bytes]] = []
+    with open(tmp_path / "sleep.log", "wb") as log:
+        worker = threading.Thread(target=lambda: started.append(spawn(["sleep", "30"], log=log)))
+        worker.start()
+        worker.join()
+    (child,) = started
+    try:
+        # Without the spawner thread the SIGTERM arrives the moment the worker ends and `sleep`
+        # exits at once; one second is ample for that to show.
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1.0)
+    finally:
+        child.kill()
+        child.wait(timeout=5)

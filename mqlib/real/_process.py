@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -238,9 +239,10 @@ def die_with_parent() -> Callable[[], None] | None:
     killed with SIGKILL runs no clean-up, and that is how Jupyter tools often end a kernel
     (nbval shuts kernels down with ``now=True``). On Linux the kernel itself can deliver a signal
     to the child when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so no broker outlives the
-    notebook or test run that started it. Linux ties this to the *thread* that started the child,
-    so start servers from a thread that lives as long as they should (the main thread, as
-    notebooks and tests do). Returns ``None`` elsewhere (there, only the normal clean-up runs).
+    notebook or test run that started it. Linux ties this to the *thread* that forked the child:
+    when that thread ends, the child gets the signal although this process lives on. So
+    :func:`spawn` forks from the main thread or from one long-lived spawner thread, never from a
+    short-lived worker. Returns ``None`` elsewhere (there, only the normal clean-up runs).
     """
     if _PRCTL is None:
         return None
@@ -274,15 +276,68 @@ def spawn(
     else:
         options["start_new_session"] = True
         options["preexec_fn"] = die_with_parent()
-    return subprocess.Popen(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-        **options,
-    )
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            **options,
+        )
+
+    if threading.current_thread() is threading.main_thread() or _PRCTL is None:
+        return popen()
+    # A worker thread (mqlib.real.run's, a notebook's background experiment) may end long before
+    # the server should: fork from the spawner thread, which lives as long as this process.
+    return _Spawner.get().call(popen)
+
+
+class _Spawner:
+    """One daemon thread that forks children for callers on other threads (see :func:`spawn`).
+
+    It is never joined, so it ends only with the process, and a parent-death signal tied to it
+    fires only when this Python dies.
+    """
+
+    _instance: _Spawner | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        import queue
+
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
+        self._jobs = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="mqlib-spawner", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> _Spawner:
+        with cls._lock:
+            if cls._instance is None or not cls._instance.thread.is_alive():
+                cls._instance = cls()
+            return cls._instance
+
+    def _serve(self) -> None:
+        while True:
+            job, result, done = self._jobs.get()
+            try:
+                result.append((True, job()))
+            except BaseException as error:  # handed to the caller, who re-raises it
+                result.append((False, error))
+            done.set()
+
+    def call(self, job: Callable[[], Any]) -> Any:
+        result: list[Any] = []
+        done = threading.Event()
+        self._jobs.put((job, result, done))
+        done.wait()
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value
 
 
 def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
