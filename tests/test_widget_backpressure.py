@@ -298,7 +298,7 @@ def test_the_less_used_settings_are_folded_away():
         view.shed_control,
     }
     # what stays open: charts, legend, state line, buttons, modes, the two rate sliders
-    assert len(view.view.children) == 8  # (+ the hidden chart text)
+    assert len(view.view.children) == 9  # (+ the hidden chart text and page-script loader)
     assert view.rate_control in view.view.children[5].children
     view.settings_toggle.value = True  # a click (or Enter/Space: it is a button)
     assert view.settings_box.layout.display == "" and view.settings_toggle.icon == "chevron-down"

@@ -22,6 +22,14 @@ def receives_of(run, message_id):
     return [e for e in run.sim.trace.of_kind("receive") if e.data["message"] == message_id]
 
 
+def drawn(mark, times, *, linear=False):
+    """The values a Lines mark draws at ``times``: step-after, or linear interpolation."""
+    x, y = np.asarray(mark.x, dtype=float), np.asarray(mark.y, dtype=float)
+    if linear:
+        return np.interp(times, x, y).tolist()
+    return y[np.searchsorted(x, np.asarray(times, dtype=float), side="right") - 1].tolist()
+
+
 def test_opens_on_the_populated_default_run():
     view = DeadLetters()
     assert view.summary() == default_run().summary()
@@ -31,8 +39,13 @@ def test_opens_on_the_populated_default_run():
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
     series = view.run.series
-    assert len(view.waiting_mark.x) == len(series["time"]) > 30
-    assert np.asarray(view.dlq_mark.y).tolist() == series["dlq_depth"]
+    times = series["time"]
+    assert len(times) > 30
+    # the lines draw every sample of the run's series (a repeated sample is not sent again)
+    assert drawn(view.waiting_mark, times) == series["depth"]
+    assert drawn(view.dlq_mark, times) == series["dlq_depth"]
+    assert drawn(view.processed_mark, times, linear=True) == series["processed"]
+    assert len(view.waiting_mark.x) < len(times)
     assert max(view.dlq_mark.y) == 1
     assert np.asarray(view.processed_mark.y).tolist()[-1] == 41
     # the poison pill m8 (m7 is sent at t=3 just before it, the instant rule): three failed
@@ -128,7 +141,8 @@ def test_fifo_without_a_dlq_stalls_and_start_over_keeps_the_settings():
     stuck = run.processed
     view.advance(30)
     assert run.processed == stuck  # throughput zero behind the pill
-    assert list(view.processed_mark.y)[-60:] == [stuck] * 60
+    times = [t for t in run.series["time"] if t >= run.now - 30]
+    assert drawn(view.processed_mark, times, linear=True) == [stuck] * len(times) == [stuck] * 61
     assert max(view.waiting_mark.y) > 60
     assert "no DLQ" in view.summary() and "[FIFO]" in view.summary()
     view.set_dlq(True)  # it has used up its receives: moved the next time it comes back

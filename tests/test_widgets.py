@@ -150,7 +150,9 @@ def test_every_view_has_a_live_state_line_and_a_sentence_per_chart(name):
     view = getattr(mqlib.widgets, name)()
     assert "mq-state" in view.summary_label._dom_classes
     assert "<b>State:</b> " in view.summary_label.value
-    assert 'onload="' in view.summary_label.value and "aria-live" in A11Y_SCRIPT
+    # the page script comes once, with the view, not with every state line
+    assert 'onload="' not in view.summary_label.value and "aria-live" in A11Y_SCRIPT
+    assert 'onload="' in view.a11y_loader.value and view.a11y_loader in view.view.children
     assert "mq-view" in view.view._dom_classes
     assert view.chart_text in view.view.children
     figures = view.figures()
@@ -205,6 +207,20 @@ def test_step_points_drops_repeats_and_draws_the_same_step_line():
     assert len(x) <= 51 + 1 < len(times)
     assert x[0] == times[0] and x[-1] == times[-1]
     assert (step_value(x, y, times) == values).all()
+
+
+def test_step_points_for_a_linear_line_keeps_where_each_flat_run_ends():
+    from mqlib.widgets._base import step_points
+
+    times = np.arange(4000) * 0.5
+    values = np.cumsum(np.repeat([0, 1, 0, 3, 0], 800))  # flat, rising, flat, rising, flat
+    x, y = step_points(times, values, linear=True)
+    assert len(x) < len(times)
+    assert np.interp(times, x, y).tolist() == values.tolist()  # the same linear picture
+    step_x, step_y = step_points(times, values)
+    assert np.interp(times, step_x, step_y).tolist() != values.tolist()  # what linear avoids
+    with pytest.raises(TypeError, match="linear"):
+        step_points(times, values, linear="yes")
 
 
 def test_step_points_bounds_a_busy_line_and_keeps_every_extreme():

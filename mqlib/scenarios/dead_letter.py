@@ -369,16 +369,17 @@ class DeadLetterRun(PoisonPillRun):
         The trace keeps only its newest events (``Simulation(trace_limit=...)``), so after a long
         run this covers the messages still in it; one whose send has left the trace is listed
         from its first processing that is still there."""
-        trace = self.sim.trace
         order: dict[str, int] = {}
-        for event in trace.of_kind("send"):
-            order.setdefault(event.data["message"], len(order))
         failed: dict[str, int] = {}
         succeeded: dict[str, int] = {}
-        for kind, counts in (("processing_failed", failed), ("processed", succeeded)):
-            for event in trace.of_kind(kind):
-                message = event.data["message"]
-                order.setdefault(message, len(order))
+        counts_of = {"processing_failed": failed, "processed": succeeded}
+        # One pass in time order: a message is listed where its first event in the trace is
+        # (its send, unless that has left the trace).
+        for event in self.sim.trace.of_kind("send", "processing_failed", "processed"):
+            message = event.data["message"]
+            order.setdefault(message, len(order))
+            counts = counts_of.get(event.kind)
+            if counts is not None:
                 counts[message] = counts.get(message, 0) + 1
         return [
             {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}

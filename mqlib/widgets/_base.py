@@ -23,14 +23,15 @@ PALETTE = {
     "black": "#000000",
 }
 
-#: Installed once per page by every state line (see :data:`A11Y_LOADER`), in JupyterLab and in
-#: the static book alike, because ipywidgets offers no way to set ARIA attributes from Python:
-#: the state line's element becomes a polite live region, each chart (``.bqplot``) becomes an
-#: image whose accessible name is its sentence from the hidden ``.mq-chart-text``, sliders get
-#: their description as a name, focused controls get a visible ring, and jupyterquiz's numeric
-#: answer boxes get their label's text as a name (in the book ``book/_static/accessibility.js``
-#: does that; JupyterLab loads no such file), and a rendered cell or output that scrolls (a wide
-#: table) can take the keyboard focus, so that it can be scrolled without a mouse.
+#: Installed once per page by every view (its ``a11y_loader``, see :data:`A11Y_LOADER`), in
+#: JupyterLab and in the static book alike, because ipywidgets offers no way to set ARIA attributes
+#: from Python: the state line's element becomes a polite live region, each chart (``.bqplot``)
+#: becomes an image whose accessible name is its sentence from the hidden ``.mq-chart-text``,
+#: sliders get their description as a name, focused controls get a visible ring, and jupyterquiz's
+#: numeric answer boxes get their label's text as a name (in the book
+#: ``book/_static/accessibility.js`` does that; JupyterLab loads no such file), and a rendered cell
+#: or output that scrolls (a wide table) can take the keyboard focus, so that it can be scrolled
+#: without a mouse.
 A11Y_SCRIPT = """(function () {
   if (window.mqA11y) { window.mqA11y(); return; }
   var css = document.createElement('style');
@@ -113,22 +114,26 @@ MAX_CHART_POINTS = 1200
 
 
 def step_points(
-    times: Any, values: Any, limit: int = MAX_CHART_POINTS
+    times: Any, values: Any, limit: int = MAX_CHART_POINTS, *, linear: bool = False
 ) -> tuple[list[float], list[float]]:
     """The points of a step-after line (``times`` ascending, one ``values`` entry each) that draw
     the same picture with at most ``limit`` points, so that a click after hours of simulated
     history sends a bounded chart.
 
     Samples that repeat the previous value add nothing to a step line and are dropped (the
-    first and the last sample stay); the drawing is then exact. If more than ``limit`` changes
-    remain, the time axis is cut into ``limit // 2`` equal spans and each span keeps its lowest
-    and highest sample, in time order: every peak and trough is still drawn."""
+    first and the last sample stay); the drawing is then exact. For a line drawn with
+    ``linear`` interpolation a flat run keeps its last sample too, so it is still drawn flat.
+    If more than ``limit`` points remain, the time axis is cut into ``limit // 2`` equal spans
+    and each span keeps its lowest and highest sample, in time order: every peak and trough is
+    still drawn."""
     import numpy as np
 
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise TypeError(f"limit must be an int, got {type(limit).__name__}")
     if limit < 4:
         raise ValueError(f"limit must be >= 4, got {limit}")
+    if not isinstance(linear, bool):
+        raise TypeError(f"linear must be True or False, got {type(linear).__name__}")
     x = np.asarray(times, dtype=float)
     y = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.shape != y.shape:
@@ -140,6 +145,8 @@ def step_points(
     keep = np.empty(len(y), dtype=bool)
     keep[0] = keep[-1] = True
     keep[1:-1] = y[1:-1] != y[:-2]
+    if linear:  # the last sample of a flat run, where the line leaves it
+        keep[1:-1] |= y[1:-1] != y[2:]
     x, y = x[keep], y[keep]
     if len(x) <= limit:
         return x.tolist(), y.tolist()
@@ -200,6 +207,11 @@ class SimulationView:
         self.chart_text = w.HTML(layout=w.Layout(width="1px", height="1px", overflow="hidden"))
         self.chart_text.add_class("mq-chart-text")
         self.chart_text.add_class("mq-sr-only")
+        # The page script, sent once with the view (not with every state line: it is 3.5 KB).
+        self.a11y_loader = w.HTML(
+            A11Y_LOADER, layout=w.Layout(width="1px", height="1px", overflow="hidden")
+        )
+        self.a11y_loader.add_class("mq-sr-only")
 
     def summary(self) -> str:
         """The one-line summary of the scenario this view shows."""
@@ -227,8 +239,7 @@ class SimulationView:
         self.notice = ""
         # (ipywidgets' 28 px line height would make a two-line summary take four lines' room.)
         self.summary_label.value = (
-            f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}'
-            f"</div>{A11Y_LOADER}"
+            f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}</div>'
         )
         self._attach_chart_text()
         self.chart_text.value = "".join(
@@ -263,14 +274,16 @@ class SimulationView:
         self.notice = notice
 
     def _attach_chart_text(self) -> None:
-        """Put :attr:`chart_text` into the view (once) and mark the view for the page script."""
+        """Put :attr:`chart_text` and the page script's loader into the view (once) and mark the
+        view for the page script."""
         view = getattr(self, "view", None)
         if not isinstance(view, w.Box):
             return
         if "mq-view" not in view._dom_classes:
             view.add_class("mq-view")
-        if self.chart_text not in view.children:
-            view.children = (*view.children, self.chart_text)
+        missing = tuple(x for x in (self.chart_text, self.a11y_loader) if x not in view.children)
+        if missing:
+            view.children = (*view.children, *missing)
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -9,7 +9,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.dead_letter import DeadLetterRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, held, step_points
 
 #: How many messages the attempts chart shows at most (every poison pill, then the newest).
 MAX_BARS = 24
@@ -166,12 +166,24 @@ class DeadLetters(SimulationView):
         self.refresh()
 
     # -- what the charts draw --------------------------------------------------------------------
+    #: The rows of the redraw under way: the chart and its sentence read them once per redraw.
+    _rows: list[dict[str, Any]] | None = None
+
+    def refresh(self) -> None:
+        try:
+            self._rows = self.attempt_rows()
+            super().refresh()
+        finally:
+            self._rows = None
+
     def attempt_rows(self) -> list[dict[str, Any]]:
         """The messages the attempts chart shows, in the order they were first sent: every one
         that ever failed, then the newest others, at most :data:`MAX_BARS`. Each row counts the
         failed and the successful processings of one message over all its trips through the
         queue (a replayed message keeps its id), as the scenario's ``attempt_history()`` gives
         them."""
+        if self._rows is not None:
+            return self._rows
         history = self.run.attempt_history()
         troubled = [row for row in history if row["failed"]][-MAX_BARS:]
         others = [row for row in history if not row["failed"]]
@@ -453,7 +465,7 @@ class DeadLetters(SimulationView):
 
     def _draw(self) -> None:
         series, run = self.run.series, self.run
-        with self.time_figure.hold_sync():
+        with held(self.time_figure):
             # Room to the right of the newest sample and above the highest value.
             self.x_scale.max = float(run.now + max(1.0, 0.05 * run.now))
             y_top = max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1
@@ -461,17 +473,20 @@ class DeadLetters(SimulationView):
             self.y_scale.max, self.total_scale.max = float(y_top), float(total_top)
             self.time_figure.axes[1].tick_values = _int_ticks(y_top)
             self.time_figure.axes[2].tick_values = _int_ticks(total_top)
-            self.waiting_mark.x = self.dlq_mark.x = self.processed_mark.x = series["time"]
-            self.waiting_mark.y = series["depth"]
-            self.dlq_mark.y = series["dlq_depth"]
-            self.processed_mark.y = series["processed"]
+            # Only the samples that change the picture (bounded after hours of history).
+            times = series["time"]
+            self.waiting_mark.x, self.waiting_mark.y = step_points(times, series["depth"])
+            self.dlq_mark.x, self.dlq_mark.y = step_points(times, series["dlq_depth"])
+            self.processed_mark.x, self.processed_mark.y = step_points(
+                times, series["processed"], linear=True
+            )
         rows = self.attempt_rows()
         ids = [r["message"] for r in rows] or [" "]
         failed = [r["failed"] for r in rows] or [0]
         succeeded = [r["succeeded"] for r in rows] or [0]
         limit = run.queue.max_receives
         top = max([limit + 1, *(f + s + 1 for f, s in zip(failed, succeeded, strict=True))])
-        with self.attempts_figure.hold_sync():
+        with held(self.attempts_figure):
             self.attempt_scale.max = float(top)
             self.attempts_figure.axes[1].tick_values = _int_ticks(top)
             poison = {r["message"] for r in rows if r["failed"]}
