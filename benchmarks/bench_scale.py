@@ -209,6 +209,24 @@ SCENARIOS: dict[str, tuple[str, Callable[[], tuple[Any, Callable[[Any, float], N
 }
 
 
+def live_items(run: Any) -> int | None:
+    """What a scenario must keep however long it runs: messages waiting or in flight (and in a
+    DLQ), records stored in a log (every replica's copy), messages a topic still holds. Memory
+    may grow with these (the issue's "memory proportional to live state"); ``None`` where the
+    scenario holds no such state that grows."""
+    name = type(run).__name__
+    if name == "DeadLetterRun":
+        return len(run.queue.messages) + len(run.dlq.inspect())
+    if name == "KafkaLogRun":
+        start, end = run.log.log_start_offsets(), run.log.log_end_offsets()
+        return sum(end[p] - start[p] for p in end)
+    if name == "ClusterRun":
+        return sum(sum(part.log_end_offsets().values()) for part in run.cluster.partitions)
+    if name == "PubSubRun":
+        return len(run.topic.messages)
+    return None
+
+
 def measure_one(name: str) -> dict[str, Any]:
     """Run scenario ``name`` for one simulated hour, then three more; time and memory."""
     _, make = SCENARIOS[name]
@@ -216,12 +234,13 @@ def measure_one(name: str) -> dict[str, Any]:
     run, drive = make()
     drive(run, HOUR)
     hour, hour_cpu = time.perf_counter() - start, time.process_time() - cpu
-    before = rss_mib()
+    before, live_before = rss_mib(), live_items(run)
     start = time.perf_counter()
     drive(run, 3 * HOUR)
     three = time.perf_counter() - start
-    after = rss_mib()
+    after, live_after = rss_mib(), live_items(run)
     return {
+        "live_added": None if live_before is None else live_after - live_before,
         "hour_s": hour,
         "hour_cpu_s": hour_cpu,
         "next_3h_s": three,
@@ -257,14 +276,24 @@ def part1(names: list[str], timeout: float) -> None:
                 f"                 FAIL      {settings}"
             )
             continue
-        ok = r["hour_s"] < 3 and r["grow_mib"] <= 20
+        added = r.get("live_added")
+        # Growth beyond 20 MiB passes only as live state: at most 2 KiB per item it added.
+        live_ok = bool(added) and (r["grow_mib"] - 20) * 1024 <= 2 * added
+        ok = r["hour_s"] < 3 and (r["grow_mib"] <= 20 or live_ok)
+        verdict = "ok" if ok and r["grow_mib"] <= 20 else "live" if ok else "FAIL"
+        per_item = (
+            f" ({r['grow_mib'] * 1024 * 1024 / added:,.0f} B each of {added:,} more live items)"
+            if added
+            else ""
+        )
         print(
             f"   {name:<15} {r['hour_s']:8.2f} {r['hour_cpu_s']:8.2f} {r['next_3h_s']:9.2f} "
             f"{r['grow_mib']:9.1f}  "
-            f"{'ok' if ok else 'FAIL':<8}  {settings}"
+            f"{verdict:<8}  {settings}{per_item}"
         )
-    print("   (budget: 1 h < 3 s, +3 h <= 20 MiB; CPU time is what the hour costs when the")
-    print("   machine is shared: wall-clock time under load is inflated by the other processes)")
+    print("   (budget: 1 h < 3 s, +3 h <= 20 MiB, or 'live': more only as live state, at most")
+    print("   2 KiB per message or record the run still holds; CPU time is what the hour costs")
+    print("   when the machine is shared: wall-clock time under load is inflated by the others)")
     print()
 
 

@@ -843,3 +843,15 @@ def test_add_member_stays_cheap_with_many_members():
     assert len(owned) == 300 and sorted(p for ps in owned.values() for p in ps) == [0, 1, 2, 3]
     # the four owners are the first four ids in sorted order, as in Kafka's assignors
     assert sorted(m for m, ps in owned.items() if ps) == sorted(owned)[:4]
+
+
+def test_the_run_history_keeps_the_newest_snapshots_only():
+    from mqlib.scenarios.kafka_log import HISTORY_LIMIT, KafkaLogRun
+
+    run = KafkaLogRun(partitions=1)
+    for n in range(HISTORY_LIMIT + 50):
+        run.produce(f"k{n}")
+        run.advance(1.0)
+    assert len(run.history) == HISTORY_LIMIT
+    assert run.history[-1]["time"] == run.now
+    assert run.history[-1]["log_end_offset"] == {0: HISTORY_LIMIT + 50}

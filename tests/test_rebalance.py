@@ -277,3 +277,18 @@ def compare_join_row_summary(protocol):
     g.join()
     g.advance(19.0)
     return g.summary()
+
+
+def test_the_timeline_keeps_the_newest_seconds_only():
+    """A long run keeps a bounded timeline: the newest TIMELINE_SECONDS seconds, every partition
+    in each, the last second included (the chart shows the newest 60)."""
+    from mqlib.scenarios.rebalance import TIMELINE_SECONDS, RebalanceRun
+
+    run = RebalanceRun()
+    for _ in range(3):
+        run.advance(600)
+    samples = run.timeline()
+    partitions = run.group.partitions
+    assert len(samples) == TIMELINE_SECONDS * partitions
+    assert samples[-1]["time"] == run.now == 1800
+    assert samples[0]["time"] == 1800 - TIMELINE_SECONDS + 1

@@ -10,11 +10,15 @@ replicas are the cluster model's business; this scenario is the log itself.)
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Literal
 
 from .. import _validate as check
 from ..core import Simulation
 from ..models.log import PartitionedLog
+
+#: The snapshots :attr:`KafkaLogRun.history` keeps.
+HISTORY_LIMIT = 1_000
 
 
 class KafkaLogRun:
@@ -69,8 +73,9 @@ class KafkaLogRun:
         )
         self.strategy = check.choice("strategy", strategy, ("range", "roundrobin"))
         self.session_timeout = check.positive("session_timeout", session_timeout)
-        #: Snapshots after every action: time, log start/end offsets, each group's total lag.
-        self.history: list[dict[str, Any]] = []
+        #: Snapshots after every action: time, log start/end offsets, each group's total lag;
+        #: the newest :data:`HISTORY_LIMIT` of them (a long run's memory stays bounded).
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LIMIT)
         self._sample()
 
     # -- actions (the widget's buttons) ---------------------------------------------------------

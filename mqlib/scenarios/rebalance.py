@@ -8,11 +8,15 @@ use 6 partitions, 3 members at the start, 0.1 s per record, commits every 5 s (K
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from .. import _validate as check
 from ..core import Simulation
 from ..models.rebalance import RebalancingGroup
+
+#: The seconds of :meth:`RebalanceRun.timeline` kept (the chart shows the newest 60).
+TIMELINE_SECONDS = 1_000
 
 __all__ = [
     "RebalanceRun",
@@ -161,7 +165,9 @@ class RebalanceRun:
         )
         #: Every action so far, in order, as (method name, arguments): what a replay repeats.
         self.actions: list[tuple[str, tuple[Any, ...]]] = []
-        self._samples: list[dict[str, Any]] = []
+        self._samples: deque[dict[str, Any]] = deque(
+            maxlen=TIMELINE_SECONDS * self.group.partitions
+        )
         self._last_counts = self._counts()
 
     # -- actions -------------------------------------------------------------------------------
@@ -234,7 +240,8 @@ class RebalanceRun:
     def timeline(self) -> list[dict[str, Any]]:
         """One sample per partition per second: time (end of that second), partition, owner at
         that moment (``None``: nobody), the member that did the second's work (``worker``,
-        ``None`` if nobody did) and the records processed during the second."""
+        ``None`` if nobody did) and the records processed during the second. Only the newest
+        :data:`TIMELINE_SECONDS` seconds are kept, so a long run's memory stays bounded."""
         return list(self._samples)
 
     def running_members(self) -> list[str]:
