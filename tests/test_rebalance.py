@@ -101,8 +101,7 @@ def test_the_stuck_record_is_processed_twice():
     g.stall("c2", 400.0)
     stuck = g.sim.trace.of_kind("member_stall")[0].data
     g.advance(430.0)
-    counts = g._processed[stuck["partition"]]
-    assert counts[stuck["offset"]] == 2
+    assert g.times_processed(stuck["partition"], stuck["offset"]) == 2
 
 
 def test_static_membership_avoids_the_rebalances_of_a_restart():
@@ -161,9 +160,13 @@ def test_after_any_script_each_partition_has_at_most_one_owner_and_nothing_is_sk
         owned = sorted(p for ps in g.assignment().values() for p in ps)
         assert owned == list(range(partitions))
     for p, counts in g._processed.items():
-        # At-least-once: every offset below the furthest position was processed at least once.
-        assert sorted(counts) == list(range(len(counts)))
-        assert g.committed[p] <= len(counts)
+        # At-least-once: every offset below the furthest position was processed at least once
+        # (the counts below the last folded commit are kept as totals: all of them processed).
+        floor = g._floor[p]
+        assert g._distinct_below[p] == floor
+        assert sorted(counts) == list(range(floor, floor + len(counts)))
+        assert all(g.times_processed(p, o) >= 1 for o in range(floor + len(counts)))
+        assert g.committed[p] <= floor + len(counts)
 
 
 def test_docstring_examples():
@@ -292,3 +295,17 @@ def test_the_timeline_keeps_the_newest_seconds_only():
     assert len(samples) == TIMELINE_SECONDS * partitions
     assert samples[-1]["time"] == run.now == 1800
     assert samples[0]["time"] == 1800 - TIMELINE_SECONDS + 1
+
+
+def test_per_record_counts_cover_only_the_uncommitted_window():
+    """Memory follows live state: after two hours the per-record counts hold only records at or
+    above the last commit (50 per commit interval per partition here); the totals still count
+    every record."""
+    g = group(partitions=6, members=3)
+    for _ in range(8):
+        g.advance(900.0)
+    assert g.processed() == sum(g.position.values()) == sum(g.processings().values())
+    assert sum(len(c) for c in g._processed.values()) <= 6 * 50
+    assert g.times_processed(0, 0) == 1 and g.total_duplicates() == 0
+    with pytest.raises(ValueError, match="partition"):
+        g.times_processed(6, 0)

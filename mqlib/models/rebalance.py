@@ -174,7 +174,16 @@ class RebalancingGroup:
         self.owner: dict[int, str | None] = {p: None for p in range(self.partitions)}
         self.position: dict[int, int] = {p: 0 for p in range(self.partitions)}
         self.committed: dict[int, int] = {p: 0 for p in range(self.partitions)}
+        # How often each record was processed, for the offsets at or above ``_floor[p]`` (the
+        # committed offset when last folded; every record below it was processed at least once):
+        # records below the floor are folded into counts, so memory follows the uncommitted
+        # window, not the history. ``_processings`` counts every processing, duplicates included.
         self._processed: dict[int, Counter[int]] = {p: Counter() for p in range(self.partitions)}
+        self._floor: dict[int, int] = {p: 0 for p in range(self.partitions)}
+        self._distinct_below: dict[int, int] = {p: 0 for p in range(self.partitions)}
+        # below the floor only the extra processings are kept, by offset (duplicates are rare)
+        self._extra_below: dict[int, Counter[int]] = {p: Counter() for p in range(self.partitions)}
+        self._processings: dict[int, int] = {p: 0 for p in range(self.partitions)}
         self._paused_ticks: dict[int, int] = {p: 0 for p in range(self.partitions)}
         self.generation = 0
         self.rebalances: list[dict[str, Any]] = []  #: one entry per completed round
@@ -312,11 +321,45 @@ class RebalancingGroup:
 
     def processed(self) -> int:
         """Records processed at least once."""
-        return sum(len(c) for c in self._processed.values())
+        return sum(self._distinct_below[p] + len(c) for p, c in self._processed.items())
+
+    def processings(self) -> dict[int, int]:
+        """Partition -> processings so far, each extra processing of a record included."""
+        return dict(self._processings)
 
     def duplicates(self) -> dict[int, int]:
         """Partition -> records processed more than once (each extra processing counts)."""
-        return {p: sum(n - 1 for n in c.values() if n > 1) for p, c in self._processed.items()}
+        return {
+            p: self._extra_below[p].total() + sum(n - 1 for n in c.values() if n > 1)
+            for p, c in self._processed.items()
+        }
+
+    def times_processed(self, partition: int, offset: int) -> int:
+        """How often record ``offset`` of ``partition`` has been processed so far."""
+        partition = check.integer("partition", partition, minimum=0, maximum=self.partitions - 1)
+        offset = check.integer("offset", offset, minimum=0)
+        if offset < self._floor[partition]:  # below a commit: processed, maybe more than once
+            return 1 + self._extra_below[partition][offset]
+        return self._processed[partition][offset]
+
+    def _process(self, p: int, offset: int) -> None:
+        """Count one processing of record ``offset`` of partition ``p``."""
+        self._processings[p] += 1
+        if offset < self._floor[p]:
+            self._extra_below[p][offset] += 1  # processed before: it is below the floor
+        else:
+            self._processed[p][offset] += 1
+
+    def _fold_committed(self) -> None:
+        """Fold the counts of records below each committed offset (all processed at least once:
+        a commit records the position after processing) into per-partition totals."""
+        for p, counts in self._processed.items():
+            for offset in range(self._floor[p], self.committed[p]):
+                n = counts.pop(offset, 0)
+                self._distinct_below[p] += n > 0
+                if n > 1:
+                    self._extra_below[p][offset] = n - 1
+            self._floor[p] = max(self._floor[p], self.committed[p])
 
     def total_duplicates(self) -> int:
         """All extra processings."""
@@ -369,7 +412,7 @@ class RebalancingGroup:
                 continue
             p = mine[m.turn % len(mine)]
             m.turn += 1
-            self._processed[p][self.position[p]] += 1
+            self._process(p, self.position[p])
             self.position[p] += 1
         for p, owner in self.owner.items():
             if owner is None or not self._working(owner):
@@ -379,6 +422,7 @@ class RebalancingGroup:
             for m in self._members.values():
                 if m.in_group and m.alive and m.stalled_until is None:
                     self._commit(m)
+            self._fold_committed()
         while True:
             due = sorted(d for d in self._due if d[0] <= self._k)
             if not due:
@@ -462,7 +506,7 @@ class RebalancingGroup:
         if m.incarnation != incarnation or m.stuck_on is None:
             return
         p, offset = m.stuck_on
-        self._processed[p][offset] += 1  # the slow handler's effect happens, owner or not
+        self._process(p, offset)  # the slow handler's effect happens, owner or not
         m.stalled_until = m.stuck_on = None
         if m.in_group and self.owner[p] == m.name:
             self.position[p] = offset + 1

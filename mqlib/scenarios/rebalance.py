@@ -252,7 +252,7 @@ class RebalanceRun:
         return self.group.summary()
 
     def _counts(self) -> dict[int, int]:
-        return {p: sum(c.values()) for p, c in self.group._processed.items()}
+        return self.group.processings()
 
     def _pick(self, member: str | None) -> str:
         if member is not None:
