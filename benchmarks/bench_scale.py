@@ -215,8 +215,11 @@ def live_items(run: Any) -> int | None:
     may grow with these (the issue's "memory proportional to live state"); ``None`` where the
     scenario holds no such state that grows."""
     name = type(run).__name__
-    if name == "DeadLetterRun":
+    if name in ("DeadLetterRun", "Playground"):
         return len(run.queue.messages) + len(run.dlq.inspect())
+    if name == "BackpressureRun":
+        depth = run.broker.depth
+        return int(depth() if callable(depth) else depth)
     if name == "KafkaLogRun":
         start, end = run.log.log_start_offsets(), run.log.log_end_offsets()
         return sum(end[p] - start[p] for p in end)
