@@ -42,6 +42,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
@@ -308,8 +309,7 @@ class _Spawner:
     def __init__(self) -> None:
         import queue
 
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
-        self._jobs = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._serve, name="mqlib-spawner", daemon=True)
         self.thread.start()
 
@@ -322,22 +322,16 @@ class _Spawner:
 
     def _serve(self) -> None:
         while True:
-            job, result, done = self._jobs.get()
+            job, future = self._jobs.get()
             try:
-                result.append((True, job()))
+                future.set_result(job())
             except BaseException as error:  # handed to the caller, who re-raises it
-                result.append((False, error))
-            done.set()
+                future.set_exception(error)
 
     def call(self, job: Callable[[], Any]) -> Any:
-        result: list[Any] = []
-        done = threading.Event()
-        self._jobs.put((job, result, done))
-        done.wait()
-        ok, value = result[0]
-        if not ok:
-            raise value
-        return value
+        future: Future[Any] = Future()
+        self._jobs.put((job, future))
+        return future.result()
 
 
 def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:

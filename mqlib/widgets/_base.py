@@ -164,6 +164,32 @@ def step_points(
     return x[index].tolist(), y[index].tolist()
 
 
+def folding_toggle(
+    section: w.Box,
+    description: str,
+    tooltip: str,
+    *,
+    icons: tuple[str, str] = ("caret-right", "caret-down"),
+    shown: str = "flex",
+) -> w.ToggleButton:
+    """A button that shows and hides ``section`` (hidden at first): less-used settings fold
+    away under it. A toggle button, not an ipywidgets ``Accordion``, because an Accordion's
+    header cannot be reached with the Tab key. ``icons`` are the closed and open icons,
+    ``shown`` the ``display`` of the open section."""
+    section.layout.display = "none"
+    toggle = w.ToggleButton(
+        value=False, description=description, tooltip=tooltip, icon=icons[0],
+        layout=w.Layout(width="auto"),
+    )  # fmt: skip
+
+    def fold(change: dict[str, Any]) -> None:
+        section.layout.display = shown if change["new"] else "none"
+        toggle.icon = icons[1] if change["new"] else icons[0]
+
+    toggle.observe(fold, "value")
+    return toggle
+
+
 @contextlib.contextmanager
 def held(figure: bq.Figure) -> Iterator[None]:
     """Hold the changes to ``figure``, its marks, axes and scales until the block ends: each of

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from .. import _validate
 from ..scenarios.backpressure import BackpressureRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, folding_toggle
 
 #: Height of each of the three charts (side by side): readable, and the whole view fits 560 px.
 CHART_HEIGHT = "250px"
@@ -356,28 +356,20 @@ class Backpressure(SimulationView):
             ),
         }
         # The less-used settings fold away, so that charts and main controls fit a 720 px
-        # screen together (at most 560 px tall with the section closed). A toggle button, not an
-        # Accordion: an Accordion's header cannot be reached with the Tab key.
+        # screen together (at most 560 px tall with the section closed).
         self.settings_box = w.VBox(
             [
                 w.HBox([self.partition_control, self.capacity_control]),
                 w.HBox([self.lag_control, self.shed_control]),
-            ],
-            layout=w.Layout(display="none"),
+            ]
         )
-        self.settings_toggle = w.ToggleButton(
-            value=False,
-            description="More settings: partitions, capacity, thresholds",
-            tooltip="show or hide the partitions, capacity and threshold sliders",
-            icon="chevron-right",
-            layout=w.Layout(width="auto"),
+        self.settings_toggle = folding_toggle(
+            self.settings_box,
+            "More settings: partitions, capacity, thresholds",
+            "show or hide the partitions, capacity and threshold sliders",
+            icons=("chevron-right", "chevron-down"),
+            shown="",
         )
-
-        def fold(change: dict[str, Any]) -> None:
-            self.settings_box.layout.display = "" if change["new"] else "none"
-            self.settings_toggle.icon = "chevron-down" if change["new"] else "chevron-right"
-
-        self.settings_toggle.observe(fold, "value")
         self.settings = w.VBox([self.settings_toggle, self.settings_box])
         self.view = w.VBox(
             [

@@ -9,7 +9,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.dead_letter import DeadLetterRun, default_run
-from ._base import PALETTE, SimulationView, held, step_points
+from ._base import PALETTE, SimulationView, folding_toggle, held, step_points
 
 #: How many messages the attempts chart shows at most (every poison pill, then the newest).
 MAX_BARS = 24
@@ -422,18 +422,10 @@ class DeadLetters(SimulationView):
                 ),
             ]
         )
-        # A toggle button, not an ipywidgets Accordion: the Accordion's header is not reachable
-        # with the Tab key, so a keyboard user could never open it.
-        settings.layout.display = "none"
         self.settings = settings
-        self.settings_toggle = w.ToggleButton(
-            value=False,
-            description="Settings: queue type, redrive, alert",
-            tooltip="show or hide the less used settings",
-            icon="caret-right",
-            layout=w.Layout(width="auto"),
+        self.settings_toggle = folding_toggle(
+            settings, "Settings: queue type, redrive, alert", "show or hide the less used settings"
         )
-        self.settings_toggle.observe(self._show_settings, "value")
         self.view = w.VBox(
             [
                 w.HBox([self.time_figure, self.attempts_figure]),
@@ -447,11 +439,6 @@ class DeadLetters(SimulationView):
                 self.settings,
             ]
         )
-
-    def _show_settings(self, change: dict[str, Any]) -> None:
-        """Open or collapse the settings section (a matter of display only, not of the run)."""
-        self.settings.layout.display = "flex" if change["new"] else "none"
-        self.settings_toggle.icon = "caret-down" if change["new"] else "caret-right"
 
     def _toggle_producer(self) -> None:
         if self.run.producer.rate > 0:
