@@ -1,5 +1,6 @@
-"""axe-core in JupyterLab, for every chapter: after Run All, no serious or critical finding in any
-simulation's output, nor in the notebook area as a whole (prose, code, quizzes, lab output).
+"""Every chapter in JupyterLab at 1280×720 after Run All: axe-core finds nothing serious or critical
+in any simulation's output, nor in the notebook area as a whole (prose, code, quizzes, lab output);
+every simulation fits the screen, and works from the keyboard alone.
 
 The book's pages get the same check in ``test_book.py``; this is the other way the course is
 used. A chapter's JupyterLab server, page and Run All come from ``test_jupyterlab``.
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_jupyterlab import (  # noqa: F401 - lab and page are fixtures
     CHAPTERS,
+    FIT_HEIGHT,
     LIVE_OUTPUT,
     RUN_ALL_TIMEOUT,
     lab,
@@ -52,12 +54,73 @@ NOTEBOOK_AREA = (
 )
 
 
+# Every control of a view a learner can reach with Tab, in reading (DOM) order: buttons, dropdowns,
+# checkboxes, text fields, slider handles and a slider's readout (where a value can be typed).
+# Each gets a ``data-kbd`` index so that the Tab walk can be compared with it.
+CONTROLS = """view => [...view.querySelectorAll(
+        'button, input, select, textarea, [role=slider], [contenteditable]:not([contenteditable=false])')]
+    .filter(e => !e.disabled && e.getClientRects().length > 0 &&
+                 getComputedStyle(e).visibility !== 'hidden' &&
+                 e.getAttribute('tabindex') !== '-1')
+    .map((e, i) => { e.setAttribute('data-kbd', i);
+        return e.getAttribute("aria-label") || e.textContent.trim() || e.value || e.tagName; })"""
+# Where the focus is (its ``data-kbd`` index, or null outside the view) and its outline.
+FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
+    return [e.getAttribute('data-kbd') ?? e.outerHTML.slice(0, 100), s.outlineStyle,
+            parseFloat(s.outlineWidth)]; }"""
+# What to press to make a view act, first found first: a button that acts (not a toggle that
+# picks a mode or folds a section open), else a mode not yet picked, else a slider (its arrow key).
+ACTIONS = (
+    ("button.widget-button:not(.widget-toggle-button):not([disabled])", "Enter"),
+    (".widget-toggle-buttons button:not(.mod-active):not([disabled])", "Space"),
+    ("[role=slider]", "ArrowRight"),
+)
+
+
+def check_view_by_keyboard(page, view, label: str) -> None:
+    """Tab from the view's first control reaches every control once, in reading order, each with
+    a visible focus ring; the first control pressed (a button, else a mode, else a slider's arrow key) changes the
+    live state line."""
+    from playwright.sync_api import expect
+
+    names = view.evaluate(CONTROLS)
+    assert names, f"{label}: no control to reach with the keyboard"
+    view.locator("[data-kbd='0']").focus()
+    walk = [page.evaluate(FOCUS)]
+    for _ in names[1:]:
+        page.keyboard.press("Tab")
+        walk.append(page.evaluate(FOCUS))
+    reached = [int(i) if i.isdigit() else i for i, _, _ in walk]
+    assert reached == list(range(len(names))), (
+        f"{label}: Tab order {reached} for controls {names}"
+    )
+    unringed = [names[i] for i, (_, style, width) in enumerate(walk) if style == "none" or width < 2]
+    assert not unringed, f"{label}: no visible focus ring on {unringed}"
+
+    live = view.locator(".mq-state[aria-live=polite]")
+    expect(live, f"{label}: the state line is not a live region").to_have_count(1)
+    selector, key = next((sel, key) for sel, key in ACTIONS if view.locator(sel).count())
+    control = view.locator(selector).first
+    what = control.get_attribute("aria-label") or control.inner_text().strip()
+    before = live.inner_text()
+    control.focus()
+    page.keyboard.press(key)
+    expect(live, f"{label}: {key} on '{what}' left the state line as it was").not_to_have_text(
+        before
+    )
+
+
 @pytest.mark.parametrize(
     "lab",
     [p.name for p in sorted(CHAPTERS.glob("*.ipynb"))],
     indirect=True,
 )
-def test_axe_finds_nothing_serious_in_jupyterlab(request, page, lab):  # noqa: F811 - fixtures
+def test_axe_fit_and_keyboard_in_jupyterlab(
+    request, page, lab, screenshot_dir
+):  # noqa: F811 - fixtures
+    """After axe: each simulation is at most FIT_HEIGHT px tall (its chart and buttons on screen
+    together at 1280×720) and passes ``check_view_by_keyboard``; an element screenshot of each
+    is saved as ``jupyterlab-1280-<chapter>-<n>.png``."""
     from playwright.sync_api import expect
 
     name = request.node.callspec.params["lab"]
@@ -84,3 +147,12 @@ def test_axe_finds_nothing_serious_in_jupyterlab(request, page, lab):  # noqa: F
     in_notebook = page.evaluate(AXE_EACH, [NOTEBOOK_AREA, False])
     assert not in_views, f"{name}, simulations: " + "; ".join(in_views)
     assert not in_notebook, f"{name}, notebook area: " + "; ".join(in_notebook)
+
+    for i in range(views.count()):
+        view = views.nth(i)
+        label = f"{name}, simulation {i}"
+        view.scroll_into_view_if_needed()
+        height = view.evaluate("el => el.getBoundingClientRect().height")
+        view.screenshot(path=screenshot_dir / f"jupyterlab-1280-{Path(name).stem[:2]}-{i}.png")
+        assert height <= FIT_HEIGHT, f"{label} is {height:.0f} px tall (at most {FIT_HEIGHT})"
+        check_view_by_keyboard(page, view, label)

@@ -303,6 +303,13 @@ def test_ch06_buttons_that_change_nothing_drawn_say_what_they_did(ch06):
     assert "retried forever" in state_line(ch06)
     ch06.dlq_control.value = True
     assert "DLQ attached" in state_line(ch06)
+    # Stop and Start change only their own label until time passes: the state line says it.
+    click(ch06, "Stop")
+    assert "producer has stopped" in state_line(ch06)
+    assert ch06.run.producer.rate == 0
+    click(ch06, "Start")
+    assert "now sends 2 good messages per second" in state_line(ch06)
+    assert ch06.run.producer.rate == 2
 
 
 def test_ch06_the_less_used_controls_are_collapsed(ch06):
