@@ -13,6 +13,7 @@ topic's partition count changes.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from ..models.ordering import (
     MAX_PARTITIONS,
     MODES,
     CompetingOrdering,
+    OrderEvent,
     OrderingResult,
     PartitionedOrdering,
     _check_orders,
@@ -159,7 +161,9 @@ class OrderingRun:
                 jitter=self.jitter,
             )
         self._scheduled = 0  # events handed to the producer, sent or still to be sent
-        self._outbox: simpy.Store = simpy.Store(self.sim.env)
+        self._outbox: deque[OrderEvent] = deque()  # events waiting for the producer
+        self._idle: simpy.Event | None = None  # the producer waits on it while the outbox is empty
+        self._stepwise = False  # run() is processing one event at a time
         self.sim.process(self._producer())
 
     # -- actions ---------------------------------------------------------------------------------
@@ -168,8 +172,10 @@ class OrderingRun:
         ``send_interval`` seconds from now. Returns their labels (``"42 created"``, ...)."""
         events = order_events(self.orders, first_seq=self._scheduled + 1)
         self._scheduled += len(events)
-        for event in events:
-            self._outbox.put(event)
+        self._outbox.extend(events)
+        idle, self._idle = self._idle, None
+        if idle is not None:  # the producer waits for work: wake it (see _producer)
+            self.sim._timer(0, None, lambda _: idle.succeed())
         self.sim.settle()
         return [e.label for e in events]
 
@@ -184,14 +190,18 @@ class OrderingRun:
         if not self._scheduled:
             self.send()
         deadline = self.now + limit
-        while self.system.pending or self.system.sent_count < self._scheduled:
-            if self.now >= deadline:
-                raise RuntimeError(
-                    f"{self.system.pending} events still unprocessed after {limit:g} s"
-                )
-            if self.sim.env.peek() == simpy.core.Infinity:
-                raise RuntimeError(f"{self.system.pending} events can never be processed")
-            self.sim.env.step()  # one event at a time: stop right after the last processing
+        self._stepwise = True
+        try:
+            while self.system.pending or self.system.sent_count < self._scheduled:
+                if self.now >= deadline:
+                    raise RuntimeError(
+                        f"{self.system.pending} events still unprocessed after {limit:g} s"
+                    )
+                if self.sim.env.peek() == simpy.core.Infinity:
+                    raise RuntimeError(f"{self.system.pending} events can never be processed")
+                self.sim.env.step()  # one event at a time: stop right after the last processing
+        finally:
+            self._stepwise = False
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -279,10 +289,27 @@ class OrderingRun:
     # -- internals -------------------------------------------------------------------------------
     def _producer(self) -> Generator[simpy.Event, Any, None]:
         # One producer: a second batch queues behind the first, never interleaves with it.
+        #
+        # The outbox is a deque, not a simpy.Store, but the producer takes its next event at the
+        # same instants and in the same order among simultaneous events as it did with a Store
+        # (the committed traces pin this): a Store's get() with an item ready fires one event
+        # scheduled now (the zero timer below); a get() on an empty Store fires when the first
+        # put of the next send() is processed, which schedules the get's own event then (the
+        # relay timer in send() and the idle event). The Store's other puts did nothing.
+        # That zero timer only lets the events already due now go first: when there are none,
+        # the producer goes on at once, as it would after the timer. Only run(), which looks at
+        # the state after every single event, could tell the difference: it gets the timer.
+        outbox, sim, publish = self._outbox, self.sim, self.system.publish
+        heap = sim.env._queue
         while True:
-            event = yield self._outbox.get()
-            self.system.publish(event)
-            yield self.sim.timeout(self.send_interval)
+            if outbox:
+                if self._stepwise or (heap and heap[0][0] <= sim.env._now):
+                    yield sim._timer(0)  # (0, not 0.0: the clock keeps its type, as a Store's)
+            else:
+                self._idle = sim.event()
+                yield self._idle
+            publish(outbox.popleft())
+            yield sim.timeout(self.send_interval)
 
 
 def default_run() -> OrderingRun:
