@@ -96,6 +96,10 @@ class Backoff:
     def ceiling(self, retry: int) -> float:
         """The exponential wait before the ``retry``-th retry, capped."""
         check.integer("retry", retry, minimum=1, maximum=MAX_ATTEMPTS)
+        return self._ceiling(retry)
+
+    def _ceiling(self, retry: int) -> float:
+        # ceiling() without the check, for RetryingConsumer's loop (its count is in range)
         if self.multiplier == 1:
             return self.base
         # the exponent is capped too, so a huge retry number cannot overflow a float
@@ -105,8 +109,14 @@ class Backoff:
     def delay(self, retry: int, rng: random.Random) -> float:
         """The actual wait before the ``retry``-th retry."""
         check.instance("rng", rng, random.Random, "random.Random (e.g. sim.rng)")
-        ceiling = self.ceiling(retry)
-        return ceiling if self.jitter == "none" else rng.uniform(0.0, ceiling)
+        check.integer("retry", retry, minimum=1, maximum=MAX_ATTEMPTS)
+        return self._delay(retry, rng)
+
+    def _delay(self, retry: int, rng: random.Random) -> float:
+        # delay() without the checks. rng.uniform(0.0, c) is 0.0 + (c - 0.0) * rng.random():
+        # the same draw and the same float as c * rng.random()
+        ceiling = self._ceiling(retry)
+        return ceiling if self.jitter == "none" else ceiling * rng.random()
 
 
 @dataclass(frozen=True)
@@ -135,13 +145,17 @@ class RetryPolicy:
         check.choice("error", error, ("transient", "permanent"))
         check.instance("rng", rng, random.Random, "random.Random (e.g. sim.rng)")
         check.integer("attempt", attempt, minimum=1, maximum=MAX_ATTEMPTS)
+        return self._decide(error, attempt, rng)
+
+    def _decide(self, error: str, attempt: int, rng: random.Random) -> Decision:
+        # decide() without the checks, for RetryingConsumer's loop (its arguments are its own)
         if error == "permanent":
             return Decision(
                 "dead_letter", reason="permanent error: a retry would fail the same way"
             )
         if attempt >= self.max_attempts:
             return Decision("dead_letter", reason=f"transient error, {attempt} attempts used")
-        return Decision("retry", delay=self.backoff.delay(attempt, rng))
+        return Decision("retry", delay=self.backoff._delay(attempt, rng))
 
 
 class Dependency:
@@ -179,12 +193,20 @@ class Dependency:
     def call(self, caller: str) -> bool:
         """One call now: ``True`` if served, ``False`` if refused."""
         check.text("caller", caller)
-        index = self.window_of(self.sim.now)
-        self.calls[index] = self.calls.get(index, 0) + 1
-        served = self.sim.now >= self.recovers_at and self.served.get(index, 0) < self.capacity
+        return self._call(caller)
+
+    def _call(self, caller: str) -> bool:
+        # call() without the check, for RetryingConsumer's loop: once per call of a storm
+        sim = self.sim
+        now = sim.env._now
+        index = math.floor(round(now / self.window, 9))  # window_of(now); now is >= 0
+        calls, served_in = self.calls, self.served
+        calls[index] = calls.get(index, 0) + 1
+        served = now >= self.recovers_at and served_in.get(index, 0) < self.capacity
         if served:
-            self.served[index] = self.served.get(index, 0) + 1
-        self.sim.record("dependency_call", caller=caller, served=served)
+            served_in[index] = served_in.get(index, 0) + 1
+        if sim.recording:
+            sim.record("dependency_call", caller=caller, served=served)
         return served
 
 
@@ -227,23 +249,26 @@ class RetryingConsumer:
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Call; on a failure ask the policy; wait its delay or give up."""
-        yield self.sim.timeout(self.start)
+        sim, name = self.sim, self.name
+        call, decide, rng = self.dependency._call, self.policy._decide, sim.rng
+        yield sim.timeout(self.start)
         while True:
             self.attempts += 1
             if self.permanent:
                 error = "permanent"
-            elif self.dependency.call(self.name):
+            elif call(name):
                 self._finish("processed")
                 return
             else:
                 error = "transient"
-            decision = self.policy.decide(error, self.attempts, self.sim.rng)
+            decision = decide(error, self.attempts, rng)
             if decision.action == "dead_letter":
-                self.sim.record("dead_letter", consumer=self.name, reason=decision.reason)
+                sim.record("dead_letter", consumer=name, reason=decision.reason)
                 self._finish("dead_lettered")
                 return
-            self.sim.record("retry_scheduled", consumer=self.name, delay=decision.delay)
-            yield self.sim.timeout(decision.delay)
+            if sim.recording:
+                sim.record("retry_scheduled", consumer=name, delay=decision.delay)
+            yield sim._timer(decision.delay)  # a backoff: finite and >= 0
 
     def _finish(self, outcome: str) -> None:
         self.outcome = outcome
