@@ -71,7 +71,7 @@ A11Y_SCRIPT = """(function () {
           figure.setAttribute('aria-label', alt);
         }
       });
-      text.setAttribute('aria-hidden', 'true');
+      if (text.getAttribute('aria-hidden') !== 'true') text.setAttribute('aria-hidden', 'true');
     });
     document.querySelectorAll('.mq-view .widget-slider').forEach(function (box) {
       var label = box.querySelector('.widget-label');
@@ -188,6 +188,67 @@ def folding_toggle(
 
     toggle.observe(fold, "value")
     return toggle
+
+
+#: Finer round numbers for :func:`nice_ceiling`, for a chart whose data would otherwise fill
+#: as little as 40 % of it.
+FINE_STEPS = (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
+
+
+def nice_ceiling(value: float, mantissas: tuple[float, ...] = (1, 2, 5)) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... (``mantissas`` times a power of ten) that is
+    at least ``value`` (1 for anything up to 1): a scale's maximum that changes only when the
+    data crosses a round number, so that most clicks leave the scale's domain, and with it the
+    axis and every mark on it, as they are (the page redraws all of them whenever a domain
+    changes).
+
+    >>> nice_ceiling(0.3), nice_ceiling(12), nice_ceiling(20), nice_ceiling(20.5)
+    (1.0, 20.0, 20.0, 50.0)
+    >>> nice_ceiling(124, FINE_STEPS)
+    150.0
+    """
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise TypeError(f"value must be a number, got {value!r}")
+    if value <= 1:
+        return 1.0
+    scale = 10.0 ** math.floor(math.log10(value))
+    for mantissa in (*mantissas, 10):
+        if mantissa * scale >= value * (1 - 1e-12):
+            return float(round(mantissa * scale, 9))
+    return float(10 * scale)  # pragma: no cover - 10 * scale >= value always
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Whether assigning ``new`` over ``old`` would change nothing the page draws."""
+    import numpy as np
+
+    if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
+        try:
+            a, b = np.asarray(old), np.asarray(new)
+        except (ValueError, TypeError):  # ragged lists: compare them as lists
+            return False
+        if a.shape != b.shape or (a.dtype.kind in "US") != (b.dtype.kind in "US"):
+            return False
+        try:
+            return bool(np.array_equal(a, b))
+        except (TypeError, ValueError):
+            return False
+    try:
+        return type(old) is type(new) and bool(old == new)
+    except (TypeError, ValueError):
+        return False
+
+
+def assign(widget: w.Widget, **traits: Any) -> None:
+    """Set the ``traits`` of ``widget`` whose value differs from the one it has, and leave the
+    others alone. bqplot's data traits (``x``, ``y``, ``tick_values``...) are arrays, which
+    traitlets cannot compare, so assigning an equal array sends it to the page again and the
+    page redraws the mark or axis; this sends only what changed."""
+    for name, value in traits.items():
+        if not _same(getattr(widget, name), value):
+            setattr(widget, name, value)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from .. import _validate
 from ..scenarios.backpressure import BackpressureRun, default_run
-from ._base import PALETTE, SimulationView, folding_toggle
+from ._base import PALETTE, SimulationView, assign, folding_toggle, held, nice_ceiling
 
 #: Height of each of the three charts (side by side): readable, and the whole view fits 560 px.
 CHART_HEIGHT = "250px"
@@ -404,35 +404,31 @@ class Backpressure(SimulationView):
         rate_top = max(s["producer_rate"] + s["consumer_rate"] + [self.run.producer.rate, 1])
         lost_top = max(s["rejected"] + s["dropped"] + [1])
         m = self.marks
-        with (
-            self.queue_figure.hold_sync(),
-            self.rate_figure.hold_sync(),
-            self.lost_figure.hold_sync(),
-        ):
+        # held: each mark, axis and scale sends its changed traits in one message (x and y
+        # together), so the page redraws each line once
+        with held(self.queue_figure), held(self.rate_figure), held(self.lost_figure):
             # Room right of the newest sample and above the highest value, so the latest change
-            # is never drawn on the frame.
-            time_ticks = integer_ticks(now + max(1.0, 0.05 * now), steps=7)
-            self.x_scale.min = 0.0
-            self.x_scale.max = float(time_ticks[-1])
+            # is never drawn on the frame. The ends are round ceilings (1, 2, 5, 10, 20, ...):
+            # a domain that changes redraws every mark on its scale (three charts share the time
+            # scale), so most clicks must leave the domains as they are.
+            time_ticks = integer_ticks(nice_ceiling(now + max(1.0, 0.05 * now)), steps=7)
+            assign(self.x_scale, min=0.0, max=float(time_ticks[-1]))
             for axis in self.time_axes:
-                axis.tick_values = time_ticks
+                assign(axis, tick_values=time_ticks)
             for name, scale, top in (
                 ("queue", self.queue_scale, queue_top),
                 ("rate", self.rate_scale, rate_top),
                 ("lost", self.lost_scale, lost_top),
             ):
-                ticks = integer_ticks(top * 1.1, steps=6)
-                self.axes[name].tick_values = ticks
-                scale.max = float(ticks[-1])
+                ticks = integer_ticks(nice_ceiling(top * 1.1), steps=6)
+                assign(self.axes[name], tick_values=ticks)
+                assign(scale, max=float(ticks[-1]))
             for key in ("depth", "lag", "producer_rate", "consumer_rate", "rejected", "dropped"):
-                m[key].x = t
-                m[key].y = [float(v) for v in s[key]]
+                assign(m[key], x=t, y=[float(v) for v in s[key]])
             if limit is None:
-                m["limit"].visible = False
+                assign(m["limit"], visible=False)
             else:
-                m["limit"].x = [0.0, now]
-                m["limit"].y = [float(limit[1])] * 2
-                m["limit"].visible = True
+                assign(m["limit"], x=[0.0, now], y=[float(limit[1])] * 2, visible=True)
         consumers = self.run.state()["assignment"]
         idle = [c for c, parts in consumers.items() if not parts]
         self.consumer_label.value = (

@@ -18,7 +18,7 @@ import ipywidgets as w
 from ..models.cluster import _acks
 from ..scenarios.cluster import ClusterRun, default_run
 from ..scenarios.durability import durability_run, outcome, summary
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, assign, held
 
 ROLE_COLOURS = {
     "leader": PALETTE["blue"],
@@ -338,24 +338,36 @@ class KafkaCluster(SimulationView):
     def _draw(self) -> None:
         state = self.run.state()
         cells = self.cells()
-        with self.figure.hold_sync():
-            xs = [c["broker"] for c in cells]
-            ys = [c["partition"] for c in cells]
-            self.cell_mark.x, self.cell_mark.y = xs, ys
-            self.cell_mark.colors = [ROLE_COLOURS[c["role"]] for c in cells]
-            text_colours = [_TEXT_ON[c["role"]] for c in cells]
-            self.role_labels.x, self.role_labels.y = xs, ys
-            self.role_labels.text = [c["role"] for c in cells]
-            self.role_labels.colors = text_colours
-            self.offset_labels.x, self.offset_labels.y = xs, ys
-            self.offset_labels.text = [f"LEO {c['log_end_offset']}" for c in cells]
-            self.offset_labels.colors = text_colours
-            self.y_axis.tick_values = [p["partition"] for p in state["partitions"]]
-            self.y_axis.tick_labels = {
-                str(p["partition"]): f"p{p['partition']}: HW {p['high_watermark']}, "
-                f"epoch {p['leader_epoch']}"
-                for p in state["partitions"]
-            }
+        xs = [c["broker"] for c in cells]
+        ys = [c["partition"] for c in cells]
+        text_colours = [_TEXT_ON[c["role"]] for c in cells]
+        # One message per mark and axis, with only the traits that changed: a produce changes
+        # the offsets' text and nothing else.
+        with held(self.figure):
+            assign(self.cell_mark, x=xs, y=ys, colors=[ROLE_COLOURS[c["role"]] for c in cells])
+            assign(
+                self.role_labels,
+                x=xs,
+                y=ys,
+                text=[c["role"] for c in cells],
+                colors=text_colours,
+            )
+            assign(
+                self.offset_labels,
+                x=xs,
+                y=ys,
+                text=[f"LEO {c['log_end_offset']}" for c in cells],
+                colors=text_colours,
+            )
+            assign(
+                self.y_axis,
+                tick_values=[p["partition"] for p in state["partitions"]],
+                tick_labels={
+                    str(p["partition"]): f"p{p['partition']}: HW {p['high_watermark']}, "
+                    f"epoch {p['leader_epoch']}"
+                    for p in state["partitions"]
+                },
+            )
         for b, button in self.broker_buttons.items():
             up = state["brokers"][b] == "up"
             button.description = f"{'Kill' if up else 'Restart'} broker {b}"

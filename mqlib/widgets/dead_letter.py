@@ -9,7 +9,15 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.dead_letter import DeadLetterRun, default_run
-from ._base import PALETTE, SimulationView, folding_toggle, held, step_points
+from ._base import (
+    PALETTE,
+    SimulationView,
+    assign,
+    folding_toggle,
+    held,
+    nice_ceiling,
+    step_points,
+)
 
 #: How many messages the attempts chart shows at most (every poison pill, then the newest).
 MAX_BARS = 24
@@ -81,11 +89,13 @@ class DeadLetters(SimulationView):
     def start(self, rate: float = 2.0) -> None:
         """The producer sends ``rate`` good messages per second."""
         self.run.start(rate)
+        self._tell(f"(The producer now sends {rate:g} good messages per second.)")
         self.refresh()
 
     def stop(self) -> None:
         """The producer stops sending."""
         self.run.stop()
+        self._tell("(The producer has stopped: no new messages until Start.)")
         self.refresh()
 
     def inject_poison(self) -> str:
@@ -453,20 +463,26 @@ class DeadLetters(SimulationView):
     def _draw(self) -> None:
         series, run = self.run.series, self.run
         with held(self.time_figure):
-            # Room to the right of the newest sample and above the highest value.
-            self.x_scale.max = float(run.now + max(1.0, 0.05 * run.now))
-            y_top = max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1
-            total_top = max(series["processed"] + [1]) * 1.1 + 1
-            self.y_scale.max, self.total_scale.max = float(y_top), float(total_top)
-            self.time_figure.axes[1].tick_values = _int_ticks(y_top)
-            self.time_figure.axes[2].tick_values = _int_ticks(total_top)
+            # Room to the right of the newest sample and above the highest value, rounded up to
+            # 1, 2, 5, 10, 20, ...: a scale whose domain changes redraws its axis and every mark
+            # on it, so the domains change only when the data passes a round number.
+            x_max = nice_ceiling(run.now + max(1.0, 0.05 * run.now))
+            y_top = nice_ceiling(max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1)
+            total_top = nice_ceiling(max(series["processed"] + [1]) * 1.1 + 1)
+            assign(self.x_scale, max=x_max)
+            assign(self.y_scale, max=y_top)
+            assign(self.total_scale, max=total_top)
+            assign(self.time_figure.axes[1], tick_values=_int_ticks(y_top))
+            assign(self.time_figure.axes[2], tick_values=_int_ticks(total_top))
             # Only the samples that change the picture (bounded after hours of history).
             times = series["time"]
-            self.waiting_mark.x, self.waiting_mark.y = step_points(times, series["depth"])
-            self.dlq_mark.x, self.dlq_mark.y = step_points(times, series["dlq_depth"])
-            self.processed_mark.x, self.processed_mark.y = step_points(
-                times, series["processed"], linear=True
-            )
+            for mark, values, linear in (
+                (self.waiting_mark, series["depth"], False),
+                (self.dlq_mark, series["dlq_depth"], False),
+                (self.processed_mark, series["processed"], True),
+            ):
+                x, y = step_points(times, values, linear=linear)
+                assign(mark, x=x, y=y)
         rows = self.attempt_rows()
         ids = [r["message"] for r in rows] or [" "]
         failed = [r["failed"] for r in rows] or [0]
@@ -474,17 +490,26 @@ class DeadLetters(SimulationView):
         limit = run.queue.max_receives
         top = max([limit + 1, *(f + s + 1 for f, s in zip(failed, succeeded, strict=True))])
         with held(self.attempts_figure):
-            self.attempt_scale.max = float(top)
-            self.attempts_figure.axes[1].tick_values = _int_ticks(top)
+            # The messages as the ordinal scale's own domain: left to the marks, the scale
+            # would change its domain once per mark (the bars, then the limit line), and the
+            # page would move every bar and tick each time.
+            assign(self.attempts_mark.scales["x"], domain=ids)
+            assign(self.attempt_scale, max=float(top))
+            assign(self.attempts_figure.axes[1], tick_values=_int_ticks(top))
             poison = {r["message"] for r in rows if r["failed"]}
             labelled = set(_label_ticks(ids, poison))
             # tick_labels, not tick_values: bqplot ignores string tick_values on an ordinal axis
-            self.attempts_figure.axes[0].tick_labels = {m: "" for m in ids if m not in labelled}
-            self.attempts_mark.x = ids
-            self.attempts_mark.y = [failed, succeeded]
-            self.limit_mark.x = [ids[0], ids[-1]]
-            self.limit_mark.y = [float(limit), float(limit)]
-            self.limit_mark.visible = run.queue.dead_letter_queue is not None
+            assign(
+                self.attempts_figure.axes[0],
+                tick_labels={m: "" for m in ids if m not in labelled},
+            )
+            assign(self.attempts_mark, x=ids, y=[failed, succeeded])
+            assign(
+                self.limit_mark,
+                x=[ids[0], ids[-1]],
+                y=[float(limit), float(limit)],
+                visible=run.queue.dead_letter_queue is not None,
+            )
         # the controls follow the run (a method called from code, or a fresh run)
         queue, dlq = run.queue, run.dlq
         self._sync(self.max_receives_control, queue.max_receives)

@@ -11,7 +11,7 @@ import ipywidgets as w
 
 from ..models.delivery import GUARANTEES
 from ..scenarios.guarantees import CRASH_POINTS, GuaranteesRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, assign, held, nice_ceiling
 
 SERIES = ("stored", "delivered", "effects")
 SERIES_LABELS = {"stored": "stored by the broker", "delivered": "delivered", "effects": "charged"}
@@ -283,24 +283,26 @@ class DeliveryGuarantees(SimulationView):
         ids = [row["message"] for row in rows] or [" "]
         values = [[row[s] for row in rows] or [0] for s in SERIES]
         top = max([3, *(v + 1 for series in values for v in series)])
-        with self.message_figure.hold_sync():
-            self.message_mark.scales["y"].max = float(top)
-            self.message_figure.axes[1].tick_values = list(range(top + 1))
-            self.message_figure.axes[0].tick_labels = _message_labels(ids)
-            self.message_mark.x = ids
-            self.message_mark.y = values
+        with held(self.message_figure):
+            assign(self.message_mark.scales["y"], max=float(top))
+            assign(self.message_figure.axes[1], tick_values=list(range(top + 1)))
+            assign(self.message_figure.axes[0], tick_labels=_message_labels(ids))
+            assign(self.message_mark, x=ids, y=values)
         series = self.run.balance_series()
         times, balances = series["time"], series["balance"]
         expected_times, expected = series["expected_time"], series["expected"]
         low = min(balances + expected)
-        scale = self.balance_mark.scales["y"]
-        with self.balance_figure.hold_sync():
-            scale.min = float(low - 2 * self.run.amount)
-            scale.max = float(self.run.start_balance + self.run.amount)
-            self.balance_mark.scales["x"].max = max(1.0, times[-1])
-            self.balance_figure.axes[0].tick_values = _time_ticks(max(1.0, times[-1]))
-            self.expected_mark.x, self.expected_mark.y = expected_times, expected
-            self.balance_mark.x, self.balance_mark.y = times, balances
+        # Round spans (1, 2, 5, 10, 20, ...): a domain that changes redraws its axis and every
+        # mark on it, so most sends must leave both domains as they are.
+        top = float(self.run.start_balance + self.run.amount)
+        span = nice_ceiling(top - (low - 2 * self.run.amount))
+        end = nice_ceiling(max(1.0, times[-1]))
+        with held(self.balance_figure):
+            assign(self.balance_mark.scales["y"], min=top - span, max=top)
+            assign(self.balance_mark.scales["x"], max=end)
+            assign(self.balance_figure.axes[0], tick_values=_time_ticks(end))
+            assign(self.expected_mark, x=expected_times, y=expected)
+            assign(self.balance_mark, x=times, y=balances)
         self._sync(self.guarantee_control, self.run.guarantee)
         result = self.run.result()
         parts = []

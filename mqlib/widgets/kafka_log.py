@@ -16,7 +16,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.kafka_log import KafkaLogRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, assign, held
 
 #: Record colours by key, in the order keys first appear (light colours: the offset is on top).
 KEY_COLOURS = [PALETTE["sky"], PALETTE["green"], PALETTE["yellow"], PALETTE["purple"]]
@@ -452,20 +452,23 @@ class KafkaLog(SimulationView):
                     gy.append(p + 0.3 + 0.16 * (gi % 3))
                     gcolours.append(colour)
                     gtext.append(group)
-        with self.figure.hold_sync():
-            self.x_scale.min = first - 0.6
-            self.x_scale.max = last + 1.6
-            self.x_axis.tick_values = list(in_view)
-            self.deleted_mark.x, self.deleted_mark.y = dx, dy
-            self.record_mark.x, self.record_mark.y = rx, ry
-            self.record_mark.colors = colours or [NO_KEY_COLOUR]
-            self.next_mark.x, self.next_mark.y = nx, ny
-            self.offset_labels.x, self.offset_labels.y, self.offset_labels.text = lx, ly, text
-            self.offset_labels.colors = [PALETTE["black"]] * len(text) or [PALETTE["black"]]
-            self.group_mark.x, self.group_mark.y = gx, gy
-            self.group_mark.colors = gcolours or [PALETTE["blue"]]
-            self.group_labels.x, self.group_labels.y, self.group_labels.text = gx, gy, gtext
-            self.group_labels.colors = gcolours or [PALETTE["blue"]]
+        # One message per mark, axis and scale, with only the traits that changed: an equal
+        # array sent again makes the page redraw its mark all the same.
+        with held(self.figure):
+            assign(self.x_scale, min=first - 0.6, max=last + 1.6)
+            assign(self.x_axis, tick_values=list(in_view))
+            assign(self.deleted_mark, x=dx, y=dy)
+            assign(self.record_mark, x=rx, y=ry, colors=colours or [NO_KEY_COLOUR])
+            assign(self.next_mark, x=nx, y=ny)
+            assign(
+                self.offset_labels,
+                x=lx,
+                y=ly,
+                text=text,
+                colors=[PALETTE["black"]] * len(text) or [PALETTE["black"]],
+            )
+            assign(self.group_mark, x=gx, y=gy, colors=gcolours or [PALETTE["blue"]])
+            assign(self.group_labels, x=gx, y=gy, text=gtext, colors=gcolours or [PALETTE["blue"]])
         self._draw_text(first)
         self._draw_controls()
 

@@ -7,7 +7,7 @@ import ipywidgets as w
 
 from .. import _validate as check
 from ..models.service_chain import DEFAULT_LATENCIES_MS, MODES, FlowResult, OrderFlow
-from ._base import PALETTE, SimulationView, held
+from ._base import PALETTE, SimulationView, assign, held, nice_ceiling
 
 STATUS_COLOURS = {
     "ok": PALETTE["blue"],
@@ -305,21 +305,32 @@ class SyncVsAsync(SimulationView):
             if step.status == "queued":  # still waiting when everything else is done
                 wait_x.append([r.user_wait_ms, end])
                 wait_y.append([row, row])
-        self.x_scale.max = float(end) * 1.05
+        # A round end (1, 2, 5, 10 thousand ms...): both modes of the default order fit in
+        # 10,000 ms, so switching modes redraws the bars but not the axis and every mark on it.
+        x_max = nice_ceiling(float(end) * 1.05)
+        # Write the label on whichever side of the line has room for it.
+        right_half = r.user_wait_ms > 0.5 * x_max
+        verdict = "confirmed" if r.outcome == "confirmed" else "error"
         with held(self.figure):
-            self.work_mark.x, self.work_mark.y, self.work_mark.colors = work_x, work_y, colours
-            self.waiting_mark.x = wait_x or [[0.0, 0.0]]
-            self.waiting_mark.y = wait_y or [[-5, -5]]  # off-chart when nothing waits
-            self.user_mark.x = [r.user_wait_ms, r.user_wait_ms]
-            self.user_mark.y = [-0.5, len(ROWS) - 0.5]
-            self.status_label.x = notes_x or [0.0]
-            self.status_label.y = notes_y or [-5]  # off-chart when every row has a bar
-            self.status_label.text = notes or [""]
-            self.user_label.x = [r.user_wait_ms]
-            self.user_label.y = [-0.35]
-            # Write the label on whichever side of the line has room for it.
-            right_half = r.user_wait_ms > 0.5 * self.x_scale.max
-            self.user_label.align = "end" if right_half else "start"
-            self.user_label.x_offset = -6 if right_half else 6
-            verdict = "confirmed" if r.outcome == "confirmed" else "error"
-            self.user_label.text = [f"user sees '{verdict}' at {r.user_wait_ms:,.0f} ms"]
+            assign(self.x_scale, max=x_max)
+            assign(self.work_mark, x=work_x, y=work_y, colors=colours)
+            assign(
+                self.waiting_mark,
+                x=wait_x or [[0.0, 0.0]],
+                y=wait_y or [[-5, -5]],  # off-chart when nothing waits
+            )
+            assign(self.user_mark, x=[r.user_wait_ms, r.user_wait_ms], y=[-0.5, len(ROWS) - 0.5])
+            assign(
+                self.status_label,
+                x=notes_x or [0.0],
+                y=notes_y or [-5],  # off-chart when every row has a bar
+                text=notes or [""],
+            )
+            assign(
+                self.user_label,
+                x=[r.user_wait_ms],
+                y=[-0.35],
+                align="end" if right_half else "start",
+                x_offset=-6 if right_half else 6,
+                text=[f"user sees '{verdict}' at {r.user_wait_ms:,.0f} ms"],
+            )

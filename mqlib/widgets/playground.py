@@ -10,7 +10,8 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.playground import Playground, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, assign, nice_ceiling
+from ._base import held as hold_all
 
 #: Seconds over which the throughput line is averaged (samples come every 0.5 s, and a consumer
 #: finishes a message every 0.5 s, so the raw per-sample rate jumps between neighbouring values).
@@ -431,23 +432,25 @@ class MessageQueueSimulator(SimulationView):
     def _draw(self) -> None:
         series = self.run.series
         times = series["time"]
-        x_max = float(self.run.now + max(1.0, 0.05 * self.run.now))
-        with self.depth_figure.hold_sync():
-            self.x_scale.max = x_max
-            self.depth_scale.max = float(
-                max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1
+        # Round ends (1, 2, 5, 10, 20, ...): a scale whose domain changes redraws its axis and
+        # every mark on it (the time scale is shared by both charts), so the domains change
+        # only when the data passes a round number; one message per mark, with what changed.
+        x_max = nice_ceiling(self.run.now + max(1.0, 0.05 * self.run.now))
+        with hold_all(self.depth_figure):
+            assign(self.x_scale, max=x_max)
+            assign(
+                self.depth_scale,
+                max=nice_ceiling(max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1),
             )
-            self.depth_mark.x = self.dlq_mark.x = times
-            self.depth_mark.y = series["depth"]
-            self.dlq_mark.y = series["dlq_depth"]
+            assign(self.depth_mark, x=times, y=series["depth"])
+            assign(self.dlq_mark, x=times, y=series["dlq_depth"])
         self._draw_legend()
         throughput, producer = self._rates()
-        with self.throughput_figure.hold_sync():
-            self.throughput_mark.scales["x"].max = x_max
-            self.rate_scale.max = float(max(throughput + producer + [1]) * 1.15 + 0.5)
-            self.throughput_mark.x = self.producer_mark.x = times
-            self.throughput_mark.y = throughput
-            self.producer_mark.y = producer
+        with hold_all(self.throughput_figure):
+            assign(self.throughput_mark.scales["x"], max=x_max)
+            assign(self.rate_scale, max=nice_ceiling(max(throughput + producer + [1]) * 1.15 + 0.5))
+            assign(self.throughput_mark, x=times, y=throughput)
+            assign(self.producer_mark, x=times, y=producer)
         state = self.run.state()
         for name, consumer in self.run.consumers.items():
             if not consumer.alive:

@@ -6,7 +6,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.point_to_point import PointToPointRun, default_run
-from ._base import PALETTE, SimulationView, held, step_points
+from ._base import PALETTE, SimulationView, assign, held, nice_ceiling, step_points
 
 CONSUMER_COLOURS = [
     PALETTE["blue"],
@@ -236,23 +236,34 @@ class PointToPoint(SimulationView):
         series = self.run.series
         with held(self.depth_figure):
             # Room to the right of the newest sample and above the highest value, so the latest
-            # change is never drawn on the frame.
-            self.x_scale.max = float(self.run.now + max(1.0, 0.05 * self.run.now))
-            self.y_scale.max = float(max(series["visible"] + series["in_flight"] + [1]) * 1.15 + 1)
-            # Only the samples that change the picture (bounded after hours of history).
-            self.depth_mark.x, self.depth_mark.y = step_points(series["time"], series["visible"])
-            self.in_flight_mark.x, self.in_flight_mark.y = step_points(
-                series["time"], series["in_flight"]
+            # change is never drawn on the frame, rounded up to 1, 2, 5, 10, 20, ...: a domain
+            # that changes redraws the axis and every mark on it, so most clicks keep it.
+            assign(self.x_scale, max=nice_ceiling(self.run.now + max(1.0, 0.05 * self.run.now)))
+            assign(
+                self.y_scale,
+                max=nice_ceiling(max(series["visible"] + series["in_flight"] + [1]) * 1.15 + 1),
             )
+            # Only the samples that change the picture (bounded after hours of history).
+            for mark, values in (
+                (self.depth_mark, series["visible"]),
+                (self.in_flight_mark, series["in_flight"]),
+            ):
+                x, y = step_points(series["time"], values)
+                assign(mark, x=x, y=y)
         counts = list(self.run.processed_by().values())
         with held(self.count_figure):
-            self.count_mark.y = counts
-            self.count_scale.max = float(max(counts + [1]) * 1.15 + 1)
+            assign(self.count_scale, max=nice_ceiling(max(counts + [1]) * 1.15 + 1))
             # A crashed consumer's bar turns grey.
-            self.count_mark.colors = [
-                CONSUMER_COLOURS[i % len(CONSUMER_COLOURS)] if consumer.alive else PALETTE["grey"]
-                for i, consumer in enumerate(self.run.consumers.values())
-            ]
+            assign(
+                self.count_mark,
+                y=counts,
+                colors=[
+                    CONSUMER_COLOURS[i % len(CONSUMER_COLOURS)]
+                    if consumer.alive
+                    else PALETTE["grey"]
+                    for i, consumer in enumerate(self.run.consumers.values())
+                ],
+            )
         for name, button in self.crash_buttons.items():
             alive = self.run.consumers[name].alive
             button.description = f"Crash {name}" if alive else f"Restart {name}"

@@ -9,7 +9,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.pubsub import PubSubRun, default_run
-from ._base import PALETTE, SimulationView, held
+from ._base import PALETTE, SimulationView, assign, held, nice_ceiling
 
 #: Colours given to groups in the order they first subscribe (payment, email, analytics, ...).
 GROUP_COLOURS = [
@@ -258,7 +258,7 @@ class PubSub(SimulationView):
             self._colour(name)
         data = self.copies()
         published = self.run.published
-        self.copies_figure.title = (
+        title = (
             f"Who got each message (latest {WINDOW} of {published})"
             if published > WINDOW
             else "Who got each message"
@@ -285,18 +285,25 @@ class PubSub(SimulationView):
                         text.append(member[len(prefix) :] if member.startswith(prefix) else member)
                         text_colours.append(_TEXT_ON[self._colour(name)])
                     level += 1
-        with held(self.copies_figure):
-            self.copies_mark.x = data["messages"]
-            self.copies_mark.y = heights if heights else []
-            self.copies_mark.colors = colours or [PALETTE["grey"]]
-            self.member_labels.x = lx
-            self.member_labels.y = ly
-            self.member_labels.text = text
-            self.member_labels.colors = text_colours or ["black"]
         tallest = max((sum(column) for column in zip(*heights, strict=True)), default=0)
         ticks = _integer_ticks(tallest)
-        self.copies_axis.tick_values = ticks
-        self.copies_axis.scale.max = float(ticks[-1])
+        # One message per changed widget, and only the traits whose value changed: an equal
+        # array sent again would make the page redraw its mark or axis all the same.
+        with held(self.copies_figure):
+            assign(self.copies_figure, title=title)
+            # The messages as the ordinal scale's own domain: left to the marks, the scale
+            # changes its domain once for the bars and again for the labels, and the page moves
+            # every bar and label each time.
+            assign(self.copies_mark.scales["x"], domain=list(data["messages"]))
+            assign(self.copies_axis, tick_values=ticks)
+            assign(self.copies_axis.scale, max=float(ticks[-1]))
+            assign(
+                self.copies_mark,
+                x=data["messages"],
+                y=heights if heights else [],
+                colors=colours or [PALETTE["grey"]],
+            )
+            assign(self.member_labels, x=lx, y=ly, text=text, colors=text_colours or ["black"])
 
         names, counts, bar_colours = [], [], []
         current = self.run.groups()
@@ -306,13 +313,12 @@ class PubSub(SimulationView):
                 names.append(f"{member} (left)" if left else member)
                 counts.append(count)
                 bar_colours.append(PALETTE["grey"] if left else self._colour(group))
+        # a round ceiling: the axis stays as it is until a member's count passes it
+        ticks = _integer_ticks(int(nice_ceiling(max(counts, default=0))))
         with held(self.member_figure):
-            self.member_mark.x = names
-            self.member_mark.y = counts
-            self.member_mark.colors = bar_colours or [PALETTE["grey"]]
-            ticks = _integer_ticks(max(counts, default=0))
-            self.member_axis.tick_values = ticks
-            self.member_axis.scale.max = float(ticks[-1])
+            assign(self.member_axis, tick_values=ticks)
+            assign(self.member_axis.scale, max=float(ticks[-1]))
+            assign(self.member_mark, x=names, y=counts, colors=bar_colours or [PALETTE["grey"]])
 
         self._draw_controls(current)
         swatches = " &nbsp; ".join(

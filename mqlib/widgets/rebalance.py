@@ -17,7 +17,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.rebalance import RebalanceRun, default_run
-from ._base import PALETTE, SimulationView
+from ._base import PALETTE, SimulationView, assign, held
 
 #: Member colours, in the order members appear; grey squares are seconds without processing.
 MEMBER_COLOURS = [
@@ -294,11 +294,11 @@ class Rebalancing(SimulationView):
                 py.append(s["partition"])
         for m in self.run.group.members:
             self._colour(m)
-        with self.figure.hold_sync():
-            self.x_scale.min, self.x_scale.max = first - 0.5, max(last, first + 29) + 0.5
-            self.work_mark.x, self.work_mark.y = wx, wy
-            self.work_mark.colors = colours or [PALETTE["blue"]]
-            self.paused_mark.x, self.paused_mark.y = px, py
+        # One message per mark and scale, with only the traits that changed.
+        with held(self.figure):
+            assign(self.x_scale, min=first - 0.5, max=max(last, first + 29) + 0.5)
+            assign(self.work_mark, x=wx, y=wy, colors=colours or [PALETTE["blue"]])
+            assign(self.paused_mark, x=px, y=py)
         self.legend.value = (
             "Members: "
             + " &nbsp; ".join(

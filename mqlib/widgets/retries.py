@@ -10,7 +10,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.retries import RetryStormRun
-from ._base import PALETTE, SimulationView
+from ._base import FINE_STEPS, PALETTE, SimulationView, assign, held, nice_ceiling
 
 IN_STEP = PALETTE["vermillion"]
 JITTERED = PALETTE["blue"]
@@ -164,14 +164,16 @@ class RetryStorm(SimulationView):
     def _draw(self) -> None:
         none, full = self.run.results["none"], self.run.results["full"]
         end = max(none["time"][-1], full["time"][-1]) + 1.0
-        with self.in_step_mark.hold_sync(), self.jittered_mark.hold_sync():
-            self.in_step_mark.x, self.in_step_mark.y = [*none["time"], end], [*none["load"], 0]
-            self.jittered_mark.x, self.jittered_mark.y = [*full["time"], end], [*full["load"], 0]
         recovers = float(none["recovers_at"])
-        self.capacity_mark.x = [recovers, end]
-        self.capacity_mark.y = [float(none["capacity"])] * 2
-        self.x_scale.max = end
-        self.y_scale.max = float(max(max(none["load"]), max(full["load"]), none["capacity"]) * 1.1)
+        top = float(max(max(none["load"]), max(full["load"]), none["capacity"]) * 1.1)
+        # One message per mark and scale, with only what changed; round scale ends (1, 2, 5,
+        # 10, 20, ...), so that a setting which moves the curves a little keeps the axes.
+        with held(self.figure):
+            assign(self.x_scale, max=nice_ceiling(end, FINE_STEPS))
+            assign(self.y_scale, max=nice_ceiling(top, FINE_STEPS))
+            assign(self.in_step_mark, x=[*none["time"], end], y=[*none["load"], 0])
+            assign(self.jittered_mark, x=[*full["time"], end], y=[*full["load"], 0])
+            assign(self.capacity_mark, x=[recovers, end], y=[float(none["capacity"])] * 2)
         table = self.run.table()
 
         def style(value: Any) -> str:
