@@ -133,17 +133,53 @@ def make_dead_letter():
     return run, _in_steps(5.0)
 
 
-def make_retries():
+#: The retry storm widget's five sliders at their maximum (``mqlib/widgets/retries.py``).
+RETRIES_MAX = {
+    "consumers": 1000,
+    "recovers_at": 60.0,
+    "capacity": 500,
+    "max_attempts": 20,
+    "cap": 120.0,
+}
+#: The same with the capacity slider at its minimum (5 calls/s): every slider at its heaviest,
+#: the busiest storm the controls allow (19,545 calls in step, all done at t=1,567 s; 9,672 calls
+#: with full jitter, done at t=352 s).
+RETRIES_SLOWEST = {**RETRIES_MAX, "capacity": 5}
+
+
+def make_retries(settings: dict[str, Any] | None = None):
+    """One retry storm at the widget's maximum settings per simulated hour.
+
+    The storm has no time axis a learner advances: one ``configure()`` (what moving a slider
+    does) simulates the whole storm, both ways (in step and with full jitter), from the outage
+    at t=0 until every message is processed or dead-lettered, when no event is left. Under the
+    controls that end comes before an hour: a message makes at most 20 attempts, the first at
+    t=0, with waits of at most 120 s between them, so its last call is by t=19 x 120 = 2,280 s.
+    So one configure() IS "one simulated hour at maximum settings" (all of the storm's simulated
+    time, and nothing is left to simulate after it), and the three hours after it are three more
+    configure() calls, which show that nothing piles up from one storm to the next.
+
+    This row used to call configure(consumers=1000, capacity=500, max_attempts=20) 60 times
+    ("once a minute"): 60 storms replayed from t=0, each lasting 31 s (in step) and 65 s
+    (jittered) of simulated time, so it measured a learner dragging a slider every minute for an
+    hour, not an hour of simulation (12.5-16.4 s before the consumer loop stopped re-validating
+    its arguments, 5.5-7.3 s after; one storm then takes a sixtieth of that).
+    """
     from mqlib.scenarios.retries import RetryStormRun
 
-    class Configure:  # no time axis: one configure() computes the whole storm
+    chosen = RETRIES_MAX if settings is None else settings
+
+    class Storm:
         def __init__(self) -> None:
-            self.run = RetryStormRun()
+            self.run: RetryStormRun | None = None
 
         def advance(self, seconds: float) -> None:
-            self.run.configure(consumers=1000, capacity=500, max_attempts=20)
+            if self.run is None:
+                self.run = RetryStormRun(**chosen)
+            else:
+                self.run.configure(**chosen)
 
-    return Configure(), _in_steps(60.0)
+    return Storm(), _in_steps(HOUR)
 
 
 def make_kafka_log():
@@ -200,7 +236,14 @@ SCENARIOS: dict[str, tuple[str, Callable[[], tuple[Any, Callable[[Any, float], N
     "backpressure": ("producer 30/s, consumer 10/s, unbounded, 5 s clicks", make_backpressure),
     "large_scale": ("LargeScaleRun, 10,000 in / 1,000 out per second", make_large_scale),
     "dead_letter": ("producer 20/s, one poison pill, 5 s clicks", make_dead_letter),
-    "retries": ("1,000 consumers, capacity 500, 20 attempts, once a minute", make_retries),
+    "retries": (
+        "1,000 consumers, down 60 s, capacity 500, 20 attempts, cap 120 s: the whole storm",
+        make_retries,
+    ),
+    "retries_slowest": (
+        "the same with capacity 5 (the busiest storm the controls allow)",
+        lambda: make_retries(RETRIES_SLOWEST),
+    ),
     "kafka_log": ("8 partitions, 8 members, produce + consume each second", make_kafka_log),
     "cluster": ("default cluster, produce each second", make_cluster),
     "rebalance": ("default group, 60 s clicks", make_rebalance),
