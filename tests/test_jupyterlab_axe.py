@@ -57,14 +57,15 @@ NOTEBOOK_AREA = (
 # Every control of a view a learner can reach with Tab, in reading (DOM) order: buttons, dropdowns,
 # checkboxes, text fields, slider handles and a slider's readout (where a value can be typed).
 # Each gets a ``data-kbd`` index so that the Tab walk can be compared with it.
-CONTROLS = """view => [...view.querySelectorAll(
-        'button, input, select, textarea, [role=slider], [contenteditable]:not([contenteditable=false])')]
+CONTROLS = """view => [...view.querySelectorAll('button, input, select, textarea, ' +
+        '[role=slider], [contenteditable]:not([contenteditable=false])')]
     .filter(e => !e.disabled && e.getClientRects().length > 0 &&
                  getComputedStyle(e).visibility !== 'hidden' &&
                  e.getAttribute('tabindex') !== '-1')
     .map((e, i) => { e.setAttribute('data-kbd', i);
         return e.getAttribute("aria-label") || e.textContent.trim() || e.value || e.tagName; })"""
-# Where the focus is (its ``data-kbd`` index, or null outside the view) and its outline.
+# Where the focus is (its ``data-kbd`` index, or the start of its HTML when it is not one of
+# the view's controls) and its outline.
 FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
     return [e.getAttribute('data-kbd') ?? e.outerHTML.slice(0, 100), s.outlineStyle,
             parseFloat(s.outlineWidth)]; }"""
@@ -77,24 +78,24 @@ ACTIONS = (
 )
 
 
-def check_view_by_keyboard(page, view, label: str) -> None:
+def check_view_by_keyboard(browser_page, view, label: str) -> None:
     """Tab from the view's first control reaches every control once, in reading order, each with
-    a visible focus ring; the first control pressed (a button, else a mode, else a slider's arrow key) changes the
-    live state line."""
+    a visible focus ring; the first control pressed (a button, else a mode, else a slider's arrow
+    key) changes the live state line."""
     from playwright.sync_api import expect
 
     names = view.evaluate(CONTROLS)
     assert names, f"{label}: no control to reach with the keyboard"
     view.locator("[data-kbd='0']").focus()
-    walk = [page.evaluate(FOCUS)]
+    walk = [browser_page.evaluate(FOCUS)]
     for _ in names[1:]:
-        page.keyboard.press("Tab")
-        walk.append(page.evaluate(FOCUS))
+        browser_page.keyboard.press("Tab")
+        walk.append(browser_page.evaluate(FOCUS))
     reached = [int(i) if i.isdigit() else i for i, _, _ in walk]
-    assert reached == list(range(len(names))), (
-        f"{label}: Tab order {reached} for controls {names}"
-    )
-    unringed = [names[i] for i, (_, style, width) in enumerate(walk) if style == "none" or width < 2]
+    assert reached == list(range(len(names))), f"{label}: Tab order {reached} for controls {names}"
+    unringed = [
+        n for n, (_, style, width) in zip(names, walk, strict=True) if style == "none" or width < 2
+    ]
     assert not unringed, f"{label}: no visible focus ring on {unringed}"
 
     live = view.locator(".mq-state[aria-live=polite]")
@@ -104,7 +105,7 @@ def check_view_by_keyboard(page, view, label: str) -> None:
     what = control.get_attribute("aria-label") or control.inner_text().strip()
     before = live.inner_text()
     control.focus()
-    page.keyboard.press(key)
+    browser_page.keyboard.press(key)
     expect(live, f"{label}: {key} on '{what}' left the state line as it was").not_to_have_text(
         before
     )
@@ -115,9 +116,7 @@ def check_view_by_keyboard(page, view, label: str) -> None:
     [p.name for p in sorted(CHAPTERS.glob("*.ipynb"))],
     indirect=True,
 )
-def test_axe_fit_and_keyboard_in_jupyterlab(
-    request, page, lab, screenshot_dir
-):  # noqa: F811 - fixtures
+def test_axe_fit_and_keyboard_in_jupyterlab(request, page, lab, screenshot_dir):  # noqa: F811
     """After axe: each simulation is at most FIT_HEIGHT px tall (its chart and buttons on screen
     together at 1280×720) and passes ``check_view_by_keyboard``; an element screenshot of each
     is saved as ``jupyterlab-1280-<chapter>-<n>.png``."""

@@ -113,3 +113,58 @@ def test_advance_processes_everything_due_at_its_end_time(name):
                 f"{name}: after advance({seconds}) an event due at t={sim.now} is still waiting"
             )
     assert checked
+
+
+# -- bounded series ------------------------------------------------------------------------------
+from mqlib.scenarios.dead_letter import DeadLetterRun  # noqa: E402
+
+
+def _hour(make, limit=None):
+    """An hour of ``make()``'s run with a burst now and then; ``limit`` overrides SERIES_LIMIT
+    (a large one keeps every sample: the reference)."""
+    run = make()
+    if limit is not None:
+        run.SERIES_LIMIT = limit
+    for minute in range(60):
+        if minute % 7 == 0 and hasattr(run, "send"):
+            run.send(12)
+        run.advance(60)
+    return run
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: PointToPointRun(), lambda: DeadLetterRun()],
+    ids=["point_to_point", "dead_letter"],  # (the playground merges its series its own way)
+)
+def test_an_hours_series_is_bounded_uniform_and_draws_the_same_peaks(make):
+    run, full = _hour(make), _hour(make, limit=10**9)
+    series, reference = run.series, full.series
+    assert run.summary() == full.summary()  # thinning touches only the chart's copy
+    assert len(reference["time"]) > 3 * run.SERIES_LIMIT  # the reference kept every sample
+    assert len(series["time"]) <= run.SERIES_LIMIT
+    assert series["time"][0] == 0 and series["time"][-1] == reference["time"][-1] == 3600
+    # The whole hour keeps one resolution (not fine at the end and coarse at the start).
+    gaps = [b - a for a, b in zip(series["time"], series["time"][1:], strict=False)]
+    assert max(gaps) <= 8 * 3600 / run.SERIES_LIMIT, max(gaps)  # a few intervals of 3.6 s
+    # Each merged point of a level in SERIES_PEAKS is the highest sample it stands for, and
+    # every other key's is the latest: the chart's spikes and running totals are the engine's.
+    times = reference["time"]
+    start = 0
+    for i, t in enumerate(series["time"]):
+        end = times.index(t, start)
+        for key in run.SERIES:
+            window = reference[key][start : end + 1]
+            if key in run.SERIES_PEAKS:
+                assert series[key][i] == max(window), (key, t)
+            elif key not in run.SERIES_RATES:
+                assert series[key][i] == window[-1], (key, t)
+        start = end + 1
+    for key in run.SERIES_RATES:  # a rate's area (its total) is unchanged
+        assert _area(series, key) == pytest.approx(_area(reference, key))
+
+
+def _area(series, key):
+    """The area under a rate series (each value holds since the previous point)."""
+    times = series["time"]
+    return sum(r * (b - a) for r, a, b in zip(series[key][1:], times, times[1:], strict=False))

@@ -596,14 +596,16 @@ def thin_series(
     peaks: tuple[str, ...] = (),
     rates: tuple[str, ...] = (),
 ) -> None:
-    """Halve the number of points of ``series`` (``"time"`` plus any keys, one value per time)
-    until at most ``limit`` are left, in place, keeping the picture a chart draws of it.
+    """Merge the points of ``series`` (``"time"`` plus any keys, one value per time, times
+    increasing) into at most ``limit`` points, in place, keeping the picture a chart draws of it.
 
-    Neighbouring points are merged in pairs (the first and the last point are kept as they are):
-    the merged point has the later time; a key in ``peaks`` keeps the larger value (a spike stays
+    The first and the last point are kept as they are. The span between them is cut into equal
+    intervals, as many as ``limit`` allows, and the points inside each interval become one point
+    (so the whole history keeps the same resolution, however often it is thinned): the merged
+    point has the latest time; a key in ``peaks`` keeps the largest value (a spike stays
     visible), a key in ``rates`` (a per-second rate over the interval since the previous point)
-    becomes the time-weighted mean of the two (so the area under it, the total, is unchanged),
-    any other key (a level or a running total) takes the later value.
+    becomes the time-weighted mean (so the area under it, the total, is unchanged), any other key
+    (a level or a running total) takes the latest value.
     """
     check.integer("limit", limit, minimum=3)
     if not isinstance(series, dict) or not isinstance(series.get("time"), list):
@@ -620,33 +622,34 @@ def thin_series(
             )
     check.collection("peaks", peaks)
     check.collection("rates", rates)
-    while len(time) > limit:
-        old = {key: list(values) for key, values in series.items()}
-        t = old["time"]
-        n = len(t)
-        pairs = list(range(1, n - 1, 2))
-        for key, values in series.items():
-            merged = [values[0]]
-            source = old[key]
-            for i in pairs:
-                j = i + 1 if i + 1 < n - 1 else i
-                if j == i:
-                    merged.append(source[i])
-                elif key == "time":
-                    merged.append(source[j])
-                elif key in peaks:
-                    merged.append(max(source[i], source[j]))
-                elif key in rates:
-                    span = t[j] - t[i - 1]
-                    merged.append(
-                        (source[i] * (t[i] - t[i - 1]) + source[j] * (t[j] - t[i])) / span
-                        if span > 0
-                        else source[j]
-                    )
-                else:
-                    merged.append(source[j])
-            merged.append(source[n - 1])
-            values[:] = merged
+    n = len(time)
+    if n <= limit:
+        return
+    t = list(time)
+    intervals = limit - 2  # the first and the last point stay
+    width = (t[-1] - t[0]) / intervals
+    # Runs of neighbouring interior points that fall in the same interval: [first, last] indices.
+    groups: list[list[int]] = []
+    for i in range(1, n - 1):
+        bucket = min(int((t[i] - t[0]) / width), intervals - 1) if width > 0 else 0
+        if groups and groups[-1][2] == bucket:
+            groups[-1][1] = i
+        else:
+            groups.append([i, i, bucket])
+    for key, values in series.items():
+        source = list(values)
+        merged = [source[0]]
+        for first, last, _ in groups:
+            if key in peaks:
+                merged.append(max(source[first : last + 1]))
+            elif key in rates:
+                span = t[last] - t[first - 1]
+                area = sum(source[k] * (t[k] - t[k - 1]) for k in range(first, last + 1))
+                merged.append(area / span if span > 0 else source[last])
+            else:  # "time", a level or a running total: the latest
+                merged.append(source[last])
+        merged.append(source[n - 1])
+        values[:] = merged
 
 
 class _TooMuchWork(Exception):

@@ -35,6 +35,7 @@ from typing import Any
 
 from .. import _validate as check
 from ..core import Simulation
+from ..models.backpressure import thin_series
 
 __all__ = ["SampledRun"]
 
@@ -64,11 +65,21 @@ class SampledRun:
     series:
         ``"time"`` and each key of :attr:`SERIES` -> one value per sample, oldest first. There is
         at most one sample per instant: a later look at the same time replaces the earlier one,
-        so a burst of button presses shows as one step, not a vertical line of points.
+        so a burst of button presses shows as one step, not a vertical line of points. It keeps
+        at most :attr:`SERIES_LIMIT` points, however long the run: past that, neighbouring
+        points are merged in pairs (:func:`~mqlib.models.backpressure.thin_series`), the keys in
+        :attr:`SERIES_PEAKS` keeping the larger value so that a spike stays visible, those in
+        :attr:`SERIES_RATES` averaged over the merged interval, any other the later value.
     """
 
     #: The recorded quantities, in the order they appear in :attr:`series` after ``"time"``.
     SERIES: tuple[str, ...] = ()
+    #: The most points :attr:`series` keeps (a chart draws a few hundred pixels across).
+    SERIES_LIMIT = 2_000
+    #: Levels whose merged point keeps the larger of the two values.
+    SERIES_PEAKS: tuple[str, ...] = ()
+    #: Per-second rates, merged as the time-weighted mean of the two.
+    SERIES_RATES: tuple[str, ...] = ()
 
     sim: Simulation
     sample_every: float
@@ -134,6 +145,13 @@ class SampledRun:
         self._before_last, self._last = self._last, sample
         for key, values in self.series.items():
             values.append(sample[key])
+        if len(self.series["time"]) > self.SERIES_LIMIT:
+            thin_series(
+                self.series,
+                self.SERIES_LIMIT // 2,
+                peaks=self.SERIES_PEAKS,
+                rates=self.SERIES_RATES,
+            )
 
     def _sampler(self) -> Generator[Any, Any, None]:
         while True:

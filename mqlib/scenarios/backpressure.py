@@ -21,7 +21,6 @@ from ..models.backpressure import (
     BackpressureBroker,
     PartitionConsumer,
     RateProducer,
-    thin_series,
 )
 from ._sampled import SampledRun
 
@@ -77,10 +76,9 @@ class BackpressureRun(SampledRun):
     :func:`~mqlib.models.backpressure.thin_series`).
     """
 
-    #: The most points :attr:`series` keeps.
-    SERIES_LIMIT = 2_000
-
     SERIES = ("depth", "lag", "producer_rate", "consumer_rate", "dropped", "rejected")
+    SERIES_PEAKS = ("depth", "lag")
+    SERIES_RATES = ("producer_rate", "consumer_rate")
 
     def __init__(
         self,
@@ -285,16 +283,6 @@ class BackpressureRun(SampledRun):
         )
 
     # -- internals -----------------------------------------------------------------------------
-    def _sample(self) -> None:
-        super()._sample()
-        if len(self.series["time"]) > self.SERIES_LIMIT:
-            thin_series(
-                self.series,
-                self.SERIES_LIMIT // 2,
-                peaks=("depth", "lag"),
-                rates=("producer_rate", "consumer_rate"),
-            )
-
     def _add(self) -> str:
         name = next(n for n in CONSUMER_NAMES if n not in self.consumers)
         self.consumers[name] = PartitionConsumer(

@@ -280,6 +280,8 @@ class DeadLetterRun(PoisonPillRun):
     """
 
     SERIES = ("depth", "dlq_depth", "processed", "failed", "throughput")
+    SERIES_PEAKS = ("depth", "dlq_depth")
+    SERIES_RATES = ("throughput",)
 
     def __init__(
         self,

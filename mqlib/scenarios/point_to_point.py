@@ -43,6 +43,7 @@ class PointToPointRun(SampledRun):
     """
 
     SERIES = ("visible", "in_flight")
+    SERIES_PEAKS = ("visible", "in_flight")
 
     def __init__(
         self,
