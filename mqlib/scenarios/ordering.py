@@ -249,7 +249,8 @@ class OrderingRun:
         """Event label with its seq (``"42 created #1"``) -> partition (empty in queue mode)."""
         if not isinstance(self.system, PartitionedOrdering):
             return {}
-        by_id = {e.id: e for e in self.system.sent}
+        # every event ever placed is still in its partition's log (system.sent keeps the latest)
+        by_id = {e.id: e for log in self.system.logs for e in log}
         return {f"{by_id[i].label} #{by_id[i].seq}": p for i, p in self.system.placement.items()}
 
     def partition_logs(self) -> list[list[str]]:
