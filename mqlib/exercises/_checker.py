@@ -563,3 +563,17 @@ def callable_with(solution: Any, what: str, arity: int, signature: str) -> Calla
             f"{getattr(solution, '__name__', what)!r} has the signature {sig}"
         ) from None
     return solution
+
+
+def instance_of(solution: Any) -> Any:
+    """``solution`` itself, or, when it is a class, an instance made with no arguments (a
+    ``TypeError`` saying so when that fails)."""
+    if not isinstance(solution, type):
+        return solution
+    try:
+        return solution()
+    except Exception as error:
+        raise TypeError(
+            f"solution must be a class that can be made with no arguments; "
+            f"{solution.__name__}() raised {type(error).__name__}: {error}"
+        ) from None

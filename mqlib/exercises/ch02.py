@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._checker import Budget, Exercise, Fault, SolutionError, call, wrong_type
+from ._checker import Budget, Exercise, Fault, SolutionError, call, instance_of, wrong_type
 
 TYPES = ("order.placed", "order.paid", "order.shipped", "order.cancelled", "payment.failed")
 """The event types the shop publishes."""
@@ -85,14 +85,7 @@ class RouteEvents(Exercise):
     size_unit = "event(s)"
 
     def validate(self, solution: Any) -> Any:
-        if isinstance(solution, type):
-            try:
-                solution = solution()
-            except Exception as error:
-                raise TypeError(
-                    f"solution must be a class that can be made with no arguments; "
-                    f"{solution.__name__}() raised {type(error).__name__}: {error}"
-                ) from None
+        solution = instance_of(solution)
         for method in ("topic_for", "subscribe"):
             if not callable(getattr(solution, method, None)):
                 raise TypeError(

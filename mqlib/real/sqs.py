@@ -27,7 +27,6 @@ Typical use::
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -39,6 +38,7 @@ from mqlib.real._process import (
     LocalServer,
     ServerError,
     ServerNotFoundError,
+    first_executable,
     free_port,
     start_or_skip,
 )
@@ -66,13 +66,10 @@ def find_moto_server() -> Path:
 
     Raises :class:`~mqlib.real._process.ServerNotFoundError` saying how to install it.
     """
-    local = Path(sys.executable).with_name("moto_server")
-    if local.is_file() and os.access(local, os.X_OK):
-        return local
-    on_path = shutil.which("moto_server")
-    if on_path:
-        return Path(on_path)
-    raise ServerNotFoundError(INSTALL_HINT)
+    found = first_executable([Path(sys.executable).with_name("moto_server")], "moto_server")
+    if found is None:
+        raise ServerNotFoundError(INSTALL_HINT)
+    return found
 
 
 class SQSServer(LocalServer):
