@@ -164,6 +164,18 @@ def step_points(
     return x[index].tolist(), y[index].tolist()
 
 
+def bounded(
+    times: Any, values: Any, *, linear: bool = False
+) -> tuple[list[float], list[float]]:
+    """Every sample while there are at most :data:`MAX_CHART_POINTS` of them, and
+    :func:`step_points` beyond that: a line that shows each sample of a short run as it is, and
+    a bounded one (drawing the same picture) after hours of history, when every click would
+    otherwise send and redraw thousands of points per line."""
+    if len(times) <= MAX_CHART_POINTS:
+        return [float(t) for t in times], [float(v) for v in values]
+    return step_points(times, values, linear=linear)
+
+
 def folding_toggle(
     section: w.Box,
     description: str,

@@ -10,7 +10,15 @@ import ipywidgets as w
 
 from .. import _validate
 from ..scenarios.backpressure import BackpressureRun, default_run
-from ._base import PALETTE, SimulationView, assign, folding_toggle, held, nice_ceiling
+from ._base import (
+    PALETTE,
+    SimulationView,
+    assign,
+    bounded,
+    folding_toggle,
+    held,
+    nice_ceiling,
+)
 
 #: Height of each of the three charts (side by side): readable, and the whole view fits 560 px.
 CHART_HEIGHT = "250px"
@@ -423,8 +431,11 @@ class Backpressure(SimulationView):
                 ticks = integer_ticks(nice_ceiling(top * 1.1), steps=6)
                 assign(self.axes[name], tick_values=ticks)
                 assign(scale, max=float(ticks[-1]))
+            # every sample, or after many (hours at one a second) the points that draw the
+            # same lines: 3,600 samples a line would be sent and redrawn on every click
             for key in ("depth", "lag", "producer_rate", "consumer_rate", "rejected", "dropped"):
-                assign(m[key], x=t, y=[float(v) for v in s[key]])
+                x, y = bounded(t, s[key], linear=key.endswith("_rate"))
+                assign(m[key], x=x, y=y)
             if limit is None:
                 assign(m["limit"], visible=False)
             else:

@@ -10,7 +10,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.playground import Playground, default_run
-from ._base import PALETTE, SimulationView, assign, nice_ceiling
+from ._base import PALETTE, SimulationView, assign, bounded, nice_ceiling
 from ._base import held as hold_all
 
 #: Seconds over which the throughput line is averaged (samples come every 0.5 s, and a consumer
@@ -442,15 +442,21 @@ class MessageQueueSimulator(SimulationView):
                 self.depth_scale,
                 max=nice_ceiling(max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1),
             )
-            assign(self.depth_mark, x=times, y=series["depth"])
-            assign(self.dlq_mark, x=times, y=series["dlq_depth"])
+            # every sample, or after many the points that draw the same lines (bounded)
+            for mark, key in ((self.depth_mark, "depth"), (self.dlq_mark, "dlq_depth")):
+                x, y = bounded(times, series[key])
+                assign(mark, x=x, y=y)
         self._draw_legend()
         throughput, producer = self._rates()
         with hold_all(self.throughput_figure):
             assign(self.throughput_mark.scales["x"], max=x_max)
             assign(self.rate_scale, max=nice_ceiling(max(throughput + producer + [1]) * 1.15 + 0.5))
-            assign(self.throughput_mark, x=times, y=throughput)
-            assign(self.producer_mark, x=times, y=producer)
+            for mark, values in (
+                (self.throughput_mark, throughput),
+                (self.producer_mark, producer),
+            ):
+                x, y = bounded(times, values, linear=True)
+                assign(mark, x=x, y=y)
         state = self.run.state()
         for name, consumer in self.run.consumers.items():
             if not consumer.alive:
