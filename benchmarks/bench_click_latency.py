@@ -52,7 +52,7 @@ VIEWS = [
     ("MessageOrdering", "", "Send a batch"),
     ("Backpressure", "", "Advance 1 s"),
     ("DeadLetters", "", "Advance 1 s"),
-    ("RetryStorm", "", "key:max attempts"),
+    ("RetryStorm", "", "key:down until"),
     ("KafkaLog", "", "Produce"),
     ("Rebalancing", "", "+ member"),
     ("KafkaCluster", "", "Produce"),
