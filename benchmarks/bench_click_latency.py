@@ -17,6 +17,11 @@ and *settled* (the last change before the view has been quiet for ``QUIET_MS``).
 the median and the worst over the clicks, with the load average before and after the run.
 
     .venv/bin/python benchmarks/bench_click_latency.py [--clicks 15] [--only PointToPoint,...]
+
+``--timeline`` also prints, for each view's last click, every batch of DOM changes the observer
+saw: its time, its size and what it touched (chart, element, attribute). A mark that bqplot
+redraws shows up as its own batch; two batches for one mark, or an axis batch on a click that
+should keep the axis, point at what a view sends needlessly.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ baseline.add_class("mq-bench-baseline")
 baseline"""
 
 # Click the control of the view in output ``index`` and resolve with [first, settled] in ms.
-CLICK = """async ([index, label, quietMs, giveUpMs]) => {
+CLICK = """async ([index, label, quietMs, giveUpMs, timeline]) => {
     const outputs = [...document.querySelectorAll('.mq-bench')];
     const root = outputs[index];
     let control = null;
@@ -96,7 +101,18 @@ CLICK = """async ([index, label, quietMs, giveUpMs]) => {
     await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
     return await new Promise(resolve => {
         let first = null, last = null, timer = null;
-        const done = () => { observer.disconnect(); resolve({first, settled: last}); };
+        const batches = [];
+        const done = () => { observer.disconnect(); resolve({first, settled: last, batches}); };
+        // --timeline: what each batch of mutations touched (chart title, element class, kind).
+        const describe = r => {
+            const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+            if (!el) return '?';
+            const fig = el.closest('.bqplot');
+            const title = fig && fig.querySelector('.mainheading');
+            const where = fig ? `[${title ? title.textContent.slice(0, 18) : 'chart'}] ` : '';
+            const cls = (el.getAttribute('class') || '').split(' ')[0];
+            return `${where}${el.tagName.toLowerCase()}.${cls} ${r.attributeName || r.type}`;
+        };
         const observer = new MutationObserver(records => {
             const now = performance.now();
             if (records.every(r => control.contains(r.target)))
@@ -108,6 +124,13 @@ CLICK = """async ([index, label, quietMs, giveUpMs]) => {
             });
             if (first === null && seen) first = now - t0;
             last = now - t0;
+            if (timeline) {
+                const kinds = {};
+                for (const r of records) { const d = describe(r); kinds[d] = (kinds[d] || 0) + 1; }
+                const top = Object.entries(kinds).sort((a, b) => b[1] - a[1]).slice(0, 3);
+                batches.push([Math.round(last * 10) / 10, records.length,
+                              top.map(([k, n]) => `${n}x ${k}`).join(', ')]);
+            }
             clearTimeout(timer);
             timer = setTimeout(done, quietMs);
         });
@@ -180,10 +203,16 @@ def figures(times: list[float]) -> str:
     return f"{statistics.median(times):6.1f} /{max(times):6.1f}"
 
 
-def measure(page, index: int, label: str, clicks: int) -> tuple[list[float], list[float], str]:
+def measure(
+    page, index: int, label: str, clicks: int, timeline: str = ""
+) -> tuple[list[float], list[float], str]:
     first, settled, note = [], [], ""
-    for _ in range(clicks):
-        result = page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS])
+    for click in range(clicks):
+        result = page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline)])
+        if timeline and click == clicks - 1:  # the last click's batches of DOM changes
+            print(f"\n{timeline}, click {click + 1}: settled {result.get('settled')} ms")
+            for at, count, what in result.get("batches", []):
+                print(f"  {at:7.1f} ms {count:5d} changes: {what}")
         if "error" in result:
             return first, settled, result["error"]
         if result["settled"] is None:
@@ -199,6 +228,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clicks", type=int, default=15)
     parser.add_argument("--only", default="", help="comma-separated view classes")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print each view's last click as batches of DOM changes (time, count, what)",
+    )
     parser.add_argument(
         "--unbounded",
         action="store_true",
@@ -261,7 +295,7 @@ def main() -> None:
             if failed[i]:
                 rows.append((cls, label, figures([]), figures([]), failed[i][:70]))
                 continue
-            f, s, note = measure(page, index_of[i], label, args.clicks)
+            f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls)
             rows.append((cls, label, figures(f), figures(s), note))
         for i, (cls, _a, label) in enumerate(views):
             if failed[i]:
@@ -275,7 +309,9 @@ def main() -> None:
                 rows.append((f"{cls} after 1 h", label, figures([]), figures([]), out.strip()[:70]))
                 continue
             time.sleep(0.5)  # let the page draw the hour before clicking
-            f, s, note = measure(page, index_of[i], label, args.clicks)
+            f, s, note = measure(
+                page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h"
+            )
             rows.append((f"{cls} after 1 h", label, figures(f), figures(s), note))
         f, s, note = measure(page, base_index, "Bump", args.clicks)
         rows.append(("baseline again (end of run)", "Bump", figures(f), figures(s), note))

@@ -164,9 +164,7 @@ def step_points(
     return x[index].tolist(), y[index].tolist()
 
 
-def bounded(
-    times: Any, values: Any, *, linear: bool = False
-) -> tuple[list[float], list[float]]:
+def bounded(times: Any, values: Any, *, linear: bool = False) -> tuple[list[float], list[float]]:
     """Every sample while there are at most :data:`MAX_CHART_POINTS` of them, and
     :func:`step_points` beyond that: a line that shows each sample of a short run as it is, and
     a bounded one (drawing the same picture) after hours of history, when every click would
