@@ -277,3 +277,50 @@ def test_sliders_send_their_value_on_release_not_while_drawn():
     for view in (PointToPoint(), SyncVsAsync(), MessageOrdering(), PubSub()):
         sliders = [w for w in descendants(view.view) if type(w).__name__.startswith("Float")]
         assert all(not s.continuous_update for s in sliders), type(view).__name__
+
+
+def test_nice_ceiling_rounds_up_to_one_two_or_five_times_a_power_of_ten():
+    from mqlib.widgets._base import FINE_STEPS, nice_ceiling
+
+    assert [nice_ceiling(v) for v in (0, 0.3, 1, 1.5, 2, 2.01, 12, 20, 20.5, 99, 101)] == [
+        1, 1, 1, 2, 2, 5, 20, 20, 50, 100, 200,
+    ]  # fmt: skip
+    assert nice_ceiling(124, FINE_STEPS) == 125 and nice_ceiling(126, FINE_STEPS) == 150
+    for bad in ("3", None, True, float("nan")):
+        with pytest.raises(TypeError, match="value must be a number"):
+            nice_ceiling(bad)
+
+
+def test_assign_sets_only_the_traits_whose_value_changed():
+    import bqplot as bq
+
+    from mqlib.widgets._base import assign
+
+    mark = bq.Lines(x=[0.0, 1.0], y=[[0, 1], [2, 3]], colors=["red"])
+    changes = []
+    mark.observe(lambda change: changes.append(change["name"]), ["x", "y", "colors"])
+    assign(mark, x=[0, 1], y=[[0, 1], [2, 3]], colors=["red"])  # equal: nothing sent
+    assert changes == []
+    assign(mark, x=[0.0, 2.0], y=[[0, 1], [2, 3]], colors=["blue"])
+    assert changes == ["x", "colors"]
+    assign(mark, x=["a", "b"])  # strings are never equal to numbers
+    assert list(mark.x) == ["a", "b"]
+
+
+def test_a_click_that_stays_inside_the_round_scale_ends_changes_no_domain():
+    # The page redraws an axis and every mark on a scale whose domain changes; most clicks
+    # must change none, and the data must still fit inside every scale.
+    view = PointToPoint()
+    scales = [view.x_scale, view.y_scale, view.count_scale]
+    changes = []
+    for scale in scales:
+        scale.observe(lambda change: changes.append(change["name"]), ["min", "max"])
+    names = []
+    view.count_mark.observe(lambda change: names.append(change["name"]), ["x", "colors"])
+    view.send(1)
+    view.advance(0.5)
+    assert changes == [] and names == []  # same consumers, same colours: nothing re-sent
+    series = view.run.series
+    assert view.x_scale.max >= view.run.now
+    assert view.y_scale.max >= max(series["visible"] + series["in_flight"])
+    assert view.count_scale.max >= max(view.run.processed_by().values())

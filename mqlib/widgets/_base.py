@@ -239,6 +239,8 @@ def _same(old: Any, new: Any) -> bool:
             a, b = np.asarray(old), np.asarray(new)
         except (ValueError, TypeError):  # ragged lists: compare them as lists
             return False
+        if a.shape != b.shape:  # bqplot squeezes its arrays: [[0], [0]] is kept as [0, 0]
+            a, b = np.squeeze(a), np.squeeze(b)
         if a.shape != b.shape or (a.dtype.kind in "US") != (b.dtype.kind in "US"):
             return False
         try:
@@ -253,9 +255,10 @@ def _same(old: Any, new: Any) -> bool:
 
 def assign(widget: w.Widget, **traits: Any) -> None:
     """Set the ``traits`` of ``widget`` whose value differs from the one it has, and leave the
-    others alone. bqplot's data traits (``x``, ``y``, ``tick_values``...) are arrays, which
-    traitlets cannot compare, so assigning an equal array sends it to the page again and the
-    page redraws the mark or axis; this sends only what changed."""
+    others alone, so that a view's redraw reads as a list of what the chart shows and sends the
+    page only what changed. (traitlets and bqplot's array traits already skip an equal value
+    of the same kind; this also skips one that differs only in its container or number type,
+    ``[0, 1]`` over ``array([0., 1.])``, and never assigns, so never validates, the others.)"""
     for name, value in traits.items():
         if not _same(getattr(widget, name), value):
             setattr(widget, name, value)
