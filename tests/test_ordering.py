@@ -438,6 +438,9 @@ _bad_values = st.one_of(
 )
 
 
+from mqlib._validate import MAX_INTEGER  # noqa: E402
+
+
 def _real(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -486,7 +489,7 @@ _SETTINGS = {
         lambda v: (
             isinstance(v, list)
             and len(v) > 0
-            and all(_whole(o) and o >= 0 for o in v)
+            and all(_whole(o) and 0 <= o <= MAX_INTEGER for o in v)  # the integer check's bound
             and len(set(v)) == len(v)
         ),
         lambda r: list(r.orders),
@@ -622,3 +625,16 @@ def test_the_running_system_keeps_its_violations_up_to_date():
     assert system.violation_count == len(system.violations()) > 0
     flags = flag_violations(system.processed, system.sent)
     assert [r["violation"] for r in system.processed_rows()] == flags
+
+
+def test_placement_names_every_event_after_more_than_ten_thousand():
+    """The producer keeps only its latest events in memory; the placement still names every
+    event ever sent (it used to raise KeyError past 10,000)."""
+    run = OrderingRun(mode="partitions")
+    for _ in range(1200):  # 10,800 events
+        run.send()
+    run.advance(3600)
+    placement = run.placement()
+    assert len(placement) == 10_800
+    assert placement["42 created #1"] == placement["42 shipped #10798"]  # one key, one partition
+    assert set(placement.values()) == set(range(run.partitions))

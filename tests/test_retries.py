@@ -262,3 +262,14 @@ def test_the_widget_fits_and_its_table_and_slider_names_read_apart():
     (sentence,) = view.describe_charts()
     assert "in step the load after recovery peaks at 200" in sentence
     assert "with full jitter it peaks at 30" in sentence
+
+
+def test_a_storm_of_permanent_errors_only_makes_no_call_and_dead_letters_all():
+    """Every message permanent: nothing is worth calling the dependency for (it used to crash on
+    max() of no calls)."""
+    from mqlib.scenarios.retries import retry_storm
+
+    result = retry_storm(consumers=5, permanent=5)
+    assert result["calls"] == 0 and result["processed"] == 0
+    assert result["dead_lettered"] == 5
+    assert result["peak_after_recovery"] == 0 and result["recovered_at"] == 0.0
