@@ -637,4 +637,4 @@ def test_placement_names_every_event_after_more_than_ten_thousand():
     placement = run.placement()
     assert len(placement) == 10_800
     assert placement["42 created #1"] == placement["42 shipped #10798"]  # one key, one partition
-    assert set(placement.values()) == set(range(run.partitions))
+    assert len(set(placement.values())) == 3  # three orders, three keys
