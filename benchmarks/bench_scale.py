@@ -102,6 +102,13 @@ def make_ordering():
     return run, _every_second(lambda r: r.send())
 
 
+def make_ordering_partitions():
+    from mqlib.scenarios.ordering import OrderingRun
+
+    run = OrderingRun(mode="partitions", partitions=8, consumers=8, jitter=0.5)
+    return run, _every_second(lambda r: r.send())
+
+
 def make_order_flow():
     from mqlib.scenarios import order_flow
 
@@ -232,6 +239,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[], tuple[Any, Callable[[Any, float], N
     "pubsub": ("4 groups x 5 members, publish 10 each second", make_pubsub),
     "guarantees": ("send 1 per simulated second (3,600 sends)", make_guarantees),
     "ordering": ("queue mode, 8 consumers, 0.5 s jitter, a batch each second", make_ordering),
+    "ordering_partitions": (
+        "partitions mode, 8 partitions, 8 consumers, 0.5 s jitter, a batch each second",
+        make_ordering_partitions,
+    ),
     "order_flow": ("compare_modes() 3,600 times (no time axis)", make_order_flow),
     "backpressure": ("producer 30/s, consumer 10/s, unbounded, 5 s clicks", make_backpressure),
     "large_scale": ("LargeScaleRun, 10,000 in / 1,000 out per second", make_large_scale),

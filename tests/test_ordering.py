@@ -638,3 +638,23 @@ def test_placement_names_every_event_after_more_than_ten_thousand():
     assert len(placement) == 10_800
     assert placement["42 created #1"] == placement["42 shipped #10798"]  # one key, one partition
     assert len(set(placement.values())) == 3  # three orders, three keys
+
+
+def test_a_partition_drops_its_oldest_read_records_and_keeps_its_offsets():
+    """Retention in the partitioned model: past 2 * RECENT read records a partition keeps the
+    latest RECENT read ones and everything unread; offsets go on from where they were."""
+    from mqlib.models.ordering import RECENT, PartitionedOrdering, order_events
+
+    sim = Simulation()
+    system = PartitionedOrdering(sim, partitions=1, processing_times=[0.001])
+    events = order_events(range(0, 3 * RECENT // 3 + 400))  # 3 events per order
+    for event in events:
+        system.publish(event)
+    sim.run()
+    assert system.processed_count == len(events)  # everything was read, in order
+    assert system.positions == [len(events)]
+    log = system.logs[0]
+    assert len(log) <= 2 * RECENT and system.base[0] == len(events) - len(log)
+    assert log == events[system.base[0] :]  # the newest records, at their own offsets
+    assert set(system.placement) == {e.id for e in log}
+    assert sim.trace.of_kind("append")[-1].data["offset"] == len(events) - 1

@@ -545,8 +545,12 @@ class PartitionedOrdering(_OrderingSystem):
         self.keyed = check.boolean("keyed", keyed)
         check.choice("keyless", keyless, KEYLESS_STRATEGIES)
         self.partitioner = Partitioner(partitions, keyless=keyless)  # type: ignore[arg-type]
+        # Each partition's log from offset base[p] on: like Kafka's retention, the oldest records
+        # already read are dropped (more than 2 * RECENT read ones in a partition: all but the
+        # latest RECENT), so memory follows the unread backlog, not the history.
         self.logs: list[list[OrderEvent]] = [[] for _ in range(partitions)]
-        self.placement: dict[str, int] = {}  # event id -> partition
+        self.base = [0] * partitions
+        self.placement: dict[str, int] = {}  # event id -> partition, for the records in the logs
         members = {name: [TOPIC] for name in self.processing_times}
         owned = assign(strategy, members, {TOPIC: partitions})  # type: ignore[arg-type]
         self.assignment: dict[str, list[int]] = {m: [p for _, p in tps] for m, tps in owned.items()}
@@ -573,7 +577,7 @@ class PartitionedOrdering(_OrderingSystem):
             step=event.step,
             seq=event.seq,
             partition=partition,
-            offset=len(self.logs[partition]) - 1,
+            offset=self.base[partition] + len(self.logs[partition]) - 1,
         )
         arrivals, self._arrivals = self._arrivals, []
         for arrival in arrivals:
@@ -585,18 +589,26 @@ class PartitionedOrdering(_OrderingSystem):
 
         Within a partition it never skips ahead: offset ``n + 1`` only after offset ``n``.
         """
+        logs, base, positions = self.logs, self.base, self.positions
         while True:
-            ready = [p for p in owned if self.positions[p] < len(self.logs[p])]
+            ready = [p for p in owned if positions[p] - base[p] < len(logs[p])]
             if not ready:
                 arrival = self.sim.event()
                 self._arrivals.append(arrival)
                 yield arrival
                 continue
-            partition = min(ready, key=lambda p: self.logs[p][self.positions[p]].seq)
-            event = self.logs[partition][self.positions[partition]]
+            partition = min(ready, key=lambda p: logs[p][positions[p] - base[p]].seq)
+            event = logs[partition][positions[partition] - base[partition]]
             yield self.sim.timeout(self._work_time(name))
             self._done(name, event, partition)
-            self.positions[partition] += 1
+            positions[partition] += 1
+            read = positions[partition] - base[partition]
+            if read > 2 * RECENT:  # retention: drop the oldest read records
+                log = logs[partition]
+                for old in log[: read - RECENT]:
+                    del self.placement[old.id]
+                del log[: read - RECENT]
+                base[partition] += read - RECENT
 
 
 @dataclass(frozen=True)

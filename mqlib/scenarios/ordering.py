@@ -246,15 +246,17 @@ class OrderingRun:
         return {}
 
     def placement(self) -> dict[str, int]:
-        """Event label with its seq (``"42 created #1"``) -> partition (empty in queue mode)."""
+        """Event label with its seq (``"42 created #1"``) -> partition (empty in queue mode), for
+        every event its partition's log still holds: past 10,000 read records in a partition,
+        the oldest read ones are dropped, as retention would."""
         if not isinstance(self.system, PartitionedOrdering):
             return {}
-        # every event ever placed is still in its partition's log (system.sent keeps the latest)
         by_id = {e.id: e for log in self.system.logs for e in log}
         return {f"{by_id[i].label} #{by_id[i].seq}": p for i, p in self.system.placement.items()}
 
     def partition_logs(self) -> list[list[str]]:
-        """Each partition's events in offset order, as labels (empty in queue mode)."""
+        """Each partition's events in offset order, as labels (empty in queue mode), from the
+        oldest its log still holds (see :meth:`placement`)."""
         if not isinstance(self.system, PartitionedOrdering):
             return []
         return [[e.label for e in log] for log in self.system.logs]
