@@ -290,3 +290,20 @@ def test_step_names_never_overlap_even_with_eight_consumers_and_half_a_second_of
                         (t, band),
                         (u, other),
                     )
+
+
+@pytest.mark.parametrize("mode", ["partitions", "queue"])
+def test_after_many_batches_each_routing_line_lists_only_the_latest_events(mode):
+    from mqlib.widgets.ordering import ROUTING_EVENTS
+
+    run = OrderingRun(mode=mode)
+    for _ in range(40):  # 360 events
+        run.send()
+    run.run()
+    view = MessageOrdering(run)
+    lines = view.routing_html.value.split("<br>")[1:]
+    listed = [line for line in lines if "earlier) ..." in line]
+    assert listed, lines
+    for line in listed:
+        assert line.split("earlier) ... ")[1].count(",") == ROUTING_EVENTS - 1
+    assert len(view.routing_html.value) < 4_000

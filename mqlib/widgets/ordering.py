@@ -44,6 +44,20 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g} ms"
 
 
+#: The most events one line of the routing text lists (the latest ones).
+ROUTING_EVENTS = 12
+
+
+def _latest(labels: list[str]) -> str:
+    """``labels`` joined by commas, only the latest :data:`ROUTING_EVENTS` after a long run."""
+    if not labels:
+        return "&mdash;"
+    if len(labels) <= ROUTING_EVENTS:
+        return ", ".join(labels)
+    earlier = len(labels) - ROUTING_EVENTS
+    return f"({earlier:,} earlier) ... " + ", ".join(labels[-ROUTING_EVENTS:])
+
+
 def _label_sides(times: list[float], rows: list[int], span: float) -> list[bool | None]:
     """For each event (in processing order), whether its step name goes above its dot (``True``),
     below it (``False``) or nowhere (``None``).
@@ -399,10 +413,7 @@ class MessageOrdering(SimulationView):
             done: dict[str, list[str]] = {c: [] for c in times}
             for p in run.processed():
                 done[p["consumer"]].append(f"{p['order']} {p['step']}")
-            items = [
-                f"consumer {c} ({_ms(t)}/event): {', '.join(done[c]) or '&mdash;'}"
-                for c, t in times.items()
-            ]
+            items = [f"consumer {c} ({_ms(t)}/event): {_latest(done[c])}" for c, t in times.items()]
             head = "<b>One queue</b>: whichever consumer is free takes the next event."
             return f'<div style="{_TEXT_STYLE}">{head}<br>{"<br>".join(items)}</div>'
         owner = {p: c for c, parts in run.assignment().items() for p in parts}
@@ -410,7 +421,7 @@ class MessageOrdering(SimulationView):
         for p, log in enumerate(run.partition_logs()):
             c = owner.get(p)
             reader = f"consumer {c} ({_ms(times[c])}/event)" if c else "no consumer"
-            items.append(f"partition {p} &rarr; {reader}: {', '.join(log) or '&mdash;'}")
+            items.append(f"partition {p} &rarr; {reader}: {_latest(log)}")
         idle = [c for c, parts in run.assignment().items() if not parts]
         if idle:
             items.append(f"idle (no partition left for them): {', '.join(idle)}")
