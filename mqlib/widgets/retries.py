@@ -67,7 +67,6 @@ class RetryStorm(SimulationView):
             stroke_width=2.5,
             interpolation="step-after",
             labels=["in step (no jitter)"],
-            display_legend=True,
         )
         self.jittered_mark = bq.Lines(
             x=[0.0],
@@ -77,7 +76,6 @@ class RetryStorm(SimulationView):
             stroke_width=2.5,
             interpolation="step-after",
             labels=["full jitter"],
-            display_legend=True,
         )
         self.capacity_mark = bq.Lines(
             x=[0.0, 1.0],
@@ -87,7 +85,6 @@ class RetryStorm(SimulationView):
             stroke_width=2,
             line_style="dashed",
             labels=["capacity once recovered"],
-            display_legend=True,
         )
         self.figure = bq.Figure(
             marks=[self.capacity_mark, self.in_step_mark, self.jittered_mark],
@@ -96,7 +93,6 @@ class RetryStorm(SimulationView):
                 bq.Axis(scale=x, label="simulated time (s)", tick_format="~g"),
                 bq.Axis(scale=y, side="left", label="calls per second", tick_format="d"),
             ],
-            legend_location="top-right",
             fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
             layout=w.Layout(width="100%", height="290px"),
         )
@@ -143,9 +139,27 @@ class RetryStorm(SimulationView):
                 self._on_control(lambda value, n=name: self.configure(**{n: value})), "value"
             )
         self.table = w.HTML()
+
+        def swatch(colour: str, text: str, dashed: bool = False) -> str:
+            line = "&#9477;&#9477;" if dashed else "&#9473;&#9473;"
+            return f'<span style="color:{colour}"><b>{line}</b></span> {text}'
+
+        # A legend in HTML: bqplot's own box draws its icons over the first letters of its labels.
+        self.legend = w.HTML(
+            '<div style="line-height:1.4;font-size:13px">'
+            + " &nbsp; ".join(
+                [
+                    swatch(IN_STEP, "in step (no jitter)"),
+                    swatch(JITTERED, "full jitter"),
+                    swatch(CAPACITY, "capacity once recovered", True),
+                ]
+            )
+            + "</div>"
+        )
         self.view = w.VBox(
             [
                 self.figure,
+                self.legend,
                 w.HBox([self.consumers_control, self.recovers_control, self.capacity_control]),
                 w.HBox([self.attempts_control, self.cap_control]),
                 self.table,
