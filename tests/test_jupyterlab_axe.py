@@ -57,13 +57,16 @@ NOTEBOOK_AREA = (
 # Every control of a view a learner can reach with Tab, in reading (DOM) order: buttons, dropdowns,
 # checkboxes, text fields, slider handles and a slider's readout (where a value can be typed).
 # Each gets a ``data-kbd`` index so that the Tab walk can be compared with it.
-CONTROLS = """view => [...view.querySelectorAll('button, input, select, textarea, ' +
+CONTROLS = """view => { document.querySelectorAll('[data-kbd]')
+        .forEach(e => e.removeAttribute('data-kbd'));  // earlier views' marks
+    return [...view.querySelectorAll('button, input, select, textarea, ' +
         '[role=slider], [contenteditable]:not([contenteditable=false])')]
     .filter(e => !e.disabled && e.getClientRects().length > 0 &&
                  getComputedStyle(e).visibility !== 'hidden' &&
                  e.getAttribute('tabindex') !== '-1')
     .map((e, i) => { e.setAttribute('data-kbd', i);
-        return e.getAttribute("aria-label") || e.textContent.trim() || e.value || e.tagName; })"""
+        return e.getAttribute("aria-label") || e.textContent.trim() || e.value || e.tagName;
+    }); }"""
 # Where the focus is (its ``data-kbd`` index, or the start of its HTML when it is not one of
 # the view's controls) and its outline.
 FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
@@ -100,7 +103,9 @@ def check_view_by_keyboard(browser_page, view, label: str) -> None:
 
     live = view.locator(".mq-state[aria-live=polite]")
     expect(live, f"{label}: the state line is not a live region").to_have_count(1)
-    selector, key = next((sel, key) for sel, key in ACTIONS if view.locator(sel).count())
+    action = next(((sel, key) for sel, key in ACTIONS if view.locator(sel).count()), None)
+    assert action, f"{label}: nothing to press (no button, mode or slider)"
+    selector, key = action
     control = view.locator(selector).first
     what = control.get_attribute("aria-label") or control.inner_text().strip()
     before = live.inner_text()

@@ -545,9 +545,10 @@ class PartitionedOrdering(_OrderingSystem):
         self.keyed = check.boolean("keyed", keyed)
         check.choice("keyless", keyless, KEYLESS_STRATEGIES)
         self.partitioner = Partitioner(partitions, keyless=keyless)  # type: ignore[arg-type]
-        # Each partition's log from offset base[p] on: like Kafka's retention, the oldest records
-        # already read are dropped (more than 2 * RECENT read ones in a partition: all but the
-        # latest RECENT), so memory follows the unread backlog, not the history.
+        # Each partition's log from offset base[p] on. To bound memory, the oldest records already
+        # read are dropped (more than 2 * RECENT read ones in a partition: all but the latest
+        # RECENT). Kafka's retention differs: it deletes by age or size (retention.ms,
+        # retention.bytes) whether or not any group has read the records.
         self.logs: list[list[OrderEvent]] = [[] for _ in range(partitions)]
         self.base = [0] * partitions
         self.placement: dict[str, int] = {}  # event id -> partition, for the records in the logs
@@ -606,7 +607,7 @@ class PartitionedOrdering(_OrderingSystem):
             if read > 2 * RECENT:  # retention: drop the oldest read records
                 log = logs[partition]
                 for old in log[: read - RECENT]:
-                    del self.placement[old.id]
+                    self.placement.pop(old.id, None)
                 del log[: read - RECENT]
                 base[partition] += read - RECENT
 

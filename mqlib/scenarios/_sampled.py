@@ -66,19 +66,20 @@ class SampledRun:
         ``"time"`` and each key of :attr:`SERIES` -> one value per sample, oldest first. There is
         at most one sample per instant: a later look at the same time replaces the earlier one,
         so a burst of button presses shows as one step, not a vertical line of points. It keeps
-        at most :attr:`SERIES_LIMIT` points, however long the run: past that, neighbouring
-        points are merged in pairs (:func:`~mqlib.models.backpressure.thin_series`), the keys in
-        :attr:`SERIES_PEAKS` keeping the larger value so that a spike stays visible, those in
-        :attr:`SERIES_RATES` averaged over the merged interval, any other the later value.
+        at most :attr:`SERIES_LIMIT` points, however long the run: past that, the points in each
+        of a run of equal time intervals are merged into one
+        (:func:`~mqlib.models.backpressure.thin_series`), the keys in :attr:`SERIES_PEAKS`
+        keeping the largest value so that a spike stays visible, those in :attr:`SERIES_RATES`
+        their time-weighted mean, any other the latest value.
     """
 
     #: The recorded quantities, in the order they appear in :attr:`series` after ``"time"``.
     SERIES: tuple[str, ...] = ()
     #: The most points :attr:`series` keeps (a chart draws a few hundred pixels across).
     SERIES_LIMIT = 2_000
-    #: Levels whose merged point keeps the larger of the two values.
+    #: Levels whose merged point keeps the largest of its values.
     SERIES_PEAKS: tuple[str, ...] = ()
-    #: Per-second rates, merged as the time-weighted mean of the two.
+    #: Per-second rates, merged as the time-weighted mean over the merged interval.
     SERIES_RATES: tuple[str, ...] = ()
 
     sim: Simulation

@@ -71,8 +71,8 @@ class BackpressureRun(SampledRun):
     ``sample_every`` 0.1 to 3,600 s. One :meth:`advance` may take at most :data:`MAX_EVENTS`
     simulated events (``seconds * (rate + busy consumers * consumer_rate + 1 / sample_every)``),
     about a second of work; a longer one is refused. :attr:`series` keeps at most
-    :attr:`SERIES_LIMIT` points: older ones are merged in pairs (peaks of depth and lag kept,
-    rates averaged over the merged interval, see
+    :attr:`SERIES_LIMIT` points: past that, the points of each of a run of equal time intervals
+    are merged (peaks of depth and lag kept, rates averaged over the merged interval, see
     :func:`~mqlib.models.backpressure.thin_series`).
     """
 

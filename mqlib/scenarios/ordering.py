@@ -248,7 +248,8 @@ class OrderingRun:
     def placement(self) -> dict[str, int]:
         """Event label with its seq (``"42 created #1"``) -> partition (empty in queue mode), for
         every event its partition's log still holds: past 10,000 read records in a partition,
-        the oldest read ones are dropped, as retention would."""
+        the model drops the oldest read ones to bound its memory (Kafka's retention deletes by age
+        or size instead, read or not)."""
         if not isinstance(self.system, PartitionedOrdering):
             return {}
         by_id = {e.id: e for log in self.system.logs for e in log}

@@ -452,8 +452,7 @@ class KafkaLog(SimulationView):
                     gy.append(p + 0.3 + 0.16 * (gi % 3))
                     gcolours.append(colour)
                     gtext.append(group)
-        # One message per mark, axis and scale, with only the traits that changed: an equal
-        # array sent again makes the page redraw its mark all the same.
+        # One message per mark, axis and scale (held), with the traits whose value changed.
         with held(self.figure):
             assign(self.x_scale, min=first - 0.6, max=last + 1.6)
             assign(self.x_axis, tick_values=list(in_view))

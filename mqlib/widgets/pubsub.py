@@ -287,8 +287,7 @@ class PubSub(SimulationView):
                     level += 1
         tallest = max((sum(column) for column in zip(*heights, strict=True)), default=0)
         ticks = _integer_ticks(tallest)
-        # One message per changed widget, and only the traits whose value changed: an equal
-        # array sent again would make the page redraw its mark or axis all the same.
+        # One message per changed widget (held), with the traits whose value changed.
         with held(self.copies_figure):
             assign(self.copies_figure, title=title)
             # The messages as the ordinal scale's own domain: left to the marks, the scale

@@ -180,8 +180,9 @@ class RetryStorm(SimulationView):
         end = max(none["time"][-1], full["time"][-1]) + 1.0
         recovers = float(none["recovers_at"])
         top = float(max(max(none["load"]), max(full["load"]), none["capacity"]) * 1.1)
-        # One message per mark and scale, with only what changed; round scale ends (1, 2, 5,
-        # 10, 20, ...), so that a setting which moves the curves a little keeps the axes.
+        # One message per mark and scale, with only what changed; round scale ends (FINE_STEPS:
+        # 1, 1.25, 1.5, 2, ... times a power of ten), so that a setting which moves the curves a
+        # little keeps the axes.
         with held(self.figure):
             assign(self.x_scale, max=nice_ceiling(end, FINE_STEPS))
             assign(self.y_scale, max=nice_ceiling(top, FINE_STEPS))
