@@ -490,10 +490,9 @@ class DeadLetters(SimulationView):
         limit = run.queue.max_receives
         top = max([limit + 1, *(f + s + 1 for f, s in zip(failed, succeeded, strict=True))])
         with held(self.attempts_figure):
-            # The messages as the ordinal scale's own domain: left to the marks, the scale
-            # would change its domain once per mark (the bars, then the limit line), and the
-            # page would move every bar and tick each time.
-            assign(self.attempts_mark.scales["x"], domain=ids)
+            # The ordinal scale takes its domain from its marks. (Set here, it reached the page
+            # before the bars' new x: for a moment the bars of messages no longer listed had no
+            # place, and bqplot drew them at NaN.)
             assign(self.attempt_scale, max=float(top))
             assign(self.attempts_figure.axes[1], tick_values=_int_ticks(top))
             poison = {r["message"] for r in rows if r["failed"]}

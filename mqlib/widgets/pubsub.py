@@ -290,10 +290,8 @@ class PubSub(SimulationView):
         # One message per changed widget (held), with the traits whose value changed.
         with held(self.copies_figure):
             assign(self.copies_figure, title=title)
-            # The messages as the ordinal scale's own domain: left to the marks, the scale
-            # changes its domain once for the bars and again for the labels, and the page moves
-            # every bar and label each time.
-            assign(self.copies_mark.scales["x"], domain=list(data["messages"]))
+            # The ordinal scale takes its domain from its marks. (Set here, it reaches the page
+            # before the marks' new x, and a message that left the window is drawn at NaN.)
             assign(self.copies_axis, tick_values=ticks)
             assign(self.copies_axis.scale, max=float(ticks[-1]))
             assign(
