@@ -205,6 +205,13 @@ def folding_toggle(
 FINE_STEPS = (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 
 
+def line_swatch(colour: str, text: str, dashed: bool = False) -> str:
+    """One entry of an HTML legend: a short solid (or dashed) line in ``colour``, then ``text``.
+    (bqplot's own legend box sits on top of the lines it explains.)"""
+    line = "&#9477;&#9477;" if dashed else "&#9473;&#9473;"
+    return f'<span style="color:{colour}"><b>{line}</b></span> {text}'
+
+
 def nice_ceiling(value: float, mantissas: tuple[float, ...] = (1, 2, 5)) -> float:
     """The smallest of 1, 2, 5, 10, 20, 50, ... (``mantissas`` times a power of ten) that is
     at least ``value`` (1 for anything up to 1): a scale's maximum that changes only when the

@@ -17,6 +17,7 @@ from ._base import (
     bounded,
     folding_toggle,
     held,
+    line_swatch,
     nice_ceiling,
 )
 
@@ -245,8 +246,7 @@ class Backpressure(SimulationView):
         }
 
         def swatch(key: str, text: str, dashed: bool = False) -> str:
-            line = "&#9477;&#9477;" if dashed else "&#9473;&#9473;"
-            return f'<span style="color:{COLOURS[key]}"><b>{line}</b></span> {text}'
+            return line_swatch(COLOURS[key], text, dashed)
 
         # Legends in HTML: bqplot's own legend box sits on top of the lines it explains.
         self.legend = w.HTML(

@@ -10,7 +10,15 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..scenarios.retries import RetryStormRun
-from ._base import FINE_STEPS, PALETTE, SimulationView, assign, held, nice_ceiling
+from ._base import (
+    FINE_STEPS,
+    PALETTE,
+    SimulationView,
+    assign,
+    held,
+    line_swatch,
+    nice_ceiling,
+)
 
 IN_STEP = PALETTE["vermillion"]
 JITTERED = PALETTE["blue"]
@@ -140,18 +148,14 @@ class RetryStorm(SimulationView):
             )
         self.table = w.HTML()
 
-        def swatch(colour: str, text: str, dashed: bool = False) -> str:
-            line = "&#9477;&#9477;" if dashed else "&#9473;&#9473;"
-            return f'<span style="color:{colour}"><b>{line}</b></span> {text}'
-
         # A legend in HTML: bqplot's own box draws its icons over the first letters of its labels.
         self.legend = w.HTML(
             '<div style="line-height:1.4;font-size:13px">'
             + " &nbsp; ".join(
                 [
-                    swatch(IN_STEP, "in step (no jitter)"),
-                    swatch(JITTERED, "full jitter"),
-                    swatch(CAPACITY, "capacity once recovered", True),
+                    line_swatch(IN_STEP, "in step (no jitter)"),
+                    line_swatch(JITTERED, "full jitter"),
+                    line_swatch(CAPACITY, "capacity once recovered", True),
                 ]
             )
             + "</div>"
