@@ -6,6 +6,8 @@ queues. Every wait in the experiments is bounded and ends on the event it waits 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pika
 import pytest
 
@@ -95,6 +97,30 @@ def test_observe_fills_every_row_from_evidence(rabbit):
     assert cells["overflow policies"].evidence["drop-head"]["kept"] == ["m4", "m5"]
 
 
+def test_node_runs_from_a_core_home_with_only_the_brokers_applications(rabbit):
+    home = rabbit.tmp_dir / "rabbitmq_home"
+    assert rabbit.pids[1] and (home / "sbin" / "rabbitmq-server").is_file()
+    linked = {p.name.rsplit("-", 1)[0] for p in (home / "plugins").iterdir()}
+    assert {"rabbit", "rabbitmq_prelaunch", "rabbit_common", "ra", "osiris", "ranch"} <= linked
+    installed = rabbit.launcher.resolve().parent.parent / "plugins"
+    assert not linked & {"rabbitmq_management", "rabbitmq_mqtt", "rabbitmq_stream", "cowboy"}
+    assert len(linked) < len(list(installed.iterdir())) / 2
+    # the node really booted from it: the Erlang VM's code path is the core home's plugins
+    beam = int((rabbit.tmp_dir / "mnesia" / f"{rabbit.node}.pid").read_text())
+    raw = Path(f"/proc/{beam}/environ").read_bytes().split(b"\0")
+    environ = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    assert environ["ERL_LIBS"] == str(home / "plugins")
+    assert environ["RABBITMQ_PLUGINS_DIR"] == str(home / "plugins")
+
+
+def test_core_home_falls_back_when_the_layout_is_unknown(tmp_path):
+    launcher = tmp_path / "bin" / "rabbitmq-server"
+    launcher.parent.mkdir()
+    launcher.write_text("#!/bin/sh\n")
+    assert rabbitmq.core_home(launcher, tmp_path / "home") is None  # no sbin/plugins beside it
+    assert not (tmp_path / "home").exists()
+
+
 def test_stop_leaves_no_process_and_a_second_start_is_fresh():
     server = RabbitMQServer()
     server.start(wait=False)
@@ -103,9 +129,12 @@ def test_stop_leaves_no_process_and_a_second_start_is_fresh():
     pid_file = server.tmp_dir / "mnesia" / f"{server.node}.pid"
     beam = int(pid_file.read_text())
     tmp = server.tmp_dir
+    installed = server.launcher.resolve().parent.parent / "plugins"
+    count = len(list(installed.iterdir()))
     server.stop()
     assert not any(pid_alive(pid) for pid in [*pids, beam])
     assert not tmp.exists()
+    assert len(list(installed.iterdir())) == count  # removing the core home kept the links' targets
     server.stop()  # twice is fine
     with pytest.raises(ServerError, match="not running"):
         _ = server.port
