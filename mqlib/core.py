@@ -98,6 +98,13 @@ class Trace:
         """The events whose kind is one of ``kinds``."""
         return [TraceEvent(t, k, d) for t, k, d in self._events if k in kinds]
 
+    def data_of_kind(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The ``(kind, data)`` of the events whose kind is one of ``kinds``, oldest first: what
+        :meth:`of_kind` gives without building an event object for each (for a view that reads
+        the whole trace on every redraw)."""
+        wanted = frozenset(kinds)
+        return ((k, d) for _t, k, d in self._events if k in wanted)
+
     def as_dicts(self) -> list[dict[str, Any]]:
         """Every event as a plain dict (for golden-trace files and tables)."""
         return [{"time": round(t, 9), "kind": k, **d} for t, k, d in self._events]

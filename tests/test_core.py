@@ -44,6 +44,7 @@ def test_trace_filters_by_kind():
     sim.record("b")
     sim.record("a", x=2)
     assert [e.data["x"] for e in sim.trace.of_kind("a")] == [1, 2]
+    assert [(k, d["x"]) for k, d in sim.trace.data_of_kind("a")] == [("a", 1), ("a", 2)]
 
 
 @pytest.mark.parametrize(

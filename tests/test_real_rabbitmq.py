@@ -117,7 +117,7 @@ def test_core_home_falls_back_when_the_layout_is_unknown(tmp_path):
     launcher = tmp_path / "bin" / "rabbitmq-server"
     launcher.parent.mkdir()
     launcher.write_text("#!/bin/sh\n")
-    assert rabbitmq.core_home(launcher, tmp_path / "home") is None  # no sbin/plugins beside it
+    assert rabbitmq._core_home(launcher, tmp_path / "home") is None  # no sbin/plugins beside it
     assert not (tmp_path / "home").exists()
 
 

@@ -314,3 +314,20 @@ def test_the_charts_have_sentences_for_screen_readers():
     assert time_chart.startswith(f"Line chart of the queue over {view.run.now:g} s")
     pill = view.run.poison_ids[0]
     assert f"{pill} failed 3 times then was processed" in attempts
+
+
+def test_attempt_rows_after_a_long_run_are_the_chart_rule_over_the_whole_history():
+    """The view reads the newest rows from the end of the counts; they are what the rule gives
+    over attempt_history(): the newest MAX_BARS that failed, then the newest others."""
+    from mqlib.widgets.dead_letter import MAX_BARS
+
+    view = DeadLetters()
+    view.advance(600)
+    history = view.run.attempt_history()
+    troubled = [row for row in history if row["failed"]][-MAX_BARS:]
+    others = [row for row in history if not row["failed"]]
+    keep = MAX_BARS - len(troubled)
+    shown = {row["message"] for row in troubled + (others[len(others) - keep :] if keep else [])}
+    assert len(history) > 10 * MAX_BARS and troubled  # a long history with failures in it
+    assert view.attempt_rows() == [row for row in history if row["message"] in shown]
+    assert len(view.attempt_rows()) == MAX_BARS

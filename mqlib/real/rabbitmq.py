@@ -6,7 +6,7 @@ This starts a *private* node of the ``rabbitmq-server`` that Debian's package in
 no plugins. It is ready when an AMQP handshake with the default ``guest`` user succeeds, which takes
 about 4-5 seconds on two quiet cores (the Erlang VM loads and boots RabbitMQ's applications one by
 one). To make that shorter the node runs from a *core home* in its temporary directory (see
-:func:`core_home`): RabbitMQ's own launcher scripts, copied, and a plugins folder that links only
+:func:`_core_home`): RabbitMQ's own launcher scripts, copied, and a plugins folder that links only
 the applications the broker needs, not the ~45 plugins Debian installs beside them, which RabbitMQ
 would otherwise load and scan at boot (about 2 s of the 6-7 s measured). Stopping sends SIGTERM
 to the launcher script, which stops the Erlang VM (``beam.smp``) cleanly; the VM's PID is also read
@@ -47,7 +47,6 @@ from mqlib.real._process import (
 
 __all__ = [
     "RabbitMQServer",
-    "core_home",
     "find_rabbitmq",
     "start_rabbitmq",
     "ServerError",
@@ -105,7 +104,7 @@ def _needed_applications(plugins: Path, roots: tuple[str, ...]) -> list[Path] | 
     return sorted(needed.values())
 
 
-def core_home(launcher: Path, target: Path) -> Path | None:
+def _core_home(launcher: Path, target: Path) -> Path | None:
     """Make a RabbitMQ home in ``target`` that holds only the broker's core; return its launcher.
 
     RabbitMQ's launcher takes its home from its own location (``sbin/..``) and puts every
@@ -163,7 +162,7 @@ class RabbitMQServer(LocalServer):
             folder.mkdir()
         plugins = tmp_dir / "enabled_plugins"
         plugins.write_text("[].\n")  # no management UI: fewer ports, faster boot
-        core = core_home(self.launcher, tmp_dir / "rabbitmq_home")
+        core = _core_home(self.launcher, tmp_dir / "rabbitmq_home")
         self.node = f"mqlib{amqp}@localhost"
         env = dict(os.environ)
         env.update(

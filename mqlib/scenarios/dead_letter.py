@@ -371,22 +371,30 @@ class DeadLetterRun(PoisonPillRun):
         The trace keeps only its newest events (``Simulation(trace_limit=...)``), so after a long
         run this covers the messages still in it; one whose send has left the trace is listed
         from its first processing that is still there."""
+        order, failed, succeeded = self.attempt_counts()
+        return [
+            {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
+            for m in order
+        ]
+
+    def attempt_counts(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """What :meth:`attempt_history` is made of, for a view that needs only some rows: every
+        message's position (in the order its first event in the trace came), and the failed and
+        the successful processings of the messages that have any."""
         order: dict[str, int] = {}
         failed: dict[str, int] = {}
         succeeded: dict[str, int] = {}
         counts_of = {"processing_failed": failed, "processed": succeeded}
         # One pass in time order: a message is listed where its first event in the trace is
         # (its send, unless that has left the trace).
-        for event in self.sim.trace.of_kind("send", "processing_failed", "processed"):
-            message = event.data["message"]
-            order.setdefault(message, len(order))
-            counts = counts_of.get(event.kind)
+        for kind, data in self.sim.trace.data_of_kind("send", "processing_failed", "processed"):
+            message = data["message"]
+            if message not in order:
+                order[message] = len(order)
+            counts = counts_of.get(kind)
             if counts is not None:
                 counts[message] = counts.get(message, 0) + 1
-        return [
-            {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
-            for m in order
-        ]
+        return order, failed, succeeded
 
     def processed_by_group(self) -> dict[str, int]:
         """FIFO: messages processed per message group (a standard queue has none)."""

@@ -194,14 +194,20 @@ class DeadLetters(SimulationView):
         them."""
         if self._rows is not None:
             return self._rows
-        history = self.run.attempt_history()
-        troubled = [row for row in history if row["failed"]][-MAX_BARS:]
-        others = [row for row in history if not row["failed"]]
-        keep = MAX_BARS - len(troubled)
-        shown = {
-            row["message"] for row in troubled + (others[len(others) - keep :] if keep else [])
-        }
-        return [row for row in history if row["message"] in shown]
+        order, failed, succeeded = self.run.attempt_counts()
+        # the newest MAX_BARS that failed, then the newest others up to MAX_BARS in all: read
+        # from the end, so a long run's thousands of trouble-free messages are not all visited
+        troubled = sorted(failed, key=order.__getitem__)[-MAX_BARS:]
+        shown = set(troubled)
+        for message in reversed(order):
+            if len(shown) >= MAX_BARS:
+                break
+            if message not in failed:
+                shown.add(message)
+        return [
+            {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
+            for m in sorted(shown, key=order.__getitem__)
+        ]
 
     def describe_charts(self) -> list[str]:
         """The two charts in words: the queue over time, and the attempts per message."""
