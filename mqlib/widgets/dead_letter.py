@@ -289,10 +289,13 @@ class DeadLetters(SimulationView):
             colors=[FAILED, SUCCEEDED],
             padding=0.2,
         )
+        # The limit line spans the chart on an x scale of its own (0 to 1, never changed): on
+        # the ordinal scale its ends would change the message axis's domain a second time on
+        # every click, one more redraw of that axis and of every bar.
         self.limit_mark = bq.Lines(
-            x=[" ", " "],
+            x=[0.0, 1.0],
             y=[3.0, 3.0],
-            scales={"x": ax, "y": ay},
+            scales={"x": bq.LinearScale(min=0.0, max=1.0), "y": ay},
             colors=[PALETTE["black"]],
             stroke_width=1.5,
             line_style="dashed",
@@ -511,7 +514,6 @@ class DeadLetters(SimulationView):
             assign(self.attempts_mark, x=ids, y=[failed, succeeded])
             assign(
                 self.limit_mark,
-                x=[ids[0], ids[-1]],
                 y=[float(limit), float(limit)],
                 visible=run.queue.dead_letter_queue is not None,
             )
