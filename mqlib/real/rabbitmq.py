@@ -189,8 +189,10 @@ class RabbitMQServer(LocalServer):
             log_name="epmd.log",
             env=env,
         )
-        launcher = core or self.launcher
-        self._spawn([str(launcher)], log_name="rabbitmq.log", env=env, main_log=True)
+        # The core home's copy runs through sh (its #! line), so a temporary folder mounted
+        # noexec does not stop it; it finds its home from its own path, $0.
+        command = [shutil.which("sh") or "/bin/sh", str(core)] if core else [str(self.launcher)]
+        self._spawn(command, log_name="rabbitmq.log", env=env, main_log=True)
         # The Erlang VM writes its PID here; stopped right after the launcher if still alive.
         self._watch_pid_file(mnesia / f"{self.node}.pid")
         self._port = amqp
