@@ -4,10 +4,10 @@ This starts a *private* node of the ``rabbitmq-server`` that Debian's package in
 (``apt-get install rabbitmq-server``), never the system service: its own Erlang port mapper
 (``epmd``), its own free ports on 127.0.0.1, its own database and log in a temporary directory, and
 no plugins. It is ready when an AMQP handshake with the default ``guest`` user succeeds, which takes
-about 4-5 seconds on two quiet cores (the Erlang VM loads and boots RabbitMQ's applications one by
+about 5 seconds on two quiet cores (the Erlang VM loads and boots RabbitMQ's applications one by
 one). To make that shorter the node runs from a *core home* in its temporary directory (see
 :func:`_core_home`): RabbitMQ's own launcher scripts, copied, and a plugins folder that links only
-the applications the broker needs, not the ~45 plugins Debian installs beside them, which RabbitMQ
+the applications the broker needs, not the 50 others Debian installs beside them, which RabbitMQ
 would otherwise load and scan at boot (about 2 s of the 6-7 s measured). Stopping sends SIGTERM
 to the launcher script, which stops the Erlang VM (``beam.smp``) cleanly; the VM's PID is also read
 from its PID file so that it cannot outlive the launcher; then ``epmd`` is stopped. Starting our
