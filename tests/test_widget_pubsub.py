@@ -42,7 +42,7 @@ def test_opens_on_the_default_run_every_group_every_message_members_split():
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
     # Left chart: one column per message, one block per group subscribed when it was published.
-    assert list(view.copies_mark.x) == list(range(1, 11))
+    assert shown_messages(view) == list(range(1, 11))
     heights = stacked(view)
     assert heights.shape == (8, 10)  # delivered + waiting row for each of the four groups
     assert list(heights.sum(axis=0)) == [3] * 6 + [4] * 4  # 34 copies
@@ -152,11 +152,17 @@ def test_a_group_without_members_shows_waiting_blocks_until_a_member_joins():
     assert view.run.deliveries()["analytics"] == {"analytics-1": 0, "analytics-2": 2}
 
 
+def shown_messages(view):
+    """The messages the left chart's columns stand for: its axis labels its slots."""
+    labels = view.copies_figure.axes[0].tick_labels
+    return [int(labels[slot]) for slot in view.copies_mark.x]
+
+
 def test_the_chart_shows_the_latest_messages_only():
     view = PubSub()
     view.publish(25)
-    assert list(view.copies_mark.x) == list(range(16, 36))
-    assert len(view.copies_mark.x) == WINDOW
+    assert shown_messages(view) == list(range(16, 36))
+    assert list(view.copies_mark.x) == list(range(WINDOW))  # the same slots as it slides on
     assert view.run.published == 35
     # The chart draws the scenario's own data for that window.
     assert view.copies() == view.run.copies(WINDOW)
@@ -168,6 +174,10 @@ def test_the_chart_shows_the_latest_messages_only():
         for row in [data["groups"][name]]
         for part in ("delivered", "waiting")
     ]
+    view.publish(1)
+    assert shown_messages(view) == list(range(17, 37))
+    assert list(view.copies_mark.x) == list(range(WINDOW))
+    assert max(view.member_labels.x) < WINDOW  # the member numbers sit in the same slots
 
 
 def test_methods_validate_through_the_scenario_and_leave_the_view_alone():

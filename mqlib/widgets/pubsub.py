@@ -269,13 +269,13 @@ class PubSub(SimulationView):
             colours += [self._colour(name), WAITING_COLOUR]
         # labels: the member's number in the middle of its segment ("…" while it waits)
         lx, ly, text, text_colours = [], [], [], []
-        for i, seq in enumerate(data["messages"]):
+        for i in range(len(data["messages"])):
             level = 0
             for name in order:
                 row = data["groups"][name]
                 if row["delivered"][i] or row["waiting"][i]:
                     member = row["member"][i]
-                    lx.append(seq)
+                    lx.append(i)
                     ly.append(level + 0.5)
                     if member is None:
                         text.append("…")
@@ -290,13 +290,23 @@ class PubSub(SimulationView):
         # One message per changed widget (held), with the traits whose value changed.
         with held(self.copies_figure):
             assign(self.copies_figure, title=title)
-            # The ordinal scale takes its domain from its marks. (Set here, it reaches the page
-            # before the marks' new x, and a message that left the window is drawn at NaN.)
+            # Columns are slots 0 to WINDOW-1 and the axis labels each with its message, so
+            # once the window is full the ordinal domain never changes: a publish relabels the
+            # axis instead of moving every bar and label (twice: the bars, then the labels).
+            # The scale takes its domain from its marks. (Set here, it reached the page before
+            # the marks' new x, and bqplot drew a column that had left at NaN.)
+            slots = list(range(len(data["messages"])))
+            assign(
+                self.copies_figure.axes[0],
+                tick_labels={
+                    slot: str(seq) for slot, seq in zip(slots, data["messages"], strict=True)
+                },
+            )
             assign(self.copies_axis, tick_values=ticks)
             assign(self.copies_axis.scale, max=float(ticks[-1]))
             assign(
                 self.copies_mark,
-                x=data["messages"],
+                x=slots,
                 y=heights if heights else [],
                 colors=colours or [PALETTE["grey"]],
             )
