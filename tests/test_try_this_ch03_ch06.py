@@ -187,7 +187,9 @@ def dlq_ids(view) -> list[str]:
 
 def bars(view) -> dict[str, tuple[int, int]]:
     failed, succeeded = (np.asarray(s, dtype=int).tolist() for s in view.attempts_mark.y)
-    return dict(zip(view.attempts_mark.x, zip(failed, succeeded, strict=True), strict=True))
+    ids = [row["message"] for row in view.attempt_rows()]  # the messages in the bars' slots
+    assert list(view.attempts_mark.x) == list(range(len(ids)))
+    return dict(zip(ids, zip(failed, succeeded, strict=True), strict=True))
 
 
 def start_over_and_poison(view) -> str:

@@ -50,8 +50,10 @@ def test_opens_on_the_populated_default_run():
     assert np.asarray(view.processed_mark.y).tolist()[-1] == 41
     # the poison pill m8 (m7 is sent at t=3 just before it, the instant rule): three failed
     # attempts, then processed after the fix and the replay
-    ids = list(view.attempts_mark.x)
+    ids = [row["message"] for row in view.attempt_rows()]
     assert ids[0] == "m8" and len(ids) == 24
+    assert list(view.attempts_mark.x) == list(range(24))  # one slot per bar
+    assert view.attempts_figure.axes[0].tick_labels[0] == "m8"  # the pill's slot is labelled
     failed, succeeded = (np.asarray(s).tolist() for s in view.attempts_mark.y)
     assert (failed[0], succeeded[0]) == (3, 1)
     assert sum(failed) == 3
@@ -65,7 +67,8 @@ def test_buttons_drive_the_engine_through_a_poison_pill():
     view = DeadLetters(DeadLetterRun(rate=0))
     b = buttons(view)
     assert view.producer_button.description == "Start"
-    assert list(view.attempts_mark.x) == [" "]  # an empty run: one blank bar
+    assert list(view.attempts_mark.x) == [0]  # an empty run: one blank bar
+    assert view.attempts_figure.axes[0].tick_labels == {0: " "}
     b["Start"].click()
     assert view.run.producer.rate == 2.0 and view.producer_button.description == "Stop"
     b["Advance 1 s"].click()

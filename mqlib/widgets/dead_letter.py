@@ -506,12 +506,14 @@ class DeadLetters(SimulationView):
             assign(self.attempts_figure.axes[1], tick_values=_int_ticks(top))
             poison = {r["message"] for r in rows if r["failed"]}
             labelled = set(_label_ticks(ids, poison))
-            # tick_labels, not tick_values: bqplot ignores string tick_values on an ordinal axis
+            # Bars stand in slots 0-23 and the axis labels a slot with its message (or leaves it
+            # blank), so once the chart is full the ordinal domain stays as messages come and
+            # go: the axis is relabelled instead of every bar and tick moving.
             assign(
                 self.attempts_figure.axes[0],
-                tick_labels={m: "" for m in ids if m not in labelled},
+                tick_labels={slot: m if m in labelled else "" for slot, m in enumerate(ids)},
             )
-            assign(self.attempts_mark, x=ids, y=[failed, succeeded])
+            assign(self.attempts_mark, x=list(range(len(ids))), y=[failed, succeeded])
             assign(
                 self.limit_mark,
                 y=[float(limit), float(limit)],
