@@ -99,7 +99,7 @@ def test_observe_fills_every_row_from_evidence(rabbit):
 
 def test_node_runs_from_a_core_home_with_only_the_brokers_applications(rabbit):
     home = rabbit.tmp_dir / "rabbitmq_home"
-    assert rabbit.pids[1] and (home / "sbin" / "rabbitmq-server").is_file()
+    assert (home / "sbin" / "rabbitmq-server").is_file()
     linked = {p.name.rsplit("-", 1)[0] for p in (home / "plugins").iterdir()}
     assert {"rabbit", "rabbitmq_prelaunch", "rabbit_common", "ra", "osiris", "ranch"} <= linked
     installed = rabbit.launcher.resolve().parent.parent / "plugins"
