@@ -22,6 +22,11 @@ the median and the worst over the clicks, with the load average before and after
 saw: its time, its size and what it touched (chart, element, attribute). A mark that bqplot
 redraws shows up as its own batch; two batches for one mark, or an axis batch on a click that
 should keep the axis, point at what a view sends needlessly.
+
+``--profile`` samples the page's CPU (Chrome's profiler, every 100 us) during each view's last
+click and prints the self time of the busiest functions, then when each of the kernel's
+WebSocket frames reached the page (ms after the click's own frame, ``<`` bytes received): frames
+that arrive spread out while the kernel sent them together mean the page was busy drawing.
 """
 
 from __future__ import annotations
@@ -203,12 +208,59 @@ def figures(times: list[float]) -> str:
     return f"{statistics.median(times):6.1f} /{max(times):6.1f}"
 
 
+def profile_summary(profile: dict, top: int = 14) -> str:
+    """Self time per function of a CDP CPU profile, the largest first (a ``--profile`` table)."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    gaps = profile.get("timeDeltas", [])
+    self_us: dict[str, float] = {}
+    # timeDeltas[i] is the gap before sample i, so a sample lasts until the next one
+    for sample, delta in zip(profile.get("samples", []), gaps[1:] + [0], strict=True):
+        frame = nodes[sample]["callFrame"]
+        url = frame.get("url", "").rsplit("/", 1)[-1][:28]
+        key = f"{frame.get('functionName') or '(anonymous)'} {url}:{frame.get('lineNumber', 0)}"
+        self_us[key] = self_us.get(key, 0.0) + delta
+    busy = sum(v for k, v in self_us.items() if not k.startswith("(idle)"))
+    lines = [f"    busy {busy / 1000:.1f} ms in all"]
+    for key, us in sorted(self_us.items(), key=lambda kv: -kv[1])[:top]:
+        if not key.startswith("(idle)"):
+            lines.append(f"    {us / 1000:7.1f} ms  {key}")
+    return "\n".join(lines)
+
+
+# --profile: the kernel's WebSocket frames seen by the page, (CDP time in s, direction, bytes).
+frames: list[tuple[float, str, int]] = []
+
+
+def websocket_summary(seen: list[tuple[float, str, int]]) -> str:
+    """When each WebSocket frame of a click came and went, from the first frame the page sent
+    (the click's comm message): shows whether the kernel's replies arrive late or the page is
+    slow to draw them."""
+    if not seen:
+        return "    no WebSocket frames"
+    start = next((t for t, d, _n in seen if d == "sent"), seen[0][0])
+    return "    frames: " + ", ".join(
+        f"{(t - start) * 1000:.1f} {'>' if d == 'sent' else '<'}{n}" for t, d, n in seen
+    )
+
+
 def measure(
-    page, index: int, label: str, clicks: int, timeline: str = ""
+    page, index: int, label: str, clicks: int, timeline: str = "", cdp=None
 ) -> tuple[list[float], list[float], str]:
     first, settled, note = [], [], ""
     for click in range(clicks):
+        if cdp is not None and click == clicks - 1:  # --profile: the last click, sampled
+            frames.clear()
+            cdp.send("Profiler.enable")
+            cdp.send("Profiler.setSamplingInterval", {"interval": 100})
+            cdp.send("Profiler.start")
         result = page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline)])
+        if cdp is not None and click == clicks - 1:
+            profile = cdp.send("Profiler.stop")["profile"]
+            print(
+                f"\n{timeline or label}, click {click + 1}, CPU profile (100 us samples,"
+                f" includes {QUIET_MS} ms of quiet):\n{profile_summary(profile)}"
+            )
+            print(websocket_summary(frames))
         if timeline and click == clicks - 1:  # the last click's batches of DOM changes
             print(f"\n{timeline}, click {click + 1}: settled {result.get('settled')} ms")
             for at, count, what in result.get("batches", []):
@@ -238,6 +290,11 @@ def main() -> None:
         action="store_true",
         help="views send every sample of their series (the figures before step_points)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the page's CPU during each view's last click and print self time by function",
+    )
     args = parser.parse_args()
     views = [v for v in VIEWS if not args.only or v[0] in args.only.split(",")]
 
@@ -255,6 +312,19 @@ def main() -> None:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        cdp = page.context.new_cdp_session(page) if args.profile else None
+        if cdp is not None:
+            cdp.send("Network.enable")
+            for event, way in (
+                ("Network.webSocketFrameSent", "sent"),
+                ("Network.webSocketFrameReceived", "got"),
+            ):
+                cdp.on(
+                    event,
+                    lambda e, way=way: frames.append(
+                        (e["timestamp"], way, len(e["response"].get("payloadData", "")))
+                    ),
+                )
         page.goto(f"{url}/lab/tree/bench.ipynb?token={token}", wait_until="domcontentloaded")
         status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
         expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
@@ -295,7 +365,7 @@ def main() -> None:
             if failed[i]:
                 rows.append((cls, label, figures([]), figures([]), failed[i][:70]))
                 continue
-            f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls)
+            f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls, cdp)
             rows.append((cls, label, figures(f), figures(s), note))
         for i, (cls, _a, label) in enumerate(views):
             if failed[i]:
@@ -310,7 +380,7 @@ def main() -> None:
                 continue
             time.sleep(0.5)  # let the page draw the hour before clicking
             f, s, note = measure(
-                page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h"
+                page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
             )
             rows.append((f"{cls} after 1 h", label, figures(f), figures(s), note))
         f, s, note = measure(page, base_index, "Bump", args.clicks)

@@ -128,6 +128,38 @@ def test_a_retry_budget_shorter_than_the_outage_dead_letters_healthy_messages():
     assert full["dead_letter_reasons"] == {"retries exhausted": 167}
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    jitter=st.sampled_from(["none", "full"]),
+    consumers=st.integers(1, 250),
+    recovers_at=st.sampled_from([0.0, 0.5, 1.0, 2.999, 10.0, 33.3]),
+    capacity=st.integers(1, 80),
+    base=st.sampled_from([0.1, 0.25, 1.0, 3.0]),
+    cap=st.sampled_from([3.0, 5.0, 60.0]),
+    max_attempts=st.integers(1, 30),
+    permanent_share=st.sampled_from([0.0, 0.0, 0.1, 1.0]),
+    seed=st.integers(0, 1000),
+)
+def test_the_storm_loop_plays_exactly_what_retrying_consumers_do_on_the_engine(
+    jitter, consumers, recovers_at, capacity, base, cap, max_attempts, permanent_share, seed
+):
+    """retry_storm plays RetryingConsumer's loop without the event engine (a slider move plays
+    two storms); every call, draw and count must be the engine's."""
+    from mqlib.scenarios.retries import _retry_storm_on_the_engine
+
+    settings_ = {
+        "consumers": consumers,
+        "recovers_at": recovers_at,
+        "capacity": capacity,
+        "base": base,
+        "cap": max(cap, base),
+        "max_attempts": max_attempts,
+        "permanent": int(consumers * permanent_share),
+        "seed": seed,
+    }
+    assert retry_storm(jitter, **settings_) == _retry_storm_on_the_engine(jitter, **settings_)
+
+
 def test_same_seed_same_storm():
     assert retry_storm("full", seed=3) == retry_storm("full", seed=3)
     assert retry_storm("full", seed=3) != retry_storm("full", seed=4)

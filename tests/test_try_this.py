@@ -285,8 +285,11 @@ def ch02():
 
 
 def column_heights(view) -> list[int]:
-    """Blocks drawn in each column of the left chart (delivered and waiting)."""
-    return [int(round(sum(col))) for col in zip(*view.copies_mark.y, strict=True)]
+    """Blocks drawn in each column of the left chart that holds a message (delivered and
+    waiting)."""
+    labels = view.copies_figure.axes[0].tick_labels
+    shown = [slot for slot in view.copies_mark.x if labels[slot]]
+    return [int(round(sum(col))) for col in zip(*view.copies_mark.y, strict=True)][: len(shown)]
 
 
 def group_button(view, group: str, label: str):

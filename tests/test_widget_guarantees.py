@@ -36,11 +36,14 @@ def buttons(view):
 def test_opens_on_the_populated_default_run():
     view = DeliveryGuarantees()
     assert view.run.events() == default_run().events()  # the view draws default_run
-    assert list(view.message_mark.x) == ["m1", "m2", "m3", "m4", "m5"]
+    # the bars stand in ten slots, labelled with their messages, the empty ones with nothing
+    assert list(view.message_mark.x) == list(range(10))
+    assert view.slot_ids == ["m1", "m2", "m3", "m4", "m5"] + [""] * 5
+    assert view.message_figure.axes[0].tick_labels == dict(enumerate(view.slot_ids))
     stored, delivered, charged = (list(s) for s in view.message_mark.y)
-    assert stored == [1, 1, 2, 1, 1]  # m3's ack was lost: the retry is stored again
-    assert delivered == [1, 1, 2, 2, 1]  # m4: the consumer crashed after charging it
-    assert charged == [1, 1, 2, 2, 1]
+    assert stored == [1, 1, 2, 1, 1] + [0] * 5  # m3's ack was lost: the retry is stored again
+    assert delivered == [1, 1, 2, 2, 1] + [0] * 5  # m4: the consumer crashed after charging it
+    assert charged == [1, 1, 2, 2, 1] + [0] * 5
     assert list(view.balance_mark.y)[-1] == 930
     assert list(view.expected_mark.y)[-1] == 950
     assert view.guarantee_control.value == "at-least-once"
@@ -69,8 +72,9 @@ def test_switching_the_guarantee_replays_the_same_story():
 def test_buttons_drive_the_engine():
     view = DeliveryGuarantees(GuaranteesRun("at-most-once"))
     b = buttons(view)
-    assert list(view.message_mark.x) == [" "]  # an empty run: one blank, zero-height group
-    assert [list(s) for s in view.message_mark.y] == [[0], [0], [0]]
+    assert list(view.message_mark.x) == list(range(10))  # an empty run: ten empty slots
+    assert [list(s) for s in view.message_mark.y] == [[0] * 10] * 3
+    assert set(view.message_figure.axes[0].tick_labels.values()) == {""}
     b["Lose next message"].click()
     assert "armed: lose_message (try 1)" in view.summary()
     b["Send 1"].click()
@@ -256,10 +260,15 @@ def test_a_long_run_thins_the_message_labels_and_draws_expected_as_one_line():
 
     view = DeliveryGuarantees(GuaranteesRun("at-least-once"))
     view.send(10)
-    assert view.message_figure.axes[0].tick_labels == {}  # ten ids: all written
-    view.send(35)
-    blank = view.message_figure.axes[0].tick_labels
-    written = [m for m in view.message_mark.x if m not in blank]
+    labels = view.message_figure.axes[0].tick_labels
+    assert list(labels.values()) == [f"m{i}" for i in range(1, 11)]  # ten ids: all written
+    view.send(1)  # the eleventh doubles the slots: 20, the ticks thinned
+    assert list(view.message_mark.x) == list(range(20)) and len(view.slot_ids) == 20
+    view.send(9)  # fits: the slots stay
+    assert list(view.message_mark.x) == list(range(20))
+    view.send(25)
+    assert list(view.message_mark.x) == list(range(80))  # 45 messages in 80 slots
+    written = [label for label in view.message_figure.axes[0].tick_labels.values() if label]
     assert written == [f"m{i}" for i in range(3, 46, 5)] and len(written) <= MAX_LABELS
     assert _message_labels([f"m{i}" for i in range(1, 12)]) == {
         f"m{i}": ""

@@ -31,7 +31,11 @@ def group_buttons(view: PubSub, group: str) -> dict[str, object]:
 
 
 def stacked(view: PubSub) -> np.ndarray:
-    return np.atleast_2d(np.asarray(view.copies_mark.y, dtype=float))
+    """The drawn blocks of the columns that hold a message (the empty slots right of them,
+    drawn at height 0, left out)."""
+    heights = np.atleast_2d(np.asarray(view.copies_mark.y, dtype=float))
+    assert not heights[:, len(shown_messages(view)) :].any()  # empty slots draw nothing
+    return heights[:, : len(shown_messages(view))]
 
 
 def test_opens_on_the_default_run_every_group_every_message_members_split():
@@ -153,9 +157,12 @@ def test_a_group_without_members_shows_waiting_blocks_until_a_member_joins():
 
 
 def shown_messages(view):
-    """The messages the left chart's columns stand for: its axis labels its slots."""
-    labels = view.copies_figure.axes[0].tick_labels
-    return [int(labels[slot]) for slot in view.copies_mark.x]
+    """The messages the left chart's columns stand for: its axis labels its slots (an empty
+    slot with nothing, and every empty slot is right of the filled ones)."""
+    labels = [view.copies_figure.axes[0].tick_labels[slot] for slot in view.copies_mark.x]
+    filled = [label for label in labels if label]
+    assert labels == filled + [""] * (len(labels) - len(filled))
+    return [int(label) for label in filled]
 
 
 def test_the_chart_shows_the_latest_messages_only():
@@ -168,7 +175,7 @@ def test_the_chart_shows_the_latest_messages_only():
     assert view.copies() == view.run.copies(WINDOW)
     assert view.group_order() == view.run.group_order()
     data = view.run.copies(WINDOW)
-    assert np.asarray(view.copies_mark.y, dtype=float).tolist() == [
+    assert stacked(view).tolist() == [
         row[part]
         for name in view.run.group_order()
         for row in [data["groups"][name]]

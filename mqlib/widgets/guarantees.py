@@ -33,6 +33,20 @@ def _message_labels(ids: list[str], most: int = MAX_LABELS) -> dict[str, str]:
     return {m: "" for i, m in enumerate(ids) if i % step != step // 2}
 
 
+#: The bars stand in this many slots, doubled whenever the messages outgrow them.
+MIN_SLOTS = 10
+
+
+def _slot_count(messages: int) -> int:
+    """Slots for ``messages`` bars: :data:`MIN_SLOTS`, doubled until they all fit. A send that
+    fits leaves the ordinal domain as it is, so only the new bars are drawn; only a send that
+    doubles the slots moves every bar and tick."""
+    slots = MIN_SLOTS
+    while slots < messages:
+        slots *= 2
+    return slots
+
+
 def _time_ticks(end: float) -> list[float]:
     """Round tick positions from 0 to ``end`` seconds, at most six of them."""
     magnitude = 10 ** math.floor(math.log10(end / 5))
@@ -137,9 +151,9 @@ class DeliveryGuarantees(SimulationView):
         mx = bq.OrdinalScale()
         my = bq.LinearScale(min=0.0, max=3.0)
         # Never empty: grouped Bars with no x fail to update in a live notebook ("Error setting
-        # state"), so an empty run is drawn as one blank, zero-height group.
+        # state"); an empty run is drawn as empty, zero-height slots.
         self.message_mark = bq.Bars(
-            x=[" "],
+            x=[0],
             y=[[0], [0], [0]],
             scales={"x": mx, "y": my},
             type="grouped",
@@ -280,14 +294,25 @@ class DeliveryGuarantees(SimulationView):
 
     def _draw(self) -> None:
         rows = self.run.per_message()
-        ids = [row["message"] for row in rows] or [" "]
-        values = [[row[s] for row in rows] or [0] for s in SERIES]
+        ids = [row["message"] for row in rows]
+        slots = _slot_count(len(ids))
+        empty = [0] * (slots - len(ids))
+        values = [[row[s] for row in rows] + empty for s in SERIES]
         top = max([3, *(v + 1 for series in values for v in series)])
+        # the message each bar slot stands for ("" for an empty slot), left to right
+        self.slot_ids = ids + [""] * len(empty)
+        blank = _message_labels(ids)
         with held(self.message_figure):
             assign(self.message_mark.scales["y"], max=float(top))
             assign(self.message_figure.axes[1], tick_values=list(range(top + 1)))
-            assign(self.message_figure.axes[0], tick_labels=_message_labels(ids))
-            assign(self.message_mark, x=ids, y=values)
+            # The bars stand in slots 0, 1, ... and the axis labels each slot with its message
+            # (or nothing), so a send that fits changes no domain. (The ordinal scale takes its
+            # domain from the bars: set here, it would reach the page before their new x.)
+            assign(
+                self.message_figure.axes[0],
+                tick_labels={slot: "" if m in blank else m for slot, m in enumerate(self.slot_ids)},
+            )
+            assign(self.message_mark, x=list(range(slots)), y=values)
         series = self.run.balance_series()
         times, balances = series["time"], series["balance"]
         expected_times, expected = series["expected_time"], series["expected"]

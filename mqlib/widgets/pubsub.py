@@ -263,9 +263,12 @@ class PubSub(SimulationView):
             if published > WINDOW
             else "Who got each message"
         )
+        # every column of the window from the first publish on, empty slots at height 0
+        empty = [0] * (WINDOW - len(data["messages"]))
         heights, colours = [], []
         for name in order:
-            heights += [data["groups"][name]["delivered"], data["groups"][name]["waiting"]]
+            row = data["groups"][name]
+            heights += [list(row["delivered"]) + empty, list(row["waiting"]) + empty]
             colours += [self._colour(name), WAITING_COLOUR]
         # labels: the member's number in the middle of its segment ("…" while it waits)
         lx, ly, text, text_colours = [], [], [], []
@@ -290,17 +293,16 @@ class PubSub(SimulationView):
         # One message per changed widget (held), with the traits whose value changed.
         with held(self.copies_figure):
             assign(self.copies_figure, title=title)
-            # Columns are slots 0 to WINDOW-1 and the axis labels each with its message, so
-            # once the window is full the ordinal domain never changes: a publish relabels the
-            # axis instead of moving every bar and label (twice: the bars, then the labels).
-            # The scale takes its domain from its marks. (Set here, it reached the page before
-            # the marks' new x, and bqplot drew a column that had left at NaN.)
-            slots = list(range(len(data["messages"])))
+            # Columns are slots 0 to WINDOW-1 from the start and the axis labels each with its
+            # message (an empty slot with nothing), so the ordinal domain never changes: a
+            # publish relabels the axis instead of moving every bar and label (twice: the bars,
+            # then the labels). The scale takes its domain from its marks. (Set here, it reached
+            # the page before the marks' new x, and bqplot drew a column that had left at NaN.)
+            slots = list(range(WINDOW))
+            labels = [str(seq) for seq in data["messages"]] + [""] * len(empty)
             assign(
                 self.copies_figure.axes[0],
-                tick_labels={
-                    slot: str(seq) for slot, seq in zip(slots, data["messages"], strict=True)
-                },
+                tick_labels=dict(zip(slots, labels, strict=True)),
             )
             assign(self.copies_axis, tick_values=ticks)
             assign(self.copies_axis.scale, max=float(ticks[-1]))
