@@ -17,6 +17,12 @@ and *settled* (the last change before the view has been quiet for ``QUIET_MS``).
 the median and the worst over the clicks, with the load average before and after the run.
 
     .venv/bin/python benchmarks/bench_click_latency.py [--clicks 15] [--only PointToPoint,...]
+    .venv/bin/python benchmarks/bench_click_latency.py --runs 3 --clicks 10
+
+``--runs N`` repeats everything N times, each in a fresh JupyterLab, kernel and page, and pools
+the clicks: one page's clicks are alike (the same frame timing, the same state), so the figures
+of a single run vary from run to run by more than the changes being measured; the table then
+also gives each run's median.
 
 ``--timeline`` also prints, for each view's last click, every batch of DOM changes the observer
 saw: its time, its size and what it touched (chart, element, attribute). A mark that bqplot
@@ -295,6 +301,12 @@ def main() -> None:
         action="store_true",
         help="sample the page's CPU during each view's last click and print self time by function",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat the whole measurement in a fresh JupyterLab this many times; clicks pooled",
+    )
     args = parser.parse_args()
     views = [v for v in VIEWS if not args.only or v[0] in args.only.split(",")]
 
@@ -302,96 +314,116 @@ def main() -> None:
 
     print(f"load average before: {os.getloadavg()}")
     started = time.perf_counter()
-    base = Path(tempfile.mkdtemp(prefix="bench-click-"))
-    rows: list[tuple[str, str, str, str, str]] = []
-    with jupyter_lab(base, "00-the-problem.ipynb") as (url, token), sync_playwright() as p:
-        (base / "notebooks" / "bench.ipynb").write_text(json.dumps(notebook(views, args.unbounded)))
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        cdp = page.context.new_cdp_session(page) if args.profile else None
-        if cdp is not None:
-            cdp.send("Network.enable")
-            for event, way in (
-                ("Network.webSocketFrameSent", "sent"),
-                ("Network.webSocketFrameReceived", "got"),
-            ):
-                cdp.on(
-                    event,
-                    lambda e, way=way: frames.append(
-                        (e["timestamp"], way, len(e["response"].get("payloadData", "")))
-                    ),
-                )
-        page.goto(f"{url}/lab/tree/bench.ipynb?token={token}", wait_until="domcontentloaded")
-        status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
-        expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
-            ".every(p => /\\[\\d+\\]/.test(p.textContent))",
-            timeout=180_000,
-        )
-        expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=120_000)
-        failed = {
-            i: page.evaluate(
-                KERNEL, f"if isinstance(v{i}, Exception): print(type(v{i}).__name__, v{i})"
-            ).strip()
-            for i in range(len(views))
-        }
-        built = sum(not text for text in failed.values())
-        page.wait_for_function(
-            f"() => document.querySelectorAll('.mq-bench').length === {built} &&"
-            " document.querySelector('.mq-bench-baseline .bqplot')",
-            timeout=60_000,
-        )
-        page.evaluate(
-            "() => document.querySelector('.mq-bench-baseline').classList.add('mq-bench')"
-        )
-        order = page.evaluate(
-            "() => [...document.querySelectorAll('.mq-bench')]"
-            ".map(e => e.classList.contains('mq-bench-baseline'))"
-        )
-        base_index = order.index(True)
-        shown = iter(i for i, is_base in enumerate(order) if not is_base)
-        index_of = [None if failed[i] else next(shown) for i in range(len(views))]
+    # each run: a fresh JupyterLab, page and kernel; the clicks of all runs are pooled
+    rows: list[tuple[str, str, list[float], list[float], str]] = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"run {run + 1} of {args.runs}, load average {os.getloadavg()}")
+        base = Path(tempfile.mkdtemp(prefix="bench-click-"))
+        with jupyter_lab(base, "00-the-problem.ipynb") as (url, token), sync_playwright() as p:
+            (base / "notebooks" / "bench.ipynb").write_text(
+                json.dumps(notebook(views, args.unbounded))
+            )
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            cdp = page.context.new_cdp_session(page) if args.profile else None
+            if cdp is not None:
+                cdp.send("Network.enable")
+                for event, way in (
+                    ("Network.webSocketFrameSent", "sent"),
+                    ("Network.webSocketFrameReceived", "got"),
+                ):
+                    cdp.on(
+                        event,
+                        lambda e, way=way: frames.append(
+                            (e["timestamp"], way, len(e["response"].get("payloadData", "")))
+                        ),
+                    )
+            page.goto(f"{url}/lab/tree/bench.ipynb?token={token}", wait_until="domcontentloaded")
+            status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
+            expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                ".every(p => /\\[\\d+\\]/.test(p.textContent))",
+                timeout=180_000,
+            )
+            expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=120_000)
+            failed = {
+                i: page.evaluate(
+                    KERNEL, f"if isinstance(v{i}, Exception): print(type(v{i}).__name__, v{i})"
+                ).strip()
+                for i in range(len(views))
+            }
+            built = sum(not text for text in failed.values())
+            page.wait_for_function(
+                f"() => document.querySelectorAll('.mq-bench').length === {built} &&"
+                " document.querySelector('.mq-bench-baseline .bqplot')",
+                timeout=60_000,
+            )
+            page.evaluate(
+                "() => document.querySelector('.mq-bench-baseline').classList.add('mq-bench')"
+            )
+            order = page.evaluate(
+                "() => [...document.querySelectorAll('.mq-bench')]"
+                ".map(e => e.classList.contains('mq-bench-baseline'))"
+            )
+            base_index = order.index(True)
+            shown = iter(i for i, is_base in enumerate(order) if not is_base)
+            index_of = [None if failed[i] else next(shown) for i in range(len(views))]
 
-        f, s, note = measure(page, base_index, "Bump", args.clicks)
-        rows.append(("baseline Button → bqplot Lines", "Bump", figures(f), figures(s), note))
-        for i, (cls, _a, label) in enumerate(views):
-            if failed[i]:
-                rows.append((cls, label, figures([]), figures([]), failed[i][:70]))
-                continue
-            f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls, cdp)
-            rows.append((cls, label, figures(f), figures(s), note))
-        for i, (cls, _a, label) in enumerate(views):
-            if failed[i]:
-                continue
-            out = page.evaluate(
-                KERNEL,
-                f"try:\n    v{i}.advance(3600)\nexcept Exception as e:\n"
-                f"    print(type(e).__name__, e)",
-            )
-            if out.strip():
-                rows.append((f"{cls} after 1 h", label, figures([]), figures([]), out.strip()[:70]))
-                continue
-            time.sleep(0.5)  # let the page draw the hour before clicking
-            f, s, note = measure(
-                page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
-            )
-            rows.append((f"{cls} after 1 h", label, figures(f), figures(s), note))
-        f, s, note = measure(page, base_index, "Bump", args.clicks)
-        rows.append(("baseline again (end of run)", "Bump", figures(f), figures(s), note))
-        browser.close()
+            f, s, note = measure(page, base_index, "Bump", args.clicks)
+            rows.append(("baseline Button → bqplot Lines", "Bump", f, s, note))
+            for i, (cls, _a, label) in enumerate(views):
+                if failed[i]:
+                    rows.append((cls, label, [], [], failed[i][:70]))
+                    continue
+                f, s, note = measure(
+                    page, index_of[i], label, args.clicks, args.timeline and cls, cdp
+                )
+                rows.append((cls, label, f, s, note))
+            for i, (cls, _a, label) in enumerate(views):
+                if failed[i]:
+                    continue
+                out = page.evaluate(
+                    KERNEL,
+                    f"try:\n    v{i}.advance(3600)\nexcept Exception as e:\n"
+                    f"    print(type(e).__name__, e)",
+                )
+                if out.strip():
+                    rows.append((f"{cls} after 1 h", label, [], [], out.strip()[:70]))
+                    continue
+                time.sleep(0.5)  # let the page draw the hour before clicking
+                f, s, note = measure(
+                    page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
+                )
+                rows.append((f"{cls} after 1 h", label, f, s, note))
+            f, s, note = measure(page, base_index, "Bump", args.clicks)
+            rows.append(("baseline again (end of run)", "Bump", f, s, note))
+            browser.close()
 
     mode = "every sample sent (--unbounded)" if args.unbounded else "bounded series"
-    print(f"\n{args.clicks} clicks each, {mode}; ms, median / worst")
+    pooled: dict[tuple[str, str], list] = {}
+    for name, label, f, s, note in rows:
+        entry = pooled.setdefault((name, label), [[], [], [], ""])
+        entry[0] += f
+        entry[1] += s
+        if s:
+            entry[2].append(statistics.median(s))
+        entry[3] = entry[3] or note
+    runs = f"{args.runs} runs x " if args.runs > 1 else ""
+    print(f"\n{runs}{args.clicks} clicks each, {mode}; ms, median / worst")
     print(f"{'view':36} {'control':22} {'first change':>16} {'settled':>16}  note")
-    for row in rows:
-        print(f"{row[0]:36} {row[1]:22} {row[2]:>16} {row[3]:>16}  {row[4]}")
+    for (name, label), (f, s, medians, note) in pooled.items():
+        per_run = (
+            "  runs' medians " + ", ".join(f"{m:.0f}" for m in medians) if len(medians) > 1 else ""
+        )
+        print(f"{name:36} {label:22} {figures(f):>16} {figures(s):>16}  {note}{per_run}")
     print(f"\nload average after: {os.getloadavg()}; took {time.perf_counter() - started:.0f} s")
 
 

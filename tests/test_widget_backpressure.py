@@ -46,6 +46,7 @@ def test_opens_on_the_populated_blocking_default_run():
     assert ys(view.marks["producer_rate"])[-5:-1] == [2.0] * 4  # slowed to the consumer's rate
     assert view.limit() == ("capacity", 20)
     assert ys(view.marks["limit"]) == [20.0, 20.0] and view.marks["limit"].visible
+    assert xs(view.marks["limit"]) == [0.0, view.x_scale.max]  # across the chart
     assert view.mode_control.value == "block"
     assert (view.rate_control.value, view.consumer_rate_control.value) == (10.0, 2.0)
     assert view.partition_control.value == 1 and view.capacity_control.value == 20

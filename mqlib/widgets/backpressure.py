@@ -439,7 +439,10 @@ class Backpressure(SimulationView):
             if limit is None:
                 assign(m["limit"], visible=False)
             else:
-                assign(m["limit"], x=[0.0, now], y=[float(limit[1])] * 2, visible=True)
+                # a setting, not history: drawn across the chart, so it is sent only when the
+                # time axis or the limit changes (not with every click's new sample)
+                end = float(time_ticks[-1])
+                assign(m["limit"], x=[0.0, end], y=[float(limit[1])] * 2, visible=True)
         consumers = self.run.state()["assignment"]
         idle = [c for c, parts in consumers.items() if not parts]
         self.consumer_label.value = (
