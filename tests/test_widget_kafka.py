@@ -50,7 +50,7 @@ def test_log_view_opens_on_the_default_run_with_records_deleted_offsets_and_grou
     assert "billing-1 reads p0, p1; billing-2 reads p2" in view.groups_html.value
     assert "total lag 6" in view.groups_html.value
     assert list(view.group_control.options) == ["billing", "analytics"]
-    assert view.window() == (0, 8)
+    assert view.window() == (0, 15)  # room for 16 offsets from the start
 
 
 def buttons(view) -> dict:
@@ -141,9 +141,16 @@ def test_log_view_keys_without_a_key_and_a_window_of_the_latest_offsets():
     for _ in range(30):
         view.produce("order-42", "paid")
     first, last = view.window()
-    assert (first, last) == (31 - WINDOW + 1, 31)
+    assert (first, last) == (31 - WINDOW + 1, 31)  # the log end, 31, at the right edge
     assert min(view.record_mark.x) == first
     assert "Offsets before 16 are off the chart" in view.legend.value
+    view.produce("order-42", "paid")  # 32: the window moves on by 8 offsets, not by 1
+    assert view.window() == (24, 39)
+    for _ in range(7):
+        view.produce("order-42", "paid")
+    assert view.window() == (24, 39)  # up to 39: the same window, the same axis
+    view.produce("order-42", "paid")
+    assert view.window() == (32, 47)
 
 
 def test_log_view_methods_validate_through_the_scenario():

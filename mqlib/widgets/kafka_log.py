@@ -24,8 +24,10 @@ NO_KEY_COLOUR = "#DDDDDD"
 DELETED_COLOUR = "#EEEEEE"
 #: Group marker colours, in the order groups appear.
 GROUP_COLOURS = [PALETTE["blue"], PALETTE["vermillion"], PALETTE["black"], PALETTE["orange"]]
-#: The chart shows at most this many offsets per partition (the latest ones).
+#: The chart shows this many offsets per partition: the latest ones.
 WINDOW = 16
+#: The window moves on in steps of this many offsets (it shows the latest 9 to 16).
+WINDOW_STEP = 8
 KEYS = ("order-42", "order-43", "order-44", "order-45", "(no key)")
 EVENTS = ("created", "paid", "shipped", "delivered")
 NEW_GROUPS = ("audit", "search", "fraud-check", "warehouse", "email")
@@ -173,10 +175,13 @@ class KafkaLog(SimulationView):
 
     # -- chart data ----------------------------------------------------------------------------
     def window(self) -> tuple[int, int]:
-        """The offsets the chart shows: ``[first, last]`` (the latest :data:`WINDOW`)."""
+        """The offsets the chart shows: ``[first, last]``, :data:`WINDOW` of them, up to the
+        log end. The window moves on in steps of :data:`WINDOW_STEP` offsets, so most records
+        produced leave the axis as it is (a window that moved with every record would redraw
+        every record, label and tick on each click)."""
         end = max(o["log_end_offset"] for o in self.run.offsets().values())
-        last = max(end, 8)
-        return max(0, last - WINDOW + 1), last
+        first = max(0, -(-(end - WINDOW + 1) // WINDOW_STEP) * WINDOW_STEP)  # a ceiling
+        return first, first + WINDOW - 1
 
     def describe_charts(self) -> list[str]:
         """The chart in one sentence: each partition's stored offsets and log end, and where
