@@ -299,7 +299,9 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="sample the page's CPU during each view's last click and print self time by function",
+        help="sample the page's CPU during each view's last click and print self time by function"
+        " (that click is timed with the profiler on, and so is pooled: compare figures taken"
+        " with --profile only with each other)",
     )
     parser.add_argument(
         "--runs",
@@ -308,6 +310,9 @@ def main() -> None:
         help="repeat the whole measurement in a fresh JupyterLab this many times; clicks pooled",
     )
     args = parser.parse_args()
+    for name in ("clicks", "runs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     views = [v for v in VIEWS if not args.only or v[0] in args.only.split(",")]
 
     from playwright.sync_api import expect, sync_playwright
@@ -421,7 +426,9 @@ def main() -> None:
     print(f"{'view':36} {'control':22} {'first change':>16} {'settled':>16}  note")
     for (name, label), (f, s, medians, note) in pooled.items():
         per_run = (
-            "  runs' medians " + ", ".join(f"{m:.0f}" for m in medians) if len(medians) > 1 else ""
+            "  each run's settled median " + ", ".join(f"{m:.0f}" for m in medians)
+            if len(medians) > 1
+            else ""
         )
         print(f"{name:36} {label:22} {figures(f):>16} {figures(s):>16}  {note}{per_run}")
     print(f"\nload average after: {os.getloadavg()}; took {time.perf_counter() - started:.0f} s")

@@ -104,8 +104,8 @@ def _play_storm(
     """Play :class:`RetryingConsumer`'s loop for every consumer at once, without the event
     engine: one heap of (time, order scheduled) entries, popped in the order SimPy processes
     its timeouts, and the same draws from ``sim.rng`` in the same order, so the storm is the
-    same, call for call. (Two hundred generator processes on the engine took ~25 ms a storm;
-    a chapter slider plays two storms per move.)"""
+    same, call for call. (Two hundred generator processes on the engine took 9-10 ms a storm,
+    this loop 2 ms; a chapter slider plays two storms per move.)"""
     from heapq import heappop, heappush
 
     rng, backoff, max_attempts = sim.rng, policy.backoff, policy.max_attempts

@@ -66,6 +66,10 @@ class DeliveryGuarantees(SimulationView):
     Pass ``run`` to view a run you scripted yourself; the default is
     :func:`~mqlib.scenarios.guarantees.default_run` (two clean messages, a lost ack, a consumer
     crash after the charge, one more clean message).
+
+    The bars stand in numbered slots (10, doubled whenever the messages outgrow them) that the
+    axis labels with their messages; :attr:`slot_ids` lists the message of each slot, ``""`` for
+    an empty one.
     """
 
     def __init__(self, run: GuaranteesRun | None = None) -> None:

@@ -26,7 +26,8 @@ DELETED_COLOUR = "#EEEEEE"
 GROUP_COLOURS = [PALETTE["blue"], PALETTE["vermillion"], PALETTE["black"], PALETTE["orange"]]
 #: The chart shows this many offsets per partition: the latest ones.
 WINDOW = 16
-#: The window moves on in steps of this many offsets (it shows the latest 9 to 16).
+#: The window moves on in steps of this many offsets (once a log is longer than the window, the
+#: chart shows its latest 9 to 16 offsets).
 WINDOW_STEP = 8
 KEYS = ("order-42", "order-43", "order-44", "order-45", "(no key)")
 EVENTS = ("created", "paid", "shipped", "delivered")
@@ -175,8 +176,9 @@ class KafkaLog(SimulationView):
 
     # -- chart data ----------------------------------------------------------------------------
     def window(self) -> tuple[int, int]:
-        """The offsets the chart shows: ``[first, last]``, :data:`WINDOW` of them, up to the
-        log end. The window moves on in steps of :data:`WINDOW_STEP` offsets, so most records
+        """The offsets the chart shows: ``[first, last]``, :data:`WINDOW` of them, the log end
+        among them (once the log is longer than the window, 0 to 7 offsets before ``last``).
+        The window moves on in steps of :data:`WINDOW_STEP` offsets, so most records
         produced leave the axis as it is (a window that moved with every record would redraw
         every record, label and tick on each click)."""
         end = max(o["log_end_offset"] for o in self.run.offsets().values())

@@ -263,7 +263,7 @@ class PubSub(SimulationView):
             if published > WINDOW
             else "Who got each message"
         )
-        # every column of the window from the first publish on, empty slots at height 0
+        # every column of the window, before the first publish too: empty slots at height 0
         empty = [0] * (WINDOW - len(data["messages"]))
         heights, colours = [], []
         for name in order:
