@@ -29,6 +29,7 @@ from mqlib.scenarios.ordering import default_run as ordering_run
 from mqlib.scenarios.point_to_point import default_run
 from mqlib.scenarios.pubsub import default_run as pubsub_run
 from mqlib.widgets import PointToPoint, SyncVsAsync
+from mqlib.widgets.pubsub import chart_window
 
 pytestmark = pytest.mark.slow
 
@@ -551,8 +552,12 @@ def test_pubsub_widget_in_jupyterlab(page, lab, screenshot_dir):
     expect(figures).to_have_count(2)
     copies = figures.first
 
+    def shown() -> int:  # how many of the engine's messages the chart's window holds
+        first, _last = chart_window(engine.published)
+        return max(1, engine.published - first + 1)
+
     def blocks() -> int:
-        data = engine.copies(20)["groups"].values()
+        data = engine.copies(shown())["groups"].values()
         return sum(sum(row["delivered"]) + sum(row["waiting"]) for row in data)
 
     def expect_engine(what: str) -> None:
@@ -595,9 +600,10 @@ def test_pubsub_widget_in_jupyterlab(page, lab, screenshot_dir):
         engine.publish(5)
         button(widget, "Publish 5").click()
     expect_engine("after ten more messages")
-    expect(copies).to_contain_text(f"latest 20 of {engine.published}")
+    first, _last = chart_window(engine.published)
+    expect(copies).to_contain_text(f"{first} to {engine.published} of {engine.published}")
     labels = copies.evaluate(LABEL_TEXTS)
-    assert labels.count("…") == sum(engine.copies(20)["groups"]["analytics"]["waiting"]) > 0
+    assert labels.count("…") == sum(engine.copies(shown())["groups"]["analytics"]["waiting"]) > 0
     widget.screenshot(path=screenshot_dir / "jupyterlab-02-after.png")
 
 

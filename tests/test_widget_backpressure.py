@@ -1,6 +1,8 @@
 """Chapter 5's view driven headless, as its controls would be, and every number the chapter's
 prose and quiz state computed by the engine."""
 
+import html
+
 import numpy as np
 import pytest
 
@@ -299,7 +301,7 @@ def test_the_less_used_settings_are_folded_away():
         view.shed_control,
     }
     # what stays open: charts, legend, state line, buttons, modes, the two rate sliders
-    assert len(view.view.children) == 9  # (+ the hidden chart text and page-script loader)
+    assert len(view.view.children) == 8  # (+ the page-script loader)
     assert view.rate_control in view.view.children[5].children
     view.settings_toggle.value = True  # a click (or Enter/Space: it is a button)
     assert view.settings_box.layout.display == "" and view.settings_toggle.icon == "chevron-down"
@@ -312,4 +314,4 @@ def test_each_chart_has_a_sentence_for_screen_readers():
     queue, rates, lost = view.describe_charts()
     assert "depth now 20" in queue and "capacity is 20" in queue
     assert "msg/s" in rates and "0 rejected, 0 dropped" in lost
-    assert queue in view.chart_text.value.replace("&#x27;", "'")
+    assert html.escape(queue, quote=True) in view.summary_label.value

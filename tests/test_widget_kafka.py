@@ -377,7 +377,7 @@ def test_the_controls_sit_beside_the_chart_and_the_chart_is_short(make):
     top = view.view.children[0]
     assert type(top).__name__ == "HBox" and top.children[0] is view.figure
     assert _px(view.figure.layout.height) <= 320
-    # chart row, legend, state and a few lines of text (+ the hidden chart text and loader)
+    # chart row, legend, state and a few lines of text (+ the page-script loader)
     assert len(view.view.children) <= 10
 
 

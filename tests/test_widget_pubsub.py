@@ -10,7 +10,7 @@ from mqlib import quiz
 from mqlib.real import labs
 from mqlib.scenarios.pubsub import PubSubRun, default_run
 from mqlib.widgets import PubSub
-from mqlib.widgets.pubsub import WAITING_COLOUR, WINDOW
+from mqlib.widgets.pubsub import WAITING_COLOUR, WINDOW, chart_window
 
 
 def buttons(view: PubSub) -> dict[str, object]:
@@ -157,34 +157,56 @@ def test_a_group_without_members_shows_waiting_blocks_until_a_member_joins():
 
 
 def shown_messages(view):
-    """The messages the left chart's columns stand for: its axis labels its slots (an empty
-    slot with nothing, and every empty slot is right of the filled ones)."""
+    """The messages the left chart's columns hold: its axis labels every slot with the number
+    of the message it holds or will hold, and the published ones fill the slots from the left."""
+    first, last = view.window()
     labels = [view.copies_figure.axes[0].tick_labels[slot] for slot in view.copies_mark.x]
-    filled = [label for label in labels if label]
-    assert labels == filled + [""] * (len(labels) - len(filled))
-    return [int(label) for label in filled]
+    assert labels == [str(n) for n in range(first, last + 1)]
+    return list(range(first, min(last, view.run.published) + 1))
+
+
+def test_the_chart_window_moves_on_in_steps_of_ten():
+    assert [chart_window(n) for n in (0, 1, 20, 21, 29, 30, 31, 40, 41)] == [
+        (1, 20),
+        (1, 20),
+        (1, 20),
+        (11, 30),
+        (11, 30),
+        (11, 30),
+        (21, 40),
+        (21, 40),
+        (31, 50),
+    ]
+    for bad, error in ((-1, ValueError), (2.0, TypeError), (True, TypeError), (None, TypeError)):
+        with pytest.raises(error, match="published must be"):
+            chart_window(bad)
 
 
 def test_the_chart_shows_the_latest_messages_only():
     view = PubSub()
     view.publish(25)
-    assert shown_messages(view) == list(range(16, 36))
-    assert list(view.copies_mark.x) == list(range(WINDOW))  # the same slots as it slides on
+    assert shown_messages(view) == list(range(21, 36))
+    assert view.copies_figure.title == "Who got each message (21 to 35 of 35)"
+    assert list(view.copies_mark.x) == list(range(WINDOW))  # the same slots as it moves on
     assert view.run.published == 35
     # The chart draws the scenario's own data for that window.
-    assert view.copies() == view.run.copies(WINDOW)
+    assert view.copies() == view.run.copies(15)
     assert view.group_order() == view.run.group_order()
-    data = view.run.copies(WINDOW)
+    data = view.run.copies(15)
     assert stacked(view).tolist() == [
         row[part]
         for name in view.run.group_order()
         for row in [data["groups"][name]]
         for part in ("delivered", "waiting")
     ]
-    view.publish(1)
-    assert shown_messages(view) == list(range(17, 37))
+    ticks = dict(view.copies_figure.axes[0].tick_labels)
+    view.publish(1)  # fits: the next slot fills, the axis stays
+    assert shown_messages(view) == list(range(21, 37))
+    assert view.copies_figure.axes[0].tick_labels == ticks
+    view.publish(5)  # 41: the window moves on by ten
+    assert shown_messages(view) == list(range(31, 42))
     assert list(view.copies_mark.x) == list(range(WINDOW))
-    assert max(view.member_labels.x) < WINDOW  # the member numbers sit in the same slots
+    assert max(view.member_labels.x) < 11  # the member numbers sit in the filled slots
 
 
 def test_methods_validate_through_the_scenario_and_leave_the_view_alone():
@@ -295,3 +317,12 @@ def test_jetstream_lab_matches_the_simulator():
     )
     assert lab["every_group_saw_every_event"] is True
     assert lab["stream_messages"] == 6
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    import mqlib.widgets.pubsub as pubsub_module
+
+    result = doctest.testmod(pubsub_module)
+    assert result.attempted >= 1 and result.failed == 0

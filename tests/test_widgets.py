@@ -1,5 +1,8 @@
 """Drive each simulation headless, as its buttons would; check what its chart and summary show."""
 
+import html
+import re
+
 import numpy as np
 import pytest
 
@@ -154,12 +157,17 @@ def test_every_view_has_a_live_state_line_and_a_sentence_per_chart(name):
     assert 'onload="' not in view.summary_label.value and "aria-live" in A11Y_SCRIPT
     assert 'onload="' in view.a11y_loader.value and view.a11y_loader in view.view.children
     assert "mq-view" in view.view._dom_classes
-    assert view.chart_text in view.view.children
     figures = view.figures()
     sentences = view.describe_charts()
     assert figures and len(sentences) == len(figures)
-    assert view.chart_text.value.count('class="mq-alt"') == len(figures)
     assert all(s.strip() for s in sentences)
+    # the sentences ride with the state line, as attributes of a hidden span: no text of
+    # their own in the line, and no widget (and no message a click) of their own
+    line = view.summary_label.value
+    assert line.count('class="mq-alt"') == len(figures)
+    assert [html.unescape(a) for a in re.findall(r'data-alt="([^"]*)"', line)] == sentences
+    assert '<span class="mq-chart-text" hidden>' in line
+    assert not re.search(r'class="mq-alt"[^>]*>[^<]', line)  # empty spans: nothing to read out
 
 
 def test_chart_sentences_follow_the_data():

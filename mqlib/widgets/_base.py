@@ -26,7 +26,8 @@ PALETTE = {
 #: Installed once per page by every view (its ``a11y_loader``, see :data:`A11Y_LOADER`), in
 #: JupyterLab and in the static book alike, because ipywidgets offers no way to set ARIA attributes
 #: from Python: the state line's element becomes a polite live region, each chart (``.bqplot``)
-#: becomes an image whose accessible name is its sentence from the hidden ``.mq-chart-text``,
+#: becomes an image whose accessible name is its sentence (the ``data-alt`` of the hidden
+#: ``.mq-chart-text`` at the end of the state line),
 #: sliders get their description as a name, focused controls get a visible ring, and jupyterquiz's
 #: numeric answer boxes get their label's text as a name (in the book
 #: ``book/_static/accessibility.js`` does that; JupyterLab loads no such file), and a rendered cell
@@ -65,13 +66,12 @@ A11Y_SCRIPT = """(function () {
       if (!text) return;
       var alts = text.querySelectorAll('.mq-alt');
       view.querySelectorAll('.bqplot').forEach(function (figure, i) {
-        var alt = alts[i] ? alts[i].textContent.trim() : '';
+        var alt = alts[i] ? (alts[i].getAttribute('data-alt') || '').trim() : '';
         if (alt && figure.getAttribute('aria-label') !== alt) {
           figure.setAttribute('role', 'img');
           figure.setAttribute('aria-label', alt);
         }
       });
-      if (text.getAttribute('aria-hidden') !== 'true') text.setAttribute('aria-hidden', 'true');
     });
     document.querySelectorAll('.mq-view .widget-slider').forEach(function (box) {
       var label = box.querySelector('.widget-label');
@@ -310,10 +310,6 @@ class SimulationView:
         # The state line is announced by screen readers whenever it changes (a live region).
         self.summary_label = w.HTML(layout=w.Layout(margin="4px 0 0 0"))
         self.summary_label.add_class("mq-state")
-        # One sentence per chart, for screen readers: hidden on screen, read as the chart's name.
-        self.chart_text = w.HTML(layout=w.Layout(width="1px", height="1px", overflow="hidden"))
-        self.chart_text.add_class("mq-chart-text")
-        self.chart_text.add_class("mq-sr-only")
         # The page script, sent once with the view (not with every state line: it is 3.5 KB).
         self.a11y_loader = w.HTML(
             A11Y_LOADER, layout=w.Layout(width="1px", height="1px", overflow="hidden")
@@ -345,14 +341,18 @@ class SimulationView:
         note = f' <i class="mq-notice">{html.escape(self.notice)}</i>' if self.notice else ""
         self.notice = ""
         # (ipywidgets' 28 px line height would make a two-line summary take four lines' room.)
-        self.summary_label.value = (
-            f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}</div>'
-        )
-        self._attach_chart_text()
-        self.chart_text.value = "".join(
-            f'<span class="mq-alt">{html.escape(sentence)}</span> '
+        # One sentence per chart, for screen readers, rides with the state line in attributes:
+        # no text of its own (the line reads as before) and no widget of its own (a click sends
+        # one message fewer). The page script makes each sentence its chart's accessible name.
+        alts = "".join(
+            f'<span class="mq-alt" data-alt="{html.escape(sentence, quote=True)}"></span>'
             for sentence in self.describe_charts()
         )
+        self.summary_label.value = (
+            f'<div style="line-height:1.45"><b>State:</b> {html.escape(self.summary())}{note}</div>'
+            f'<span class="mq-chart-text" hidden>{alts}</span>'
+        )
+        self._attach_page_script()
 
     def describe_charts(self) -> list[str]:
         """One sentence per chart, in the order they appear, saying what it shows now: the text a
@@ -380,17 +380,16 @@ class SimulationView:
         next message."""
         self.notice = notice
 
-    def _attach_chart_text(self) -> None:
-        """Put :attr:`chart_text` and the page script's loader into the view (once) and mark the
-        view for the page script."""
+    def _attach_page_script(self) -> None:
+        """Put the page script's loader into the view (once) and mark the view for the page
+        script."""
         view = getattr(self, "view", None)
         if not isinstance(view, w.Box):
             return
         if "mq-view" not in view._dom_classes:
             view.add_class("mq-view")
-        missing = tuple(x for x in (self.chart_text, self.a11y_loader) if x not in view.children)
-        if missing:
-            view.children = (*view.children, *missing)
+        if self.a11y_loader not in view.children:
+            view.children = (*view.children, self.a11y_loader)
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,6 +8,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as w
 
+from .. import _validate as check
 from ..scenarios.pubsub import PubSubRun, default_run
 from ._base import PALETTE, SimulationView, assign, held, nice_ceiling
 
@@ -47,8 +48,26 @@ SERVICE_NAMES = (
     "email",
 )
 
-#: How many of the latest messages the "who got each message" chart shows.
+#: How many columns (message slots) the "who got each message" chart has.
 WINDOW = 20
+#: Once the messages outgrow the slots, the chart's window moves on by this many messages at a
+#: time: it shows the latest 11 to 20, and most publishes fill the next slot and leave the others.
+WINDOW_STEP = 10
+
+
+def chart_window(published: int) -> tuple[int, int]:
+    """The message numbers ``(first, last)`` of the :data:`WINDOW` slots of the "who got each
+    message" chart after ``published`` messages: 1 to 20 until more are published, then moved
+    on by :data:`WINDOW_STEP` at a time so that the newest message is always in it, with 10 to
+    19 before it. A publish that fits fills the next empty slot and leaves every other column,
+    label and tick where it is.
+
+    >>> chart_window(7), chart_window(20), chart_window(21), chart_window(30), chart_window(31)
+    ((1, 20), (1, 20), (11, 30), (11, 30), (21, 40))
+    """
+    check.integer("published", published, minimum=0)
+    first = 1 + max(0, -(-(published - WINDOW) // WINDOW_STEP) * WINDOW_STEP)  # a ceiling
+    return first, first + WINDOW - 1
 
 
 class PubSub(SimulationView):
@@ -117,15 +136,22 @@ class PubSub(SimulationView):
         self.run.advance(seconds)
         self.refresh()
 
-    # -- chart data: the scenario's, for the latest WINDOW messages -----------------------------
+    # -- chart data: the scenario's, for the messages in the chart's window -------------------
     def group_order(self) -> list[str]:
         """See :meth:`PubSubRun.group_order <mqlib.scenarios.pubsub.PubSubRun.group_order>`."""
         return self.run.group_order()
 
+    def window(self) -> tuple[int, int]:
+        """The message numbers of the chart's slots: :func:`chart_window` of the messages
+        published so far."""
+        return chart_window(self.run.published)
+
     def copies(self) -> dict[str, Any]:
         """What the left chart draws: :meth:`PubSubRun.copies
-        <mqlib.scenarios.pubsub.PubSubRun.copies>` for the latest :data:`WINDOW` messages."""
-        return self.run.copies(WINDOW)
+        <mqlib.scenarios.pubsub.PubSubRun.copies>` for the published messages in
+        :meth:`window`."""
+        first, _last = self.window()
+        return self.run.copies(max(1, self.run.published - first + 1))
 
     # -- internals -----------------------------------------------------------------------------
     def _colour(self, group: str) -> str:
@@ -258,9 +284,10 @@ class PubSub(SimulationView):
             self._colour(name)
         data = self.copies()
         published = self.run.published
+        first, last = self.window()
         title = (
-            f"Who got each message (latest {WINDOW} of {published})"
-            if published > WINDOW
+            f"Who got each message ({first} to {published} of {published})"
+            if first > 1
             else "Who got each message"
         )
         # every column of the window, before the first publish too: empty slots at height 0
@@ -293,13 +320,13 @@ class PubSub(SimulationView):
         # One message per changed widget (held), with the traits whose value changed.
         with held(self.copies_figure):
             assign(self.copies_figure, title=title)
-            # Columns are slots 0 to WINDOW-1 from the start and the axis labels each with its
-            # message (an empty slot with nothing), so the ordinal domain never changes: a
-            # publish relabels the axis instead of moving every bar and label (twice: the bars,
-            # then the labels). The scale takes its domain from its marks. (Set here, it reached
-            # the page before the marks' new x, and bqplot drew a column that had left at NaN.)
+            # Columns are slots 0 to WINDOW-1 from the start and the axis labels each with the
+            # number of the message it holds or will hold, so the ordinal domain never changes
+            # and the labels only when the window moves on. The scale takes its domain from its
+            # marks. (Set here, it reached the page before the marks' new x, and bqplot drew a
+            # column that had left at NaN.)
             slots = list(range(WINDOW))
-            labels = [str(seq) for seq in data["messages"]] + [""] * len(empty)
+            labels = [str(seq) for seq in range(first, last + 1)]
             assign(
                 self.copies_figure.axes[0],
                 tick_labels=dict(zip(slots, labels, strict=True)),
