@@ -144,7 +144,8 @@ def test_the_storm_loop_plays_exactly_what_retrying_consumers_do_on_the_engine(
     jitter, consumers, recovers_at, capacity, base, cap, max_attempts, permanent_share, seed
 ):
     """retry_storm plays RetryingConsumer's loop without the event engine (a slider move plays
-    two storms); every call, draw and count must be the engine's."""
+    two storms): one heap entry per consumer with jitter, one per wave without; every call,
+    draw and count must be the engine's."""
     from mqlib.scenarios.retries import _retry_storm_on_the_engine
 
     settings_ = {
