@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from heapq import heappush
 from typing import Any
@@ -140,6 +140,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.trace = Trace(trace_limit)
         self.recording = record
+        self._watchers: dict[str, list[Callable[[str, dict[str, Any]], None]]] = {}
 
     @property
     def now(self) -> float:
@@ -203,10 +204,32 @@ class Simulation:
             env.step()
 
     def record(self, kind: str, **data: Any) -> None:
-        """Append an event of ``kind`` at the current time to the trace."""
+        """Append an event of ``kind`` at the current time to the trace, and hand it to the
+        callbacks that :meth:`watch` that kind."""
         if kind.__class__ is not str:  # cheap: this runs for every event
             check.text("kind", kind)
         if self.recording:
             trace = self.trace
             trace._events.append((self.env._now, kind, data))
             trace._total += 1
+        if self._watchers:
+            for callback in self._watchers.get(kind, ()):
+                callback(kind, data)
+
+    def watch(self, kinds: Iterable[str], callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call ``callback(kind, data)`` for every event of one of ``kinds`` from now on, as it
+        is recorded (also with ``record=False``): for a scenario that keeps a running count of
+        some events instead of reading the whole trace again each time it is asked, and whose
+        count must not depend on how much of the trace is still kept."""
+        if isinstance(kinds, str) or not isinstance(kinds, (list, tuple, set, frozenset)):
+            raise TypeError(
+                f"kinds must be a list or tuple of event kinds, got {type(kinds).__name__}"
+            )
+        if not kinds:
+            raise ValueError("kinds must name at least one event kind, got none")
+        for kind in kinds:
+            check.text("kinds", kind)
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        for kind in dict.fromkeys(kinds):
+            self._watchers.setdefault(kind, []).append(callback)

@@ -47,6 +47,36 @@ def test_trace_filters_by_kind():
     assert [(k, d["x"]) for k, d in sim.trace.data_of_kind("a")] == [("a", 1), ("a", 2)]
 
 
+def test_watchers_see_their_kinds_as_they_are_recorded_even_unrecorded():
+    for record in (True, False):
+        sim = Simulation(record=record)
+        seen: list[tuple[str, int]] = []
+        sim.watch(("a", "c", "a"), lambda kind, data, seen=seen: seen.append((kind, data["x"])))
+        for kind, x in (("a", 1), ("b", 2), ("c", 3), ("a", 4)):
+            sim.record(kind, x=x)
+        assert seen == [("a", 1), ("c", 3), ("a", 4)]  # each once, though "a" was named twice
+        assert len(sim.trace) == (4 if record else 0)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "callback", "error", "message"),
+    [
+        ("send", print, TypeError, "kinds must be a list or tuple of event kinds, got str"),
+        (None, print, TypeError, "kinds must be a list or tuple"),
+        ((), print, ValueError, "kinds must name at least one event kind"),
+        (("send", 3), print, TypeError, "kinds must be a string, got 3"),
+        (("",), print, ValueError, "kinds must be a non-empty string"),
+        (("send",), "print", TypeError, "callback must be callable, got str"),
+    ],
+)
+def test_watch_refuses_what_it_cannot_call(kinds, callback, error, message):
+    sim = Simulation()
+    with pytest.raises(error, match=message):
+        sim.watch(kinds, callback)
+    sim.record("send", x=1)  # nothing was registered
+    assert sim._watchers == {}
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -432,6 +432,50 @@ def test_attempt_history_counts_failures_across_replays():
     assert good and all(row["succeeded"] == 1 for row in good)
 
 
+def scanned_attempt_history(run):
+    """attempt_history read from the whole trace, as it was before the counts were kept as the
+    events happen: the reference while the trace still holds every event."""
+    order, failed, succeeded = {}, {}, {}
+    for kind, data in run.sim.trace.data_of_kind("send", "processing_failed", "processed"):
+        message = data["message"]
+        order.setdefault(message, len(order))
+        counts = {"processing_failed": failed, "processed": succeeded}.get(kind)
+        if counts is not None:
+            counts[message] = counts.get(message, 0) + 1
+    return [
+        {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)} for m in order
+    ]
+
+
+def test_attempt_history_is_the_trace_counted_as_it_happens():
+    run = default_run()  # poison pills, a DLQ, replays in the scenario's own script
+    run.advance(120)
+    run.replay()
+    run.fix_bug()
+    run.replay()
+    run.advance(60)
+    assert run.sim.trace.dropped == 0  # the whole run is still in the trace: compare them
+    history = run.attempt_history()
+    assert history == scanned_attempt_history(run)
+    assert any(row["failed"] for row in history) and len(history) > 100
+    order, failed, _succeeded = run.attempt_counts()
+    with pytest.raises(TypeError):
+        order["m1"] = 0  # read-only: the view reads the scenario's own counts, not a copy
+
+
+def test_attempt_history_keeps_the_newest_messages_only():
+    from mqlib.scenarios.dead_letter import ATTEMPT_HISTORY_LIMIT
+
+    run = DeadLetterRun(rate=5.0, consumers=2)
+    run.advance(1.2 * ATTEMPT_HISTORY_LIMIT / 5.0)
+    history = run.attempt_history()
+    assert len(history) == ATTEMPT_HISTORY_LIMIT
+    sent = run.queue.sent_count
+    assert sent > ATTEMPT_HISTORY_LIMIT
+    numbers = [int(row["message"].removeprefix("m")) for row in history]
+    assert numbers == sorted(numbers) and numbers[-1] == sent  # the newest, in sending order
+
+
 # -- the real systems' rules (issue 9) ------------------------------------------------------------
 def test_sqs_moves_a_message_on_the_receive_after_max_receive_count():
     """SQS moves a message to the DLQ "when the ReceiveCount for a message exceeds the

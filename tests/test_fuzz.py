@@ -389,6 +389,7 @@ _BY_NAME: dict[str, Any] = {
     "url": "nats://127.0.0.1:4222",
     "value": "v",  # payloads: any object
     "body": "v",
+    "callback": lambda kind, data: None,  # Simulation.watch
 }
 
 #: Names whose valid values live in the receiver (a consumer's name, a group, a member).

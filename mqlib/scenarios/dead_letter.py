@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Generator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import simpy
@@ -147,6 +148,41 @@ class SteadyProducer:
                 yield wait
 
 
+#: How many messages :meth:`DeadLetterRun.attempt_history` keeps, the newest by first send.
+ATTEMPT_HISTORY_LIMIT = 5_000
+
+
+class _AttemptLedger:
+    """Failed and successful processings per message, counted as the events are recorded
+    (:meth:`Simulation.watch <mqlib.core.Simulation.watch>`), for the newest
+    :data:`ATTEMPT_HISTORY_LIMIT` messages: a view reads it on every click without going
+    through the trace, and the counts do not depend on how much of the trace is still kept."""
+
+    __slots__ = ("order", "failed", "succeeded", "_sent")
+
+    def __init__(self) -> None:
+        self.order: dict[str, int] = {}  # message -> position, in the order first seen
+        self.failed: dict[str, int] = {}
+        self.succeeded: dict[str, int] = {}
+        self._sent = 0
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        message = data["message"]
+        order = self.order
+        if message not in order:
+            order[message] = self._sent
+            self._sent += 1
+            if len(order) > ATTEMPT_HISTORY_LIMIT:  # forget the oldest
+                oldest = next(iter(order))
+                del order[oldest]
+                self.failed.pop(oldest, None)
+                self.succeeded.pop(oldest, None)
+        if kind == "processing_failed":
+            self.failed[message] = self.failed.get(message, 0) + 1
+        elif kind == "processed":
+            self.succeeded[message] = self.succeeded.get(message, 0) + 1
+
+
 class PoisonPillRun(SampledRun):
     """What the runs with poison pills share (this chapter's and the playground's): a
     :class:`SteadyProducer`, a :class:`~mqlib.models.dlq.RedriveQueue` with its DLQ, and competing
@@ -178,6 +214,8 @@ class PoisonPillRun(SampledRun):
         """Build the simulation: queue ``name`` with its DLQ ``<name>-dlq`` (attached if ``dlq``),
         one consumer per name in ``consumers``, and the producer (bounded by ``capacity``)."""
         self.sim = Simulation(seed=seed)
+        self._attempts = _AttemptLedger()
+        self.sim.watch(("send", "processing_failed", "processed"), self._attempts.note)
         self.dlq = DeadLetterQueue(self.sim, name=f"{name}-dlq", alert_threshold=alert_threshold)
         self.queue = RedriveQueue(
             self.sim,
@@ -366,35 +404,26 @@ class DeadLetterRun(PoisonPillRun):
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every message in the order it was first sent, with how many of its processings failed
         and how many succeeded over all its trips through the queue (a message replayed from the
-        DLQ keeps its id, so its earlier failures still count), read from the trace.
-
-        The trace keeps only its newest events (``Simulation(trace_limit=...)``), so after a long
-        run this covers the messages still in it; one whose send has left the trace is listed
-        from its first processing that is still there."""
+        DLQ keeps its id, so its earlier failures still count). Counted as the events happen,
+        for the newest :data:`ATTEMPT_HISTORY_LIMIT` messages: after a long run, the oldest are
+        forgotten (one that is processed again later comes back as a new row)."""
         order, failed, succeeded = self.attempt_counts()
         return [
             {"message": m, "failed": failed.get(m, 0), "succeeded": succeeded.get(m, 0)}
             for m in order
         ]
 
-    def attempt_counts(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-        """What :meth:`attempt_history` is made of, for a view that needs only some rows: every
-        message's position (in the order its first event in the trace came), and the failed and
-        the successful processings of the messages that have any."""
-        order: dict[str, int] = {}
-        failed: dict[str, int] = {}
-        succeeded: dict[str, int] = {}
-        counts_of = {"processing_failed": failed, "processed": succeeded}
-        # One pass in time order: a message is listed where its first event in the trace is
-        # (its send, unless that has left the trace).
-        for kind, data in self.sim.trace.data_of_kind("send", "processing_failed", "processed"):
-            message = data["message"]
-            if message not in order:
-                order[message] = len(order)
-            counts = counts_of.get(kind)
-            if counts is not None:
-                counts[message] = counts.get(message, 0) + 1
-        return order, failed, succeeded
+    def attempt_counts(self) -> tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]:
+        """What :meth:`attempt_history` is made of, for a view that needs only some rows, as
+        read-only mappings (no copy: this is read on every redraw): every message's position
+        (its keys in the order the messages were first sent), and the failed and the successful
+        processings of the messages that have any."""
+        ledger = self._attempts
+        return (
+            MappingProxyType(ledger.order),
+            MappingProxyType(ledger.failed),
+            MappingProxyType(ledger.succeeded),
+        )
 
     def processed_by_group(self) -> dict[str, int]:
         """FIFO: messages processed per message group (a standard queue has none)."""
