@@ -77,6 +77,20 @@ def test_chapter_page_draws_its_charts_and_quizzes_work(browser, book_url, chapt
                      fig.querySelectorAll('.dot').length > 0)""",
             timeout=30_000,
         )
+        # The page script names each chart with its sentence, carried in the state line's
+        # hidden data-alt attributes (the book has no kernel: from the saved widget state).
+        page.wait_for_function(
+            """() => { const views = [...document.querySelectorAll('.mq-view')];
+                return views.length > 0 && views.every(view => {
+                  const alts = [...view.querySelectorAll('.mq-chart-text .mq-alt')]
+                    .map(a => (a.getAttribute('data-alt') || '').trim());
+                  const figures = [...view.querySelectorAll('.bqplot')];
+                  return figures.length > 0 && figures.length === alts.length &&
+                    figures.every((f, i) => alts[i] && f.getAttribute('role') === 'img' &&
+                                            f.getAttribute('aria-label') === alts[i]);
+                }); }""",
+            timeout=30_000,
+        )
 
     quizzes = page.locator(".Quiz").filter(has=page.locator(".MCButton"))
     if quizzes.count():

@@ -3,6 +3,7 @@ state in their prose and quizzes, computed by the engine."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mqlib import PubSubRun, assign, compare_guarantees, kafka_partition, quiz
@@ -19,6 +20,14 @@ from mqlib.scenarios.playground import (
 from mqlib.widgets import MessageQueueSimulator
 from mqlib.widgets._base import PALETTE
 from mqlib.widgets.playground import _windowed_rate
+
+
+def drawn(mark, times, *, linear=False):
+    """The values a Lines mark draws at ``times``: step-after, or linear interpolation."""
+    x, y = np.asarray(mark.x, dtype=float), np.asarray(mark.y, dtype=float)
+    if linear:
+        return np.interp(times, x, y).tolist()
+    return y[np.searchsorted(x, np.asarray(times, dtype=float), side="right") - 1].tolist()
 
 
 def buttons(view: MessageQueueSimulator) -> dict[str, object]:
@@ -44,9 +53,20 @@ def test_opens_on_the_populated_default_run():
         "backpressure off; processed by A 56, B 36, C 56"
     )
     assert view._repr_mimebundle_()["text/plain"] == view.summary()
-    # 0..30 s every 0.5 s: 61 points on every line.
-    for mark in (view.depth_mark, view.dlq_mark, view.throughput_mark, view.producer_mark):
-        assert len(mark.x) == len(mark.y) == 61
+    # 0..30 s every 0.5 s: 61 samples, and every line draws each of them (sending only the
+    # points where the value changes: the DLQ line is three)
+    times = view.run.series["time"]
+    assert len(times) == 61
+    throughput, producer = view._rates()
+    for mark, values, linear in (
+        (view.depth_mark, view.run.series["depth"], False),
+        (view.dlq_mark, view.run.series["dlq_depth"], False),
+        (view.throughput_mark, throughput, True),
+        (view.producer_mark, producer, True),
+    ):
+        assert drawn(mark, times, linear=linear) == pytest.approx(values)
+        assert len(mark.x) == len(mark.y) <= 61
+    assert len(view.dlq_mark.x) < 10
     assert max(view.depth_mark.y) == 14
     assert list(view.dlq_mark.y)[-1] == 1 and list(view.dlq_mark.y)[0] == 0
     # Averaged over 2 s, the producer's line sits at its rate of 5 msg/s once it is running.
@@ -72,7 +92,8 @@ def test_every_control_drives_the_run():
     b = buttons(view)
     b["Advance 5 s"].click()
     assert view.run.now == 5
-    assert len(view.depth_mark.y) == 11
+    assert drawn(view.depth_mark, view.run.series["time"]) == view.run.series["depth"]
+    assert view.depth_mark.x[-1] == 5.0  # up to the newest sample
     b["Kill B"].click()
     assert view.run.alive == ["A", "C"]
     assert buttons(view)["Revive B"] is b["Kill B"]  # the same button, relabelled
@@ -279,7 +300,9 @@ def test_a_long_run_draws_bounded_series_with_rates_over_their_spacing():
     for _ in range(120):
         run.advance(60)
     view = MessageQueueSimulator(run)
-    assert len(view.depth_mark.x) == len(run.series["time"]) <= MAX_POINTS
+    assert len(run.series["time"]) <= MAX_POINTS
+    assert drawn(view.depth_mark, run.series["time"]) == run.series["depth"]
+    assert len(view.depth_mark.x) <= len(run.series["time"])
     assert run.resolution > 2  # merged: the rate lines average over the points' spacing
     assert f"averaged over {run.resolution:g} s" in view.legend.value
     # six msg/s of consumers, all of it used: the drawn throughput says so

@@ -165,12 +165,10 @@ def step_points(
 
 
 def bounded(times: Any, values: Any, *, linear: bool = False) -> tuple[list[float], list[float]]:
-    """Every sample while there are at most :data:`MAX_CHART_POINTS` of them, and
-    :func:`step_points` beyond that: a line that shows each sample of a short run as it is, and
-    a bounded one (drawing the same picture) after hours of history, when every click would
-    otherwise send and redraw thousands of points per line."""
-    if len(times) <= MAX_CHART_POINTS:
-        return [float(t) for t in times], [float(v) for v in values]
+    """The points of :func:`step_points`: the samples that draw the line, without those that
+    repeat the value before them (a queue that holds steady for an hour is a handful of points,
+    not thousands), and at most :data:`MAX_CHART_POINTS` of them, so a click sends and redraws
+    what the line shows, not every sample of its history."""
     return step_points(times, values, linear=linear)
 
 
