@@ -95,8 +95,9 @@ baseline = w.VBox([_fig, _bump])
 baseline.add_class("mq-bench-baseline")
 baseline"""
 
-# Click the control of the view in output ``index`` and resolve with [first, settled] in ms.
-CLICK = """async ([index, label, quietMs, giveUpMs, timeline]) => {
+# Click the control of the view in output ``index`` and resolve with [first, settled] in ms; with
+# ``settle`` set, only scroll the view into the middle and resolve once it has been quiet.
+CLICK = """async ([index, label, quietMs, giveUpMs, timeline, settle]) => {
     const outputs = [...document.querySelectorAll('.mq-bench')];
     const root = outputs[index];
     let control = null;
@@ -113,22 +114,27 @@ CLICK = """async ([index, label, quietMs, giveUpMs, timeline]) => {
                         .find(b => b);
     }
     if (!control) return {error: `no control '${label}'`};
-    control.scrollIntoView({block: 'center'});
-    // A view scrolled into the window is drawn again (JupyterLab attaches the cells that come
-    // into sight, and bqplot lays its figures out anew): wait until the view has been quiet
-    // for quietMs, so that what is timed is the click and not the scroll.
-    await new Promise(resolve => {
-        let timer = null;
-        const settle = new MutationObserver(() => {
-            clearTimeout(timer);
+    if (settle) {
+        control.scrollIntoView({block: 'center'});
+        // A view scrolled into the window is drawn again (JupyterLab attaches the cells that come
+        // into sight, and bqplot lays its figures out anew): wait until the view has been quiet
+        // for quietMs, so that what is timed is the click and not the scroll.
+        await new Promise(resolve => {
+            let timer = null;
+            const quiet = new MutationObserver(() => {
+                clearTimeout(timer);
+                timer = setTimeout(done, quietMs);
+            });
+            const cap = setTimeout(done, giveUpMs);
+            function done() {
+                quiet.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve();
+            }
+            quiet.observe(root, {subtree: true, childList: true, attributes: true,
+                                 characterData: true});
             timer = setTimeout(done, quietMs);
         });
-        const cap = setTimeout(done, giveUpMs);
-        function done() { settle.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(); }
-        settle.observe(root, {subtree: true, childList: true, attributes: true,
-                              characterData: true});
-        timer = setTimeout(done, quietMs);
-    });
+        return {settled: null};
+    }
     await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
     return await new Promise(resolve => {
         let first = null, last = null, timer = null;
@@ -190,12 +196,13 @@ KERNEL = """async code => { const k = window.jupyterapp.shell.currentWidget.sess
 
 # With --unbounded: the views send every sample of their series, as before ``step_points``.
 UNBOUNDED = """import importlib
-def _every_sample(times, values, limit=0):
+def _every_sample(times, values, limit=0, *, linear=False):
     return [float(t) for t in times], [float(v) for v in values]
-for _name in ("_base", "point_to_point", "pubsub", "order_flow", "ordering"):
+# every module that calls step_points (``_base`` for bounded(), which the others call)
+for _name in ("_base", "point_to_point", "dead_letter"):
     _module = importlib.import_module(f"mqlib.widgets.{_name}")
-    if hasattr(_module, "step_points"):
-        _module.step_points = _every_sample"""
+    assert hasattr(_module, "step_points"), _name
+    _module.step_points = _every_sample"""
 
 
 def notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict:
@@ -274,12 +281,16 @@ def measure(
 ) -> tuple[list[float], list[float], str]:
     first, settled, note = [], [], ""
     for click in range(clicks):
+        # scrolled into place and quiet first (outside the profile: it samples the click only)
+        page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, False, True])
         if cdp is not None and click == clicks - 1:  # --profile: the last click, sampled
             frames.clear()
             cdp.send("Profiler.enable")
             cdp.send("Profiler.setSamplingInterval", {"interval": 100})
             cdp.send("Profiler.start")
-        result = page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline)])
+        result = page.evaluate(
+            CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline), False]
+        )
         if cdp is not None and click == clicks - 1:
             profile = cdp.send("Profiler.stop")["profile"]
             print(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from heapq import heappush
 from typing import Any
@@ -100,8 +100,8 @@ class Trace:
 
     def data_of_kind(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """The ``(kind, data)`` of the events whose kind is one of ``kinds``, oldest first: what
-        :meth:`of_kind` gives without building an event object for each (for a view that reads
-        the whole trace on every redraw)."""
+        :meth:`of_kind` gives without building an event object for each (for reading a long
+        trace)."""
         wanted = frozenset(kinds)
         return ((k, d) for _t, k, d in self._events if k in wanted)
 
@@ -146,6 +146,13 @@ class Simulation:
     def now(self) -> float:
         """Current simulated time in seconds."""
         return self.env._now
+
+    @property
+    def listening(self) -> bool:
+        """Whether an event recorded now is kept (:attr:`recording`) or handed to a
+        :meth:`watch` callback: a model's hot path that builds an event only to record it asks
+        this first."""
+        return self.recording or bool(self._watchers)
 
     def timeout(self, delay: float, value: Any = None) -> simpy.Timeout:
         """An event that fires ``delay`` simulated seconds from now (``yield`` it in a process)."""
@@ -216,14 +223,18 @@ class Simulation:
             for callback in self._watchers.get(kind, ()):
                 callback(kind, data)
 
-    def watch(self, kinds: Iterable[str], callback: Callable[[str, dict[str, Any]], None]) -> None:
-        """Call ``callback(kind, data)`` for every event of one of ``kinds`` from now on, as it
-        is recorded (also with ``record=False``): for a scenario that keeps a running count of
-        some events instead of reading the whole trace again each time it is asked, and whose
-        count must not depend on how much of the trace is still kept."""
+    def watch(
+        self,
+        kinds: list[str] | tuple[str, ...] | set[str] | frozenset[str],
+        callback: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        """Call ``callback(kind, data)`` for every event of one of ``kinds`` from now on, as
+        :meth:`record` takes it (also with ``record=False``): for a scenario that keeps a running
+        count of some events instead of reading the whole trace again each time it is asked,
+        and whose count must not depend on how much of the trace is still kept."""
         if isinstance(kinds, str) or not isinstance(kinds, (list, tuple, set, frozenset)):
             raise TypeError(
-                f"kinds must be a list or tuple of event kinds, got {type(kinds).__name__}"
+                f"kinds must be a list, tuple or set of event kinds, got {type(kinds).__name__}"
             )
         if not kinds:
             raise ValueError("kinds must name at least one event kind, got none")

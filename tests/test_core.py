@@ -56,13 +56,27 @@ def test_watchers_see_their_kinds_as_they_are_recorded_even_unrecorded():
             sim.record(kind, x=x)
         assert seen == [("a", 1), ("c", 3), ("a", 4)]  # each once, though "a" was named twice
         assert len(sim.trace) == (4 if record else 0)
+        assert sim.listening  # kept or watched: a model's hot path records it
+
+
+def test_a_model_records_for_a_watcher_when_the_trace_is_off():
+    from mqlib.models.retries import Dependency
+
+    sim = Simulation(record=False)
+    assert not sim.listening
+    dependency = Dependency(sim, recovers_at=0.0, capacity=5, window=1.0)
+    seen = []
+    sim.watch(["dependency_call"], lambda kind, data: seen.append(data["served"]))
+    assert sim.listening
+    dependency.call("c1")
+    assert seen == [True] and len(sim.trace) == 0
 
 
 @pytest.mark.parametrize(
     ("kinds", "callback", "error", "message"),
     [
-        ("send", print, TypeError, "kinds must be a list or tuple of event kinds, got str"),
-        (None, print, TypeError, "kinds must be a list or tuple"),
+        ("send", print, TypeError, "kinds must be a list, tuple or set of event kinds, got str"),
+        (None, print, TypeError, "kinds must be a list, tuple or set"),
         ((), print, ValueError, "kinds must name at least one event kind"),
         (("send", 3), print, TypeError, "kinds must be a string, got 3"),
         (("",), print, ValueError, "kinds must be a non-empty string"),

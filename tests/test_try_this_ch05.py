@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 from test_try_this import bullets, click, code_cells, run_cell, state_line
+from test_widget_backpressure import drawn_line
 
 CH05 = "05-backpressure.ipynb"
 
@@ -37,16 +38,6 @@ def chapter_widget():
 @pytest.fixture
 def ch05():
     return chapter_widget()
-
-
-def drawn_line(view, key):
-    """The values the chart's ``key`` line draws at each sample time of the run's series
-    (step-after, linear for the rates): the view sends only the points where a line changes."""
-    mark, times = view.marks[key], np.asarray(view.run.series["time"], dtype=float)
-    x, y = np.asarray(mark.x, dtype=float), np.asarray(mark.y, dtype=float)
-    if key.endswith("_rate"):
-        return np.interp(times, x, y)
-    return y[np.searchsorted(x, times, side="right") - 1]
 
 
 def last(view, key: str) -> float:

@@ -205,7 +205,7 @@ class Dependency:
         served = now >= self.recovers_at and served_in.get(index, 0) < self.capacity
         if served:
             served_in[index] = served_in.get(index, 0) + 1
-        if sim.recording:
+        if sim.listening:
             sim.record("dependency_call", caller=caller, served=served)
         return served
 
@@ -266,7 +266,7 @@ class RetryingConsumer:
                 sim.record("dead_letter", consumer=name, reason=decision.reason)
                 self._finish("dead_lettered")
                 return
-            if sim.recording:
+            if sim.listening:
                 sim.record("retry_scheduled", consumer=name, delay=decision.delay)
             yield sim._timer(decision.delay)  # a backoff: finite and >= 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import OrderedDict
 from collections.abc import Generator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -158,23 +159,24 @@ class _AttemptLedger:
     :data:`ATTEMPT_HISTORY_LIMIT` messages: a view reads it on every click without going
     through the trace, and the counts do not depend on how much of the trace is still kept."""
 
-    __slots__ = ("order", "failed", "succeeded", "_sent")
+    __slots__ = ("order", "failed", "succeeded", "_seen")
 
     def __init__(self) -> None:
-        self.order: dict[str, int] = {}  # message -> position, in the order first seen
+        # message -> a sort key, increasing in the order the messages were first seen (an
+        # OrderedDict: forgetting the oldest is popitem(last=False), O(1) however many went)
+        self.order: OrderedDict[str, int] = OrderedDict()
         self.failed: dict[str, int] = {}
         self.succeeded: dict[str, int] = {}
-        self._sent = 0
+        self._seen = 0
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         message = data["message"]
         order = self.order
         if message not in order:
-            order[message] = self._sent
-            self._sent += 1
+            order[message] = self._seen
+            self._seen += 1
             if len(order) > ATTEMPT_HISTORY_LIMIT:  # forget the oldest
-                oldest = next(iter(order))
-                del order[oldest]
+                oldest, _key = order.popitem(last=False)
                 self.failed.pop(oldest, None)
                 self.succeeded.pop(oldest, None)
         if kind == "processing_failed":
@@ -214,8 +216,6 @@ class PoisonPillRun(SampledRun):
         """Build the simulation: queue ``name`` with its DLQ ``<name>-dlq`` (attached if ``dlq``),
         one consumer per name in ``consumers``, and the producer (bounded by ``capacity``)."""
         self.sim = Simulation(seed=seed)
-        self._attempts = _AttemptLedger()
-        self.sim.watch(("send", "processing_failed", "processed"), self._attempts.note)
         self.dlq = DeadLetterQueue(self.sim, name=f"{name}-dlq", alert_threshold=alert_threshold)
         self.queue = RedriveQueue(
             self.sim,
@@ -354,6 +354,9 @@ class DeadLetterRun(PoisonPillRun):
             groups=groups,
             write_error=write_error,
         )
+        # before the first event (the processes start when time first passes)
+        self._attempts = _AttemptLedger()
+        self.sim.watch(("send", "processing_failed", "processed"), self._attempts.note)
         self._start_sampling()
 
     # -- actions (the widget's buttons; more in PoisonPillRun) -----------------------------------
@@ -415,9 +418,9 @@ class DeadLetterRun(PoisonPillRun):
 
     def attempt_counts(self) -> tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]:
         """What :meth:`attempt_history` is made of, for a view that needs only some rows, as
-        read-only mappings (no copy: this is read on every redraw): every message's position
-        (its keys in the order the messages were first sent), and the failed and the successful
-        processings of the messages that have any."""
+        read-only mappings (no copy: this is read on every redraw): every message with a sort
+        key that increases in the order the messages were first sent (the mapping's own order
+        too), and the failed and the successful processings of the messages that have any."""
         ledger = self._attempts
         return (
             MappingProxyType(ledger.order),

@@ -55,7 +55,7 @@ def retry_storm(
     The consumers' loop is played in one heap rather than as two hundred processes on the
     event engine (:func:`_play_storm`; without jitter, wave by wave, :func:`_play_in_step`):
     the same calls, draws and counts, which the tests check against :class:`RetryingConsumer`
-    on the engine, in a fifth of the time (a fiftieth without jitter).
+    on the engine, in a fifth of the time (without jitter, a twentieth).
     """
     check.choice("jitter", jitter, JITTER_MODES)
     check.integer("consumers", consumers, minimum=1, maximum=10_000)
@@ -146,49 +146,36 @@ def _play_storm(
 def _play_in_step(
     sim: Simulation, dependency: Dependency, policy: RetryPolicy, consumers: int, permanent: int
 ) -> list[_Worker]:
-    """:func:`_play_storm` without jitter, wave by wave. Every consumer calls at t=0 and each
-    one the dependency turns away waits the same un-jittered backoff, so the consumers that
-    call together have made the same number of calls and call again together: one heap entry
-    per wave (its time, the order its first consumer was scheduled in, its consumers in that
-    order) plays the same calls in the same order as one entry per consumer, in a few dozen
-    steps instead of a few thousand."""
-    from heapq import heappop, heappush
-
+    """:func:`_play_storm` without jitter, wave by wave. Every consumer calls at t=0, and the
+    ones the dependency turns away all wait the same un-jittered backoff, so they call again
+    together, in the same order: the storm is one wave after another, each the previous wave's
+    turned-away consumers, played in a few dozen steps instead of a few thousand heap entries
+    (the same calls in the same order, which the tests check against the engine)."""
     del sim  # no draws: nothing is random without jitter
     backoff, max_attempts = policy.backoff, policy.max_attempts
     window, recovers_at, capacity = dependency.window, dependency.recovers_at, dependency.capacity
     calls, served_in = dependency.calls, dependency.served
     workers = [_Worker(i < permanent) for i in range(consumers)]
-    waves: list[tuple[float, int, list[int]]] = [(0.0, 0, list(range(consumers)))]
-    scheduled = consumers
-    while waves:
-        now, _order, wave = heappop(waves)
+    now, wave, tried = 0.0, list(range(consumers)), 0
+    while wave:
+        tried += 1  # every consumer of a wave has made the same number of calls
         index = math.floor(round(now / window, 9))  # Dependency._call
-        calls_now = 0
         turned_away = []
         for i in wave:
             worker = workers[i]
-            worker.attempts += 1
+            worker.attempts = tried
             if worker.permanent:  # RetryPolicy: a permanent error is dead-lettered at once
                 worker.outcome, worker.finished_at = "dead_lettered", now
                 continue
-            calls_now += 1
+            calls[index] = calls.get(index, 0) + 1
             if now >= recovers_at and served_in.get(index, 0) < capacity:
                 served_in[index] = served_in.get(index, 0) + 1
                 worker.outcome, worker.finished_at = "processed", now
+            elif tried >= max_attempts:
+                worker.outcome, worker.finished_at = "dead_lettered", now
             else:
                 turned_away.append(i)
-        if calls_now:
-            calls[index] = calls.get(index, 0) + calls_now
-        if not turned_away:
-            continue
-        tried = workers[turned_away[0]].attempts  # the same for the whole wave
-        if tried >= max_attempts:
-            for i in turned_away:
-                workers[i].outcome, workers[i].finished_at = "dead_lettered", now
-            continue
-        heappush(waves, (now + backoff._ceiling(tried), scheduled, turned_away))
-        scheduled += len(turned_away)
+        now, wave = now + backoff._ceiling(tried), turned_away
     return workers
 
 

@@ -431,8 +431,8 @@ class Backpressure(SimulationView):
                 ticks = integer_ticks(nice_ceiling(top * 1.1), steps=6)
                 assign(self.axes[name], tick_values=ticks)
                 assign(scale, max=float(ticks[-1]))
-            # every sample, or after many (hours at one a second) the points that draw the
-            # same lines: 3,600 samples a line would be sent and redrawn on every click
+            # the points that draw the lines (bounded: repeats dropped, at most
+            # MAX_CHART_POINTS), not the 3,600 samples an hour at one a second would send
             for key in ("depth", "lag", "producer_rate", "consumer_rate", "rejected", "dropped"):
                 x, y = bounded(t, s[key], linear=key.endswith("_rate"))
                 assign(m[key], x=x, y=y)

@@ -442,7 +442,7 @@ class MessageQueueSimulator(SimulationView):
                 self.depth_scale,
                 max=nice_ceiling(max(series["depth"] + series["dlq_depth"] + [1]) * 1.15 + 1),
             )
-            # every sample, or after many the points that draw the same lines (bounded)
+            # the points that draw the lines: repeats dropped, at most MAX_CHART_POINTS
             for mark, key in ((self.depth_mark, "depth"), (self.dlq_mark, "dlq_depth")):
                 x, y = bounded(times, series[key])
                 assign(mark, x=x, y=y)

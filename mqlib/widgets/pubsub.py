@@ -326,9 +326,9 @@ class PubSub(SimulationView):
             # marks. (Set here, it reached the page before the marks' new x, and bqplot drew a
             # column that had left at NaN.)
             slots = list(range(WINDOW))
-            # every number while they have one digit, then every 2nd, then every 5th: twenty
-            # numbers of two or three digits do not fit side by side under the chart
-            every = 1 if last < 10 else 2 if last < 100 else 5
+            # every 2nd number, every 5th once they have three digits: twenty numbers do not
+            # fit side by side under the chart
+            every = 2 if last < 100 else 5
             labels = [str(seq) if seq % every == 0 else "" for seq in range(first, last + 1)]
             assign(
                 self.copies_figure.axes[0],
