@@ -13,8 +13,8 @@ and clicks each view's main button ``--clicks`` times:
 Before each click the view is scrolled to the middle of the window and left until it has been
 quiet (no DOM change) for ``QUIET_MS``: a view that comes into sight is drawn again (JupyterLab
 attaches the cells scrolled into view and bqplot lays its figures out anew), and a click made
-in that moment timed the scroll's redraw too (a view's first click took 45-85 ms where the
-others took 20). Each click is timed inside the page: ``performance.now()`` just before
+in that moment timed the scroll's redraw too (a view's first click took 44-84 ms where most
+of the others took about 20). Each click is timed inside the page: ``performance.now()`` just before
 ``button.click()``, and a ``MutationObserver`` on the view records the time of every DOM change
 outside the button itself.
 Two figures per click: *first* (the first change the learner can see: the state line or a chart)
