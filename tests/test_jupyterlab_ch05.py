@@ -104,9 +104,11 @@ def test_backpressure_widget_in_jupyterlab(page, lab, screenshot_dir):
                 break
             page.wait_for_timeout(50)
         assert drawn == want, (what, drawn, want)
-        samples = len(engine.run.series["time"])
-        rates = figures.nth(1).evaluate(POINTS)  # producer and consumer rates: linear lines
-        assert rates == [samples, samples], (what, rates, samples)
+        # the producer and consumer rates (linear lines): the page draws each point the view
+        # sends, which are the samples that draw the line (repeats dropped, step_points)
+        sent = [len(engine.marks[key].x) for key in ("producer_rate", "consumer_rate")]
+        rates = figures.nth(1).evaluate(POINTS)
+        assert rates == sent, (what, rates, sent)
         assert_no_clipped_text(widget)
 
     expect_fits_the_screen(widget)

@@ -47,10 +47,13 @@ VERTICES = """widget => [...widget.querySelectorAll('.bqplot')].map(fig =>
 
 
 def expected_vertices(engine) -> list[list[int]]:
-    """What the engine's series make bqplot draw: the depth and DLQ lines step after each point
-    (two vertices per point after the first), the two rate lines join the points."""
-    n = len(engine.series["time"])
-    return [[2 * n - 1, 2 * n - 1], [n, n]]
+    """What the view of the engine's run makes bqplot draw: the depth and DLQ lines step after
+    each point the view sends (two vertices per point after the first), the two rate lines join
+    their points. (The view sends the points that draw each line: repeats dropped.)"""
+    view = MessageQueueSimulator(engine)
+    steps = [2 * len(mark.x) - 1 for mark in (view.depth_mark, view.dlq_mark)]
+    rates = [len(mark.x) for mark in view.throughput_figure.marks]
+    return [steps, rates]
 
 
 def open_playground(page, lab):
