@@ -46,11 +46,10 @@ VERTICES = """widget => [...widget.querySelectorAll('.bqplot')].map(fig =>
         ((p.getAttribute('d') || '').match(/[ML]/g) || []).length))"""
 
 
-def expected_vertices(engine) -> list[list[int]]:
-    """What the view of the engine's run makes bqplot draw: the depth and DLQ lines step after
+def expected_vertices(view: MessageQueueSimulator) -> list[list[int]]:
+    """What ``view`` (of the engine's run) makes bqplot draw: the depth and DLQ lines step after
     each point the view sends (two vertices per point after the first), the two rate lines join
     their points. (The view sends the points that draw each line: repeats dropped.)"""
-    view = MessageQueueSimulator(engine)
     steps = [2 * len(mark.x) - 1 for mark in (view.depth_mark, view.dlq_mark)]
     rates = [len(mark.x) for mark in view.throughput_figure.marks]
     return [steps, rates]
@@ -78,12 +77,13 @@ def test_playground_widget_in_jupyterlab(page, lab, screenshot_dir):
 
     def expect_engine(what: str) -> None:
         expect(summary, what).to_have_text(state(engine.summary()))
+        view = MessageQueueSimulator(engine)  # the same widget code, on the engine's run
         page.wait_for_function(
             f"([w, n]) => JSON.stringify(({VERTICES})(w)) === JSON.stringify(n)",
-            arg=[widget.element_handle(), expected_vertices(engine)],
+            arg=[widget.element_handle(), expected_vertices(view)],
             timeout=CLICK_TIMEOUT,
         )
-        sentences = MessageQueueSimulator(engine).describe_charts()
+        sentences = view.describe_charts()
         expect(widget.locator(".bqplot[role=img]").first).to_have_attribute(
             "aria-label", sentences[0]
         )
