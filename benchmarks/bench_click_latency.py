@@ -2,11 +2,22 @@
 
 A plain script (it asserts nothing; timings depend on the machine and its load). It starts a
 JupyterLab on 127.0.0.1 over a temporary directory, exactly as ``tests/test_jupyterlab.py`` does,
-writes a notebook there that shows every chapter simulation once plus a *baseline* (a bare
-``ipywidgets.Button`` whose click assigns a new ``y`` to one ``bqplot.Lines``), runs it in Chromium
-and clicks each view's main button ``--clicks`` times:
+and opens notebooks in Chromium. Every page also shows a *baseline* (a bare ``ipywidgets.Button``
+whose click assigns a new ``y`` to one ``bqplot.Lines``), measured in the same page. Two kinds of
+page (``--page``):
 
-- fresh, as the view opens, and
+- ``chapter`` (the default): each view in its own chapter's notebook, as a learner meets it. The
+  script opens a copy of the chapter with the baseline as its first cell, runs all its cells (the
+  labs and their real brokers too), and clicks the chapter's simulation; the chapter's other
+  cells, views and quizzes stay on the page.
+- ``all``: one notebook that shows every chapter simulation once and nothing else, a denser page
+  than any chapter.
+
+JupyterLab's notebook windowing is its default, ``contentVisibility`` (the browser skips drawing
+the cells out of sight); ``--windowing none`` draws every cell, as the tests set it so that every
+output is in the page. On each page the script clicks each view's main button ``--clicks`` times:
+
+- fresh, as the view opens (after Run All), and
 - after one simulated hour (``view.advance(3600)`` in a cell; a view without ``advance`` or one
   that refuses an hour is reported as such).
 
@@ -23,11 +34,12 @@ the median and the worst over the clicks, with the load average before and after
 
     .venv/bin/python benchmarks/bench_click_latency.py [--clicks 15] [--only PointToPoint,...]
     .venv/bin/python benchmarks/bench_click_latency.py --runs 3 --clicks 10
+    .venv/bin/python benchmarks/bench_click_latency.py --page all --windowing none --runs 3
 
 ``--runs N`` repeats everything N times, each in a fresh JupyterLab, kernel and page, and pools
 the clicks: one page's clicks are alike (the same frame timing, the same state), so the figures
 of a single run vary from run to run by more than the changes being measured; the table then
-also gives each run's median.
+also gives each page's median (one per run and chapter).
 
 ``--timeline`` also prints, for each view's last click, every batch of DOM changes the observer
 saw: its time, its size and what it touched (chart, element, attribute). A mark that bqplot
@@ -56,6 +68,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_jupyterlab import (  # noqa: E402 - after the path set-up
     KERNEL_IDLE_TIMEOUT,
+    OVERRIDES,
+    _request,
     jupyter_lab,
 )
 
@@ -79,6 +93,23 @@ VIEWS = [
     ("KafkaCluster", "", "Produce"),
     ("MessageQueueSimulator", "", "Advance 1 s"),
 ]
+
+# --page chapter: where each view is shown in the course, (notebook, the cell's first line that
+# builds it); the chapter's other views and cells stay as they are.
+CHAPTER_OF = {
+    "SyncVsAsync": ("00-the-problem.ipynb", "SyncVsAsync()"),
+    "PointToPoint": ("01-point-to-point.ipynb", "sim = PointToPoint()"),
+    "PubSub": ("02-publish-subscribe.ipynb", "sim = PubSub()"),
+    "DeliveryGuarantees": ("03-delivery-guarantees.ipynb", "sim = DeliveryGuarantees()"),
+    "MessageOrdering": ("04-message-ordering.ipynb", "sim = MessageOrdering()"),
+    "Backpressure": ("05-backpressure.ipynb", "sim = Backpressure()"),
+    "DeadLetters": ("06-dead-letter-queues.ipynb", "sim = DeadLetters()"),
+    "RetryStorm": ("06-dead-letter-queues.ipynb", "storm = RetryStorm()"),
+    "KafkaLog": ("07-kafka-architecture.ipynb", "log_view = KafkaLog()"),
+    "Rebalancing": ("07-kafka-architecture.ipynb", "rebalancing = Rebalancing()"),
+    "KafkaCluster": ("07-kafka-architecture.ipynb", "cluster_view = KafkaCluster()"),
+    "MessageQueueSimulator": ("08-simulator.ipynb", "sim = MessageQueueSimulator()"),
+}
 
 BASELINE = """import bqplot as bq, ipywidgets as w
 _bx, _by = bq.LinearScale(), bq.LinearScale()
@@ -205,7 +236,19 @@ for _name in ("_base", "point_to_point", "dead_letter"):
     _module.step_points = _every_sample"""
 
 
-def notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict:
+def _code(source: str, cell_id: str) -> dict:
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": cell_id,
+        "metadata": {},
+        "outputs": [],
+        "source": source,
+    }
+
+
+def all_views_notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict:
+    """``--page all``: the baseline, then every view in a cell of its own (``v0``, ``v1``...)."""
     cells = [BASELINE] + ([UNBOUNDED] if unbounded else [])
     for i, (cls, args, _control) in enumerate(views):
         cells.append(
@@ -214,18 +257,8 @@ def notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict
             f"    display(v{i})\nexcept Exception as error:  # reported, not measured\n"
             f"    v{i} = error"
         )
-
-    def code(source: str) -> dict:
-        return {
-            "cell_type": "code",
-            "execution_count": None,
-            "metadata": {},
-            "outputs": [],
-            "source": source,
-        }
-
     return {
-        "cells": [code(c) for c in cells],
+        "cells": [_code(c, f"bench-{n}") for n, c in enumerate(cells)],
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)"},
             "language_info": {"name": "python"},
@@ -233,6 +266,62 @@ def notebook(views: list[tuple[str, str, str]], unbounded: bool = False) -> dict
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+
+
+def chapter_notebook(
+    chapter: str, views: list[tuple[int, str]], unbounded: bool = False
+) -> tuple[dict, list[int]]:
+    """``--page chapter``: the chapter's own notebook with the baseline as its first cell and,
+    after the cell that shows view ``i`` (``views``: ``(i, class)``), a cell that names it ``v{i}``
+    and marks its widget for the clicks; nothing else changes. Returns the notebook and the
+    view indexes in the order the page shows them."""
+    nb = json.loads((ROOT / "chapters" / chapter).read_text())
+    cells = list(nb["cells"])
+    placed = []
+    for i, cls in views:
+        first_line = CHAPTER_OF[cls][1]
+        at = next(
+            (
+                n
+                for n, c in enumerate(cells)
+                if c["cell_type"] == "code" and first_line in "".join(c["source"])
+            ),
+            None,
+        )
+        if at is None:
+            raise SystemExit(f"{chapter}: no cell builds {cls} with {first_line!r}")
+        # the chapter's name for the view, or what the cell above displayed (``Out``: ``_`` is
+        # a chapter's own variable once a loop has used it)
+        name = first_line.split(" = ")[0] if " = " in first_line else "Out[max(Out)]"
+        cells.insert(
+            at + 1,
+            _code(
+                f"v{i} = {name}\ntry:\n    v{i}.view.add_class('mq-bench')\n"
+                f"except AttributeError as error:  # reported, not measured\n    v{i} = error",
+                f"bench-v{i}",
+            ),
+        )
+        placed.append((at, i))
+    head = [BASELINE] + ([UNBOUNDED] if unbounded else [])
+    nb["cells"] = [_code(c, f"bench-{n}") for n, c in enumerate(head)] + cells
+    return nb, [i for _at, i in sorted(placed)]
+
+
+def pages(
+    views: list[tuple[str, str, str]], mode: str, unbounded: bool
+) -> list[tuple[str, dict, list[int]]]:
+    """The notebooks to open, each as ``(file name, notebook, indexes of the views it shows in
+    page order)``: one page of every view (``all``) or each view in its chapter (``chapter``)."""
+    if mode == "all":
+        return [("bench.ipynb", all_views_notebook(views, unbounded), list(range(len(views))))]
+    chapters: dict[str, list[tuple[int, str]]] = {}
+    for i, (cls, _args, _control) in enumerate(views):
+        chapters.setdefault(CHAPTER_OF[cls][0], []).append((i, cls))
+    out = []
+    for chapter, shown in sorted(chapters.items()):
+        nb, order = chapter_notebook(chapter, shown, unbounded)
+        out.append((f"bench-{chapter}", nb, order))
+    return out
 
 
 def figures(times: list[float]) -> str:
@@ -313,6 +402,98 @@ def measure(
     return first, settled, note
 
 
+def measure_page(page, url, token, name, views, order, args) -> list:
+    """Open notebook ``name``, Run All as a learner would, then click the baseline and each view
+    of ``order`` (indexes into ``views``), fresh and after one simulated hour: the table's rows."""
+    from playwright.sync_api import expect
+
+    rows = []
+    cdp = page.context.new_cdp_session(page) if args.profile else None
+    if cdp is not None:
+        cdp.send("Network.enable")
+        for event, way in (
+            ("Network.webSocketFrameSent", "sent"),
+            ("Network.webSocketFrameReceived", "got"),
+        ):
+            cdp.on(
+                event,
+                lambda e, way=way: frames.append(
+                    (e["timestamp"], way, len(e["response"].get("payloadData", "")))
+                ),
+            )
+    # a workspace of its own: JupyterLab would reopen the notebooks of earlier pages beside it
+    workspace = Path(name).stem
+    page.goto(
+        f"{url}/lab/workspaces/{workspace}/tree/{name}?token={token}",
+        wait_until="domcontentloaded",
+    )
+    status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
+    expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
+    # the command resolves once every cell has run (a chapter's labs start real brokers)
+    page.evaluate(
+        "async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+    )
+    expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=120_000)
+    failed = {
+        i: page.evaluate(
+            KERNEL, f"if isinstance(v{i}, Exception): print(type(v{i}).__name__, v{i})"
+        ).strip()
+        for i in order
+    }
+    built = sum(not text for text in failed.values())
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.mq-bench').length === {built} &&"
+        " document.querySelector('.mq-bench-baseline .bqplot')",
+        timeout=60_000,
+    )
+    page.evaluate("() => document.querySelector('.mq-bench-baseline').classList.add('mq-bench')")
+    in_page = page.evaluate(
+        "() => [...document.querySelectorAll('.mq-bench')]"
+        ".map(e => e.classList.contains('mq-bench-baseline'))"
+    )
+    base_index = in_page.index(True)
+    shown = iter(n for n, is_base in enumerate(in_page) if not is_base)
+    index_of = {i: None if failed[i] else next(shown) for i in order}
+    where = f" ({name.removeprefix('bench-').removesuffix('.ipynb')})" if args.page != "all" else ""
+
+    f, s, note = measure(page, base_index, "Bump", args.clicks)
+    rows.append(("baseline Button → bqplot Lines", "Bump", f, s, note))
+    for i in order:
+        cls, _a, label = views[i]
+        if failed[i]:
+            rows.append((cls, label, [], [], failed[i][:70]))
+            continue
+        f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls, cdp)
+        rows.append((cls, label, f, s, note))
+    for i in order:
+        cls, _a, label = views[i]
+        if failed[i]:
+            continue
+        out = page.evaluate(
+            KERNEL,
+            f"try:\n    v{i}.advance(3600)\nexcept Exception as e:\n    print(type(e).__name__, e)",
+        )
+        if out.strip():
+            rows.append((f"{cls} after 1 h", label, [], [], out.strip()[:70]))
+            continue
+        time.sleep(0.5)  # let the page draw the hour before clicking
+        f, s, note = measure(
+            page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
+        )
+        rows.append((f"{cls} after 1 h", label, f, s, note))
+    f, s, note = measure(page, base_index, "Bump", args.clicks)
+    rows.append(("baseline again (end of a page)", "Bump", f, s, note))
+    if where:
+        print(f"measured{where}, load average {os.getloadavg()}")
+    # the kernel goes with the page (and the brokers its labs started die with it)
+    kernel = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
+    )
+    _request(f"{url}/api/kernels/{kernel}", token, method="DELETE", timeout=10.0)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clicks", type=int, default=15)
@@ -340,13 +521,29 @@ def main() -> None:
         default=1,
         help="repeat the whole measurement in a fresh JupyterLab this many times; clicks pooled",
     )
+    parser.add_argument(
+        "--page",
+        choices=("chapter", "all"),
+        default="chapter",
+        help="chapter: each view in its chapter's notebook, run as a learner runs it (labs too);"
+        " all: one notebook that shows every view, nothing else",
+    )
+    parser.add_argument(
+        "--windowing",
+        choices=("contentVisibility", "none", "full", "defer"),
+        default="contentVisibility",
+        help="JupyterLab's notebook windowing mode: its default (contentVisibility: the browser"
+        " skips drawing cells out of sight) or none (every cell drawn, as the tests set it)",
+    )
     args = parser.parse_args()
     for name in ("clicks", "runs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     views = [v for v in VIEWS if not args.only or v[0] in args.only.split(",")]
+    tracker = "@jupyterlab/notebook-extension:tracker"
+    overrides = {**OVERRIDES, tracker: {**OVERRIDES[tracker], "windowingMode": args.windowing}}
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     print(f"load average before: {os.getloadavg()}")
     started = time.perf_counter()
@@ -356,91 +553,20 @@ def main() -> None:
         if args.runs > 1:
             print(f"run {run + 1} of {args.runs}, load average {os.getloadavg()}")
         base = Path(tempfile.mkdtemp(prefix="bench-click-"))
-        with jupyter_lab(base, "00-the-problem.ipynb") as (url, token), sync_playwright() as p:
-            (base / "notebooks" / "bench.ipynb").write_text(
-                json.dumps(notebook(views, args.unbounded))
-            )
+        with (
+            jupyter_lab(base, "00-the-problem.ipynb", overrides) as (url, token),
+            sync_playwright() as p,
+        ):
             browser = p.chromium.launch(
                 executable_path="/usr/bin/chromium",
                 headless=True,
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
             )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            cdp = page.context.new_cdp_session(page) if args.profile else None
-            if cdp is not None:
-                cdp.send("Network.enable")
-                for event, way in (
-                    ("Network.webSocketFrameSent", "sent"),
-                    ("Network.webSocketFrameReceived", "got"),
-                ):
-                    cdp.on(
-                        event,
-                        lambda e, way=way: frames.append(
-                            (e["timestamp"], way, len(e["response"].get("payloadData", "")))
-                        ),
-                    )
-            page.goto(f"{url}/lab/tree/bench.ipynb?token={token}", wait_until="domcontentloaded")
-            status = page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) |")
-            expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=KERNEL_IDLE_TIMEOUT)
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands")
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
-                ".every(p => /\\[\\d+\\]/.test(p.textContent))",
-                timeout=180_000,
-            )
-            expect(status).to_have_text("Python 3 (ipykernel) | Idle", timeout=120_000)
-            failed = {
-                i: page.evaluate(
-                    KERNEL, f"if isinstance(v{i}, Exception): print(type(v{i}).__name__, v{i})"
-                ).strip()
-                for i in range(len(views))
-            }
-            built = sum(not text for text in failed.values())
-            page.wait_for_function(
-                f"() => document.querySelectorAll('.mq-bench').length === {built} &&"
-                " document.querySelector('.mq-bench-baseline .bqplot')",
-                timeout=60_000,
-            )
-            page.evaluate(
-                "() => document.querySelector('.mq-bench-baseline').classList.add('mq-bench')"
-            )
-            order = page.evaluate(
-                "() => [...document.querySelectorAll('.mq-bench')]"
-                ".map(e => e.classList.contains('mq-bench-baseline'))"
-            )
-            base_index = order.index(True)
-            shown = iter(i for i, is_base in enumerate(order) if not is_base)
-            index_of = [None if failed[i] else next(shown) for i in range(len(views))]
-
-            f, s, note = measure(page, base_index, "Bump", args.clicks)
-            rows.append(("baseline Button → bqplot Lines", "Bump", f, s, note))
-            for i, (cls, _a, label) in enumerate(views):
-                if failed[i]:
-                    rows.append((cls, label, [], [], failed[i][:70]))
-                    continue
-                f, s, note = measure(
-                    page, index_of[i], label, args.clicks, args.timeline and cls, cdp
-                )
-                rows.append((cls, label, f, s, note))
-            for i, (cls, _a, label) in enumerate(views):
-                if failed[i]:
-                    continue
-                out = page.evaluate(
-                    KERNEL,
-                    f"try:\n    v{i}.advance(3600)\nexcept Exception as e:\n"
-                    f"    print(type(e).__name__, e)",
-                )
-                if out.strip():
-                    rows.append((f"{cls} after 1 h", label, [], [], out.strip()[:70]))
-                    continue
-                time.sleep(0.5)  # let the page draw the hour before clicking
-                f, s, note = measure(
-                    page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
-                )
-                rows.append((f"{cls} after 1 h", label, f, s, note))
-            f, s, note = measure(page, base_index, "Bump", args.clicks)
-            rows.append(("baseline again (end of run)", "Bump", f, s, note))
+            for name, nb, order in pages(views, args.page, args.unbounded):
+                (base / "notebooks" / name).write_text(json.dumps(nb))
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                rows += measure_page(page, url, token, name, views, order, args)
+                page.close()
             browser.close()
 
     mode = "every sample sent (--unbounded)" if args.unbounded else "bounded series"
@@ -453,11 +579,14 @@ def main() -> None:
             entry[2].append(statistics.median(s))
         entry[3] = entry[3] or note
     runs = f"{args.runs} runs x " if args.runs > 1 else ""
-    print(f"\n{runs}{args.clicks} clicks each, {mode}; ms, median / worst")
+    print(
+        f"\n{runs}{args.clicks} clicks each, {mode}, --page {args.page},"
+        f" --windowing {args.windowing}; ms, median / worst"
+    )
     print(f"{'view':36} {'control':22} {'first change':>16} {'settled':>16}  note")
     for (name, label), (f, s, medians, note) in pooled.items():
         per_run = (
-            "  each run's settled median " + ", ".join(f"{m:.0f}" for m in medians)
+            "  each page's settled median " + ", ".join(f"{m:.0f}" for m in medians)
             if len(medians) > 1
             else ""
         )

@@ -91,8 +91,9 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def jupyter_lab(base: Path, notebook: str):
+def jupyter_lab(base: Path, notebook: str, overrides: dict | None = None):
     """Run a JupyterLab server over a copy of ``notebook`` in ``base``; yields ``(url, token)``.
+    ``overrides`` replaces the settings the tests use (:data:`OVERRIDES`).
 
     Everything the server and its kernels write goes under ``base``. On exit the server is shut
     down through its API (which stops the kernels too) and no process of it may be left.
@@ -106,7 +107,9 @@ def jupyter_lab(base: Path, notebook: str):
     }
     for d in dirs.values():
         d.mkdir()
-    (dirs["app_settings"] / "overrides.json").write_text(json.dumps(OVERRIDES))
+    (dirs["app_settings"] / "overrides.json").write_text(
+        json.dumps(OVERRIDES if overrides is None else overrides)
+    )
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(dirs["config"]),
