@@ -365,13 +365,140 @@ def websocket_summary(seen: list[tuple[float, str, int]]) -> str:
     )
 
 
+#: What a trace summary names: the renderer's main-thread work, by kind.
+TRACE_KINDS = {
+    "FunctionCall": "script",
+    "EvaluateScript": "script",
+    "v8.callFunction": "script",
+    "TimerFire": "script",
+    "FireAnimationFrame": "script",
+    "EventDispatch": "script",
+    "UpdateLayoutTree": "style",
+    "ParseAuthorStyleSheet": "style",
+    "Layout": "layout",
+    "PrePaint": "paint",
+    "Paint": "paint",
+    "Layerize": "layerize",
+    "UpdateLayer": "paint",
+    "MinorGC": "gc",
+    "MajorGC": "gc",
+    "V8.GC_SCAVENGER": "gc",
+}
+
+
+def trace_summary(events: list[dict], top: int = 12) -> str:
+    """The main thread's time during a traced click: per kind (script, style, layout, paint,
+    layerize, gc; nested events counted once, in the innermost kind) and its longest tasks."""
+    main = next(
+        (
+            (e["pid"], e["tid"])
+            for e in events
+            if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
+        ),
+        None,
+    )
+    if main is None:
+        return "    no renderer main thread in the trace"
+    spans = [
+        e
+        for e in events
+        if (e.get("pid"), e.get("tid")) == main and e.get("ph") == "X" and "dur" in e
+    ]
+    tasks = sorted((e for e in spans if e["name"] == "RunTask"), key=lambda e: e["ts"])
+    if not tasks:
+        return "    no tasks in the trace"
+    start = tasks[0]["ts"]
+    # self time per kind: an event's duration minus that of the kinded events nested in it
+    kinded = sorted((e for e in spans if e["name"] in TRACE_KINDS), key=lambda e: e["ts"])
+    totals: dict[str, float] = {}
+    stack: list[list] = []
+    for e in kinded:
+        while stack and stack[-1][1] <= e["ts"]:
+            stack.pop()
+        if stack:
+            totals[stack[-1][0]] = totals.get(stack[-1][0], 0.0) - e["dur"]
+        kind = TRACE_KINDS[e["name"]]
+        totals[kind] = totals.get(kind, 0.0) + e["dur"]
+        stack.append([kind, e["ts"] + e["dur"]])
+    busy = sum(t["dur"] for t in tasks) / 1000
+    lines = [
+        f"    main thread busy {busy:.1f} ms in {len(tasks)} tasks: "
+        + ", ".join(f"{k} {v / 1000:.1f}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1]))
+    ]
+    for t in sorted(tasks, key=lambda e: -e["dur"])[:top]:
+        if t["dur"] < 1000:
+            break
+        inner = {}
+        for e in kinded:
+            if t["ts"] <= e["ts"] < t["ts"] + t["dur"]:
+                inner[e["name"]] = inner.get(e["name"], 0.0) + e["dur"]
+        parts = ", ".join(
+            f"{n} {d / 1000:.1f}" for n, d in sorted(inner.items(), key=lambda kv: -kv[1])[:5]
+        )
+        lines.append(
+            f"    task at {(t['ts'] - start) / 1000:6.1f} ms: {t['dur'] / 1000:5.1f} ms  {parts}"
+        )
+    return "\n".join(lines)
+
+
+def _trace(page, cdp, action):
+    """Run ``action()`` under a Chromium timeline trace; return (its result, the trace events)."""
+    events: list[dict] = []
+    done: list[bool] = []
+    cdp.on("Tracing.dataCollected", lambda e: events.extend(e["value"]))
+    cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
+    cdp.send(
+        "Tracing.start",
+        {
+            "traceConfig": {
+                "includedCategories": [
+                    "devtools.timeline",
+                    "disabled-by-default-devtools.timeline",
+                    "v8",
+                    "__metadata",
+                ],
+            },
+            "transferMode": "ReportEvents",
+        },
+    )
+    result = action()
+    cdp.send("Tracing.end")
+    for _ in range(200):  # the trace arrives as events; the page's loop delivers them
+        if done:
+            break
+        page.wait_for_timeout(50)
+    return result, events
+
+
 def measure(
-    page, index: int, label: str, clicks: int, timeline: str = "", cdp=None
+    page, index: int, label: str, clicks: int, timeline: str = "", cdp=None, trace=False
 ) -> tuple[list[float], list[float], str]:
     first, settled, note = [], [], ""
     for click in range(clicks):
         # scrolled into place and quiet first (outside the profile: it samples the click only)
         page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, False, True])
+        if trace and click == clicks - 1:  # --trace: the last click under a timeline trace
+            tracer = page.context.new_cdp_session(page)
+            result, events = _trace(
+                page,
+                tracer,
+                lambda: page.evaluate(
+                    CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, False, False]
+                ),
+            )
+            tracer.detach()
+            print(
+                f"\n{timeline or label}, click {click + 1} traced:"
+                f" settled {result.get('settled')} ms"
+                f" (the trace includes {QUIET_MS} ms of quiet)\n{trace_summary(events)}"
+            )
+            if "error" in result:
+                return first, settled, result["error"]
+            if result["first"] is not None:
+                first.append(result["first"])
+            if result["settled"] is not None:
+                settled.append(result["settled"])
+            continue
         if cdp is not None and click == clicks - 1:  # --profile: the last click, sampled
             frames.clear()
             cdp.send("Profiler.enable")
@@ -464,7 +591,9 @@ def measure_page(page, url, token, name, views, order, args) -> list:
         if failed[i]:
             rows.append((cls, label, [], [], failed[i][:70]))
             continue
-        f, s, note = measure(page, index_of[i], label, args.clicks, args.timeline and cls, cdp)
+        f, s, note = measure(
+            page, index_of[i], label, args.clicks, args.timeline and cls, cdp, args.trace
+        )
         rows.append((cls, label, f, s, note))
     for i in order:
         cls, _a, label = views[i]
@@ -479,7 +608,13 @@ def measure_page(page, url, token, name, views, order, args) -> list:
             continue
         time.sleep(0.5)  # let the page draw the hour before clicking
         f, s, note = measure(
-            page, index_of[i], label, args.clicks, args.timeline and f"{cls} after 1 h", cdp
+            page,
+            index_of[i],
+            label,
+            args.clicks,
+            args.timeline and f"{cls} after 1 h",
+            cdp,
+            args.trace,
         )
         rows.append((f"{cls} after 1 h", label, f, s, note))
     f, s, note = measure(page, base_index, "Bump", args.clicks)
@@ -514,6 +649,12 @@ def main() -> None:
         help="sample the page's CPU during each view's last click and print self time by function"
         " (that click is timed with the profiler on, and so is pooled: compare figures taken"
         " with --profile only with each other)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="record a Chromium timeline trace of each view's last click and print the main"
+        " thread's time by kind (script, style, layout, paint, layerize, gc) and its longest tasks",
     )
     parser.add_argument(
         "--runs",

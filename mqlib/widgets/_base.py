@@ -42,14 +42,24 @@ A11Y_SCRIPT = """(function () {
     '.mq-view [role=slider]:focus-visible,.mq-view .widget-readout:focus' +
     '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
   document.head.appendChild(css);
+  // Rendered cells measured and found not to scroll: measuring costs a layout, and this pass runs
+  // in every frame that changes the page (a chart's update included), so each is measured once
+  // (again after the window is resized).
+  var fits = new WeakSet();
+  window.addEventListener('resize', function () { fits = new WeakSet(); });
   function apply() {
     // A rendered cell or output too wide for the page scrolls: keyboard users must be able to
     // focus it to scroll it (axe's scrollable-region-focusable), e.g. a wide table in JupyterLab.
     document.querySelectorAll('.jp-RenderedHTMLCommon:not([tabindex])').forEach(function (el) {
+      if (fits.has(el)) return;
+      // a cell out of sight is not laid out (JupyterLab's windowing): measured when it is shown
+      if (el.checkVisibility && !el.checkVisibility({contentVisibilityAuto: true})) return;
       var s = getComputedStyle(el);
       if (/auto|scroll/.test(s.overflowX + ' ' + s.overflowY) &&
           (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)) {
         el.setAttribute('tabindex', '0');
+      } else {
+        fits.add(el);
       }
     });
     document.querySelectorAll('.Quiz input.Input-text:not([aria-label])').forEach(function (el) {
@@ -88,15 +98,21 @@ A11Y_SCRIPT = """(function () {
       }
     });
   }
-  var queued = false;
-  window.mqA11y = function () {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(function () { queued = false; apply(); });
-  };
-  new MutationObserver(window.mqA11y).observe(document.body, {
-    childList: true, subtree: true, characterData: true
-  });
+  // Inside a chart nothing this pass looks at changes, and a chart's update is hundreds of
+  // mutations: only the others run it. It runs at once (an observer's callback comes before the
+  // page is drawn again), so that a chart's new name is in the same frame as the chart.
+  function outsideCharts(records) {
+    for (var i = 0; i < records.length; i++) {
+      var node = records[i].target;
+      var el = node.nodeType === 1 ? node : node.parentElement;
+      if (!el || !el.closest('.bqplot')) return true;
+    }
+    return false;
+  }
+  window.mqA11y = apply;
+  new MutationObserver(function (records) {
+    if (outsideCharts(records)) apply();
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
   apply();
 })();"""
 
