@@ -50,6 +50,10 @@ should keep the axis, point at what a view sends needlessly.
 click and prints the self time of the busiest functions, then when each of the kernel's
 WebSocket frames reached the page (ms after the click's own frame, ``<`` bytes received): frames
 that arrive spread out while the kernel sent them together mean the page was busy drawing.
+
+``--trace`` records a Chromium timeline trace (``devtools.timeline``) of each view's last click
+and prints the main thread's time by kind (script, style, layout, paint, layerize, gc) and its
+longest tasks.
 """
 
 from __future__ import annotations
