@@ -43,8 +43,8 @@ A11Y_SCRIPT = """(function () {
     '{outline:3px solid #0072B2!important;outline-offset:2px!important}';
   document.head.appendChild(css);
   // Rendered cells measured and found not to scroll: measuring costs a layout, and this pass runs
-  // in every frame that changes the page (a chart's update included), so each is measured once
-  // (again after the window is resized).
+  // whenever the page changes outside a chart, so each is measured once (again after the window
+  // is resized). A cell out of sight is measured too: the browser lays it out for the question.
   var fits = new WeakSet();
   window.addEventListener('resize', function () { fits = new WeakSet(); });
   function apply() {
@@ -52,8 +52,8 @@ A11Y_SCRIPT = """(function () {
     // focus it to scroll it (axe's scrollable-region-focusable), e.g. a wide table in JupyterLab.
     document.querySelectorAll('.jp-RenderedHTMLCommon:not([tabindex])').forEach(function (el) {
       if (fits.has(el)) return;
-      // a cell out of sight is not laid out (JupyterLab's windowing): measured when it is shown
-      if (el.checkVisibility && !el.checkVisibility({contentVisibilityAuto: true})) return;
+      // not displayed (a collapsed cell): no size to measure yet; measured once it is shown
+      if (el.checkVisibility && !el.checkVisibility()) return;
       var s = getComputedStyle(el);
       if (/auto|scroll/.test(s.overflowX + ' ' + s.overflowY) &&
           (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)) {
