@@ -100,18 +100,21 @@ A11Y_SCRIPT = """(function () {
   }
   // Inside a chart nothing this pass looks at changes, and a chart's update is hundreds of
   // mutations: only the others run it. It runs at once (an observer's callback comes before the
-  // page is drawn again), so that a chart's new name is in the same frame as the chart.
-  function outsideCharts(records) {
+  // page is drawn again), so that a chart's new name is in the same frame as the chart. A
+  // rendered cell whose content changed (a cell is attached before its content arrives) is
+  // measured again.
+  window.mqA11y = apply;
+  new MutationObserver(function (records) {
+    var outside = false;
     for (var i = 0; i < records.length; i++) {
       var node = records[i].target;
       var el = node.nodeType === 1 ? node : node.parentElement;
-      if (!el || !el.closest('.bqplot')) return true;
+      if (el && el.closest('.bqplot')) continue;
+      outside = true;
+      var cell = el && el.closest('.jp-RenderedHTMLCommon');
+      if (cell) fits.delete(cell);
     }
-    return false;
-  }
-  window.mqA11y = apply;
-  new MutationObserver(function (records) {
-    if (outsideCharts(records)) apply();
+    if (outside) apply();
   }).observe(document.body, {childList: true, subtree: true, characterData: true});
   apply();
 })();"""
