@@ -481,37 +481,30 @@ def measure(
     for click in range(clicks):
         # scrolled into place and quiet first (outside the profile: it samples the click only)
         page.evaluate(CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, False, True])
-        if trace and click == clicks - 1:  # --trace: the last click under a timeline trace
-            tracer = page.context.new_cdp_session(page)
-            result, events = _trace(
-                page,
-                tracer,
-                lambda: page.evaluate(
-                    CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, False, False]
-                ),
+        last = click == clicks - 1
+        if cdp is not None and last:  # --profile: the last click, sampled
+            frames.clear()
+            cdp.send("Profiler.enable")
+            cdp.send("Profiler.setSamplingInterval", {"interval": 100})
+            cdp.send("Profiler.start")
+
+        def click_once():
+            return page.evaluate(
+                CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline), False]
             )
+
+        if trace and last:  # --trace: the last click under a timeline trace
+            tracer = page.context.new_cdp_session(page)
+            result, events = _trace(page, tracer, click_once)
             tracer.detach()
             print(
                 f"\n{timeline or label}, click {click + 1} traced:"
                 f" settled {result.get('settled')} ms"
                 f" (the trace includes {QUIET_MS} ms of quiet)\n{trace_summary(events)}"
             )
-            if "error" in result:
-                return first, settled, result["error"]
-            if result["first"] is not None:
-                first.append(result["first"])
-            if result["settled"] is not None:
-                settled.append(result["settled"])
-            continue
-        if cdp is not None and click == clicks - 1:  # --profile: the last click, sampled
-            frames.clear()
-            cdp.send("Profiler.enable")
-            cdp.send("Profiler.setSamplingInterval", {"interval": 100})
-            cdp.send("Profiler.start")
-        result = page.evaluate(
-            CLICK, [index, label, QUIET_MS, CLICK_GIVE_UP_MS, bool(timeline), False]
-        )
-        if cdp is not None and click == clicks - 1:
+        else:
+            result = click_once()
+        if cdp is not None and last:
             profile = cdp.send("Profiler.stop")["profile"]
             print(
                 f"\n{timeline or label}, click {click + 1}, CPU profile (100 us samples,"
